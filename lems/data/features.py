@@ -1,0 +1,305 @@
+"""Model features: observed (realised) and known-ahead channels, and the causal volume profile.
+
+Channel order is a CONTRACT (the model reads channels by position). ``X[..., :N_OBSERVED]`` are
+the observed features of the bar at each position, ``X[..., N_OBSERVED:]`` (the LAST
+``N_KNOWN_AHEAD`` channels) are known before the bar opens.
+
+Observed (bar ``j``'s own realised values, normalised per window with statistics of the
+lookback part only, i.e. positions ``< lookback``, known at the origin):
+
+0. ``ret``: ``log(p_j / p_{j-1})`` (bar VWAP to bar VWAP; 0 for a symbol's first bar) divided by
+   the std of ``ret`` over the lookback (floored at :data:`RET_STD_FLOOR`).
+1. ``log_volume``: ``log((V_j + d) / (m + d))``, ``m`` = mean volume of the lookback,
+   ``d = 1e-3 * m + 1e-12``. ``exp(channel 1)`` is proportional to ``V_j + d``.
+2. ``range``: ``log(high_j / low_j)`` divided by its lookback mean (floored at
+   :data:`RANGE_FLOOR`).
+3. ``close_loc``: ``log(close_j / p_j)`` / lookback std of ``ret``.
+4. ``open_gap``: ``log(open_j / close_{j-1})`` / lookback std of ``ret`` (0 for a symbol's first
+   bar).
+
+Known ahead (functions of bar timestamps, and of volumes of bars strictly before the origin):
+``tod_sin, tod_cos`` (local time of day on the 24h circle), ``dow_sin, dow_cos`` (day of week on
+the 7-day circle), ``first_bar_of_session`` (0/1), ``minutes_since_open`` [days, i.e. minutes /
+1440], ``log_gap_hours`` (``log1p(max(hours since previous bar start - bar length, 0))``) and
+``seasonal_volume``: ``log((S + d) / (m + d))`` where ``S`` is the mean volume of the bar's slot
+over the last ``n_days`` occurrences of that slot strictly before the window's origin (as of the
+origin for every position; ``S = m`` -> 0 when the slot has no history).
+
+Every normalised observed channel is clipped to ``[-FEATURE_CLIP, FEATURE_CLIP]`` (elementwise,
+so causal) to protect models from bad ticks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "FEATURE_CLIP",
+    "FEATURE_NAMES",
+    "KNOWN_AHEAD_FEATURES",
+    "N_KNOWN_AHEAD",
+    "N_OBSERVED",
+    "OBSERVED_FEATURES",
+    "RANGE_FLOOR",
+    "RET_STD_FLOOR",
+    "SlotIndex",
+    "build_slot_index",
+    "lookback_mean_volume",
+    "raw_known_ahead",
+    "raw_observed",
+    "seasonal_volume_profile",
+    "window_features",
+]
+
+#: Observed features, channel order of ``X[..., :N_OBSERVED]``.
+OBSERVED_FEATURES: tuple[str, ...] = ("ret", "log_volume", "range", "close_loc", "open_gap")
+#: Known-ahead features, the LAST channels of ``X``, in this order.
+KNOWN_AHEAD_FEATURES: tuple[str, ...] = (
+    "tod_sin",
+    "tod_cos",
+    "dow_sin",
+    "dow_cos",
+    "first_bar_of_session",
+    "minutes_since_open",
+    "log_gap_hours",
+    "seasonal_volume",
+)
+N_OBSERVED: int = len(OBSERVED_FEATURES)
+N_KNOWN_AHEAD: int = len(KNOWN_AHEAD_FEATURES)
+#: All channel names of ``X``, observed first.
+FEATURE_NAMES: tuple[str, ...] = OBSERVED_FEATURES + KNOWN_AHEAD_FEATURES
+
+#: Floor of the lookback std of log returns [log units per bar].
+RET_STD_FLOOR: float = 1e-5
+#: Floor of the lookback mean of log(high / low) [log units].
+RANGE_FLOOR: float = 1e-5
+#: Observed channels are clipped to +-FEATURE_CLIP (units of their normaliser).
+FEATURE_CLIP: float = 50.0
+_TINY: float = 1e-12
+
+# indices into the raw observed array
+_RET, _VOL, _RANGE, _CLOSE, _GAP = range(5)
+
+
+# ----------------------------------------------------------------------------------------------
+# Raw per-bar arrays (one symbol)
+# ----------------------------------------------------------------------------------------------
+def raw_observed(bars: pd.DataFrame) -> np.ndarray:
+    """Raw observed arrays of ONE symbol, shape ``(T, 5)`` float64.
+
+    Columns: ``log(p_j / p_{j-1})`` (0 for j = 0), volume ``V_j`` (raw, not log),
+    ``log(high / low)``, ``log(close / p)``, ``log(open_j / close_{j-1})`` (0 for j = 0).
+
+    Args:
+        bars: Canonical bars of a single symbol, in time order.
+    """
+    p = bars["price"].to_numpy(np.float64)
+    close = bars["close"].to_numpy(np.float64)
+    log_p = np.log(p)
+    out = np.empty((len(bars), 5))
+    out[:, _RET] = np.r_[0.0, np.diff(log_p)]
+    out[:, _VOL] = bars["volume"].to_numpy(np.float64)
+    out[:, _RANGE] = np.log(bars["high"].to_numpy(np.float64) / bars["low"].to_numpy(np.float64))
+    out[:, _CLOSE] = np.log(close) - log_p
+    out[:, _GAP] = np.r_[0.0, np.log(bars["open"].to_numpy(np.float64)[1:] / close[:-1])]
+    return out
+
+
+def raw_known_ahead(cal: pd.DataFrame, bar_minutes: float) -> np.ndarray:
+    """Known-ahead arrays of ONE symbol except ``seasonal_volume``, shape ``(T, 7)`` float64.
+
+    Args:
+        cal: Calendar-enriched bars (see :func:`lems.data.calendar.add_calendar`).
+        bar_minutes: Nominal bar length [minutes].
+    """
+    tod = 2.0 * np.pi * cal["tod_minutes"].to_numpy(np.float64) / 1440.0
+    dow = 2.0 * np.pi * cal["dow"].to_numpy(np.float64) / 7.0
+    gap = np.maximum(cal["gap_hours"].to_numpy(np.float64) - bar_minutes / 60.0, 0.0)
+    return np.stack(
+        [
+            np.sin(tod),
+            np.cos(tod),
+            np.sin(dow),
+            np.cos(dow),
+            cal["first_bar_of_session"].to_numpy(np.float64),
+            cal["minutes_since_open"].to_numpy(np.float64) / 1440.0,
+            np.log1p(gap),
+        ],
+        axis=1,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Causal seasonal volume profile
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SlotIndex:
+    """Per-slot prefix sums of volume for O(1) causal seasonal look-ups (one symbol).
+
+    Attributes:
+        code: Slot code of each bar, ``(T,)`` int64 in ``0..S-1``.
+        keys: Sorted ``code * (T + 1) + bar index``, ``(T,)`` int64.
+        group_start: Position in ``keys`` of each slot's first bar, ``(S,)``.
+        prefix: Per-slot inclusive volume prefix sums with a leading 0 per slot,
+            ``(T + S,)``; slot ``c`` occupies ``prefix[group_start[c] + c : ...]``.
+        cum_volume: ``(T + 1,)`` volume prefix sums over all bars (for the fallback).
+    """
+
+    code: np.ndarray
+    keys: np.ndarray
+    group_start: np.ndarray
+    prefix: np.ndarray
+    cum_volume: np.ndarray
+
+    @property
+    def n_bars(self) -> int:
+        """Number of bars ``T``."""
+        return int(self.code.shape[0])
+
+
+def build_slot_index(slot: np.ndarray, volume: np.ndarray) -> SlotIndex:
+    """Build the :class:`SlotIndex` of one symbol.
+
+    Sums inside a slot are accumulated sequentially in time order, so a prefix up to bar ``i``
+    depends only on volumes of bars ``< i`` (bit-for-bit causal).
+
+    Args:
+        slot: Slot (local time of day in minutes) of each bar, ``(T,)`` int.
+        volume: Volume of each bar, ``(T,)``.
+    """
+    slot = np.asarray(slot)
+    volume = np.asarray(volume, dtype=np.float64)
+    t = slot.shape[0]
+    uniq, code = np.unique(slot, return_inverse=True)
+    code = code.astype(np.int64).reshape(-1)
+    keys = code * (t + 1) + np.arange(t, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    counts = np.bincount(code, minlength=uniq.size)
+    group_start = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    inclusive = pd.Series(volume[order]).groupby(code[order]).cumsum().to_numpy(np.float64)
+    prefix = np.zeros(t + uniq.size)
+    prefix[np.arange(t) + code[order] + 1] = inclusive
+    cum_volume = np.r_[0.0, np.cumsum(volume)]
+    return SlotIndex(code, keys, group_start, prefix, cum_volume)
+
+
+def seasonal_volume_profile(
+    bars: pd.DataFrame | SlotIndex,
+    origin_index: np.ndarray,
+    query_index: np.ndarray,
+    n_days: int = 20,
+    *,
+    fallback: np.ndarray | None = None,
+) -> np.ndarray:
+    """Causal static volume curve: expected volume of bar ``query`` as of ``origin``.
+
+    For each origin ``i`` and each queried bar ``k``, the mean volume of the last ``n_days``
+    bars that share ``k``'s slot (local time of day) and start strictly before bar ``i``.
+    Vectorised (searchsorted on per-slot prefix sums, no loop over windows).
+
+    Args:
+        bars: Calendar-enriched frame of ONE symbol (``slot`` and ``volume`` columns, RangeIndex
+            positions = bar indices), or a prebuilt :class:`SlotIndex`.
+        origin_index: ``(N,)`` bar index of each window origin ``t0``.
+        query_index: ``(N, K)`` bar indices whose expected volume is wanted (e.g. ``t0 + s``).
+        n_days: Number of past occurrences of a slot averaged [sessions / days].
+        fallback: ``(N,)`` volume used where a slot has no history before the origin; default:
+            mean volume of all bars before the origin (1.0 when the origin is bar 0).
+
+    Returns:
+        ``(N, K)`` float64 expected volume [shares / coins per bar], NaN-free.
+
+    Raises:
+        ValueError: indices out of range, shapes inconsistent, ``n_days < 1``.
+    """
+    index = bars if isinstance(bars, SlotIndex) else build_slot_index(
+        bars["slot"].to_numpy(), bars["volume"].to_numpy(np.float64)
+    )
+    origin = np.asarray(origin_index, dtype=np.int64)
+    query = np.asarray(query_index, dtype=np.int64)
+    _check_profile_args(index, origin, query, n_days)
+    t = index.n_bars
+    code = index.code[query]  # (N, K)
+    pos = np.searchsorted(index.keys, code * (t + 1) + origin[:, None], side="left")
+    available = pos - index.group_start[code]  # bars of that slot strictly before the origin
+    n = np.minimum(available, n_days)
+    base = index.group_start[code] + code  # offset of the slot's leading zero in prefix
+    total = index.prefix[base + available] - index.prefix[base + available - n]
+    if fallback is None:
+        fallback = np.where(origin > 0, index.cum_volume[origin] / np.maximum(origin, 1), 1.0)
+    fallback = np.broadcast_to(np.asarray(fallback, dtype=np.float64).reshape(-1, 1), query.shape)
+    out = np.where(n > 0, total / np.maximum(n, 1), fallback)
+    if not np.all(np.isfinite(out)):
+        raise ValueError("seasonal_volume_profile: non-finite expected volume (check fallback)")
+    return out
+
+
+def _check_profile_args(index: SlotIndex, origin: np.ndarray, query: np.ndarray, n_days: int) -> None:
+    if n_days < 1:
+        raise ValueError(f"seasonal_volume_profile: n_days must be >= 1, got {n_days}")
+    if origin.ndim != 1 or query.ndim != 2 or query.shape[0] != origin.shape[0]:
+        raise ValueError(
+            "seasonal_volume_profile: origin_index must be (N,) and query_index (N, K), got "
+            f"{origin.shape} and {query.shape}"
+        )
+    t = index.n_bars
+    for name, arr in (("origin_index", origin), ("query_index", query)):
+        if arr.size and (arr.min() < 0 or arr.max() >= t):
+            raise ValueError(f"seasonal_volume_profile: {name} out of range [0, {t})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-window normalisation
+# ----------------------------------------------------------------------------------------------
+def lookback_mean_volume(observed: np.ndarray, lookback: int) -> np.ndarray:
+    """Mean volume over the lookback part (positions ``< lookback``) of gathered windows.
+
+    Args:
+        observed: ``(N, W, 5)`` raw observed arrays gathered per window.
+        lookback: Lookback length [bars].
+
+    Returns:
+        ``(N,)`` mean volume ``m``.
+    """
+    return observed[:, :lookback, _VOL].mean(axis=1)
+
+
+def window_features(
+    observed: np.ndarray, known: np.ndarray, seasonal: np.ndarray, lookback: int
+) -> np.ndarray:
+    """Normalise gathered raw arrays into model features, per window.
+
+    Every statistic comes from positions ``< lookback`` only (known at the origin).
+
+    Args:
+        observed: ``(N, W, 5)`` raw observed arrays (see :func:`raw_observed`).
+        known: ``(N, W, 7)`` raw known-ahead arrays (see :func:`raw_known_ahead`).
+        seasonal: ``(N, W)`` expected volume as of the origin (see
+            :func:`seasonal_volume_profile`).
+        lookback: Lookback length [bars].
+
+    Returns:
+        ``(N, W, N_OBSERVED + N_KNOWN_AHEAD)`` float64, channels in :data:`FEATURE_NAMES` order.
+    """
+    look = observed[:, :lookback, :]
+    ret_std = np.maximum(look[..., _RET].std(axis=1), RET_STD_FLOOR)[:, None]
+    m = look[..., _VOL].mean(axis=1)[:, None]
+    delta = 1e-3 * m + _TINY
+    range_mean = np.maximum(look[..., _RANGE].mean(axis=1), RANGE_FLOOR)[:, None]
+    obs = np.stack(
+        [
+            observed[..., _RET] / ret_std,
+            np.log((observed[..., _VOL] + delta) / (m + delta)),
+            observed[..., _RANGE] / range_mean,
+            observed[..., _CLOSE] / ret_std,
+            observed[..., _GAP] / ret_std,
+        ],
+        axis=-1,
+    )
+    obs = np.clip(obs, -FEATURE_CLIP, FEATURE_CLIP)
+    season = np.log((seasonal + delta) / (m + delta))[..., None]
+    return np.concatenate([obs, known, season], axis=-1)
