@@ -1,0 +1,187 @@
+"""LargeExecutionModel: the seed's model, leak-free (EXECUTION.md §3, §5, §7).
+
+Encoder (causal at every position ``j`` of ``X``: it sees positions ``<= j`` only): per-feature embedding →
+variable selection → stacked TKAN → gated skip + norm → GRN → causal multi-head self-attention.
+Decoder (:class:`lems.layers.decoder.AllocationDecoder`): at the open of horizon bar ``s`` it reads the
+encoder at position ``lookback + s - 1`` (bars up to ``t0 + s - 1``) and the known-ahead features of bar
+``s`` (position ``lookback + s``), plus each order's own fills and the market's running VWAP/TWAP over the
+bars already closed, and allocates within the exact trading limits.
+
+Input layout (the seed's, built by :func:`lems.data_formater.add_config_to_X`): ``[X, min_rate, max_rate]``
+with ``X`` ``(B, lookback + n_ahead - 1, F)``: observed features first (channel 0: bar return in units of
+lookback volatility; channel 1: log volume relative to the lookback mean), the ``n_known_features``
+known-ahead (calendar) features last.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from lems.layers.decoder import AllocationDecoder
+from lems.layers.embedding import EmbeddingLayer
+from lems.layers.grn import GRN, AddAndNorm, Gate
+from lems.layers.registry import check_positive_int, register
+from lems.layers.tkan import TKAN
+from lems.layers.vsn import VariableSelectionNetwork
+
+#: Observed channel holding the bar return in units of lookback volatility (see lems.data.features).
+RETURN_CHANNEL = 0
+#: Observed channel holding the log volume relative to the lookback mean.
+VOLUME_CHANNEL = 1
+
+
+def _default_known_features() -> int:
+    from lems.data.features import N_KNOWN_AHEAD
+
+    return N_KNOWN_AHEAD
+
+
+@register
+class LargeExecutionModel(keras.Model):
+    """Allocates a parent order over ``n_ahead`` bars for every order type, target and min duration.
+
+    Args:
+        lookback: bars of history before the origin in ``X``.
+        n_ahead: horizon H in bars.
+        hidden_size: width of the encoder (variable selection, TKAN, GRN, attention).
+        hidden_rnn_layer: number of stacked TKAN layers.
+        num_heads: attention heads.
+        num_embedding: embedding width per input feature.
+        max_scale_factor: bound on how far the tracking heads move the base curve (log-odds per step).
+        fused_mlp_hidden_dim: width of the heads' shared first layer (default 64); the fused per-order MLP
+            after it has half that width.
+        n_known_features: number of known-ahead channels at the end of ``X`` (default: the pipeline's).
+        kan_basis: "rbf" (fast, default) or "bspline" for the TKAN's KAN sub-layers.
+        dropout: dropout rate in the GRNs.
+
+    Call args:
+        inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
+
+    Returns:
+        Allocations ``(B, n_ahead, n_ahead + 1, 4, 2)``: non-negative, summing to one over steps, within the
+        limits (EXECUTION.md §2, §5).
+    """
+
+    def __init__(self, lookback: int, n_ahead: int, hidden_size: int = 200, hidden_rnn_layer: int = 2,
+                 num_heads: int = 8, num_embedding: int = 20, max_scale_factor: float = 1.5,
+                 fused_mlp_hidden_dim: int | None = None, n_known_features: int | None = None,
+                 kan_basis: str = "rbf", dropout: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.lookback = check_positive_int("lookback", lookback)
+        self.n_ahead = check_positive_int("n_ahead", n_ahead)
+        if self.n_ahead < 2:
+            raise ValueError("n_ahead must be at least 2 bars")
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.hidden_rnn_layer = check_positive_int("hidden_rnn_layer", hidden_rnn_layer)
+        self.num_heads = check_positive_int("num_heads", num_heads)
+        self.num_embedding = check_positive_int("num_embedding", num_embedding)
+        self.max_scale_factor = float(max_scale_factor)
+        self.fused_mlp_hidden_dim = fused_mlp_hidden_dim
+        self.n_known_features = _default_known_features() if n_known_features is None else int(n_known_features)
+        self.kan_basis = kan_basis
+        self.dropout = float(dropout)
+        head_dim = check_positive_int("fused_mlp_hidden_dim", fused_mlp_hidden_dim or 64)
+
+        self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
+        self.variable_selection = VariableSelectionNetwork(self.hidden_size, name="variable_selection")
+        if kan_basis not in ("rbf", "bspline"):
+            raise ValueError(f"kan_basis must be 'rbf' or 'bspline', got {kan_basis!r}")
+        sub_kans = [{"basis": kan_basis}, {"basis": kan_basis}]
+        self.rnn_layers = [TKAN(self.hidden_size, sub_kan_configs=sub_kans, return_sequences=True, name=f"tkan_{i}")
+                           for i in range(self.hidden_rnn_layer)]
+        self.rnn_gate = Gate(self.hidden_size, name="rnn_gate")
+        self.rnn_norm = AddAndNorm(name="rnn_norm")
+        self.grn = GRN(self.hidden_size, dropout=self.dropout, name="grn")
+        self.attention = keras.layers.MultiHeadAttention(
+            self.num_heads, key_dim=max(self.hidden_size // self.num_heads, 1), name="attention")
+        self.attention_gate = Gate(self.hidden_size, name="attention_gate")
+        self.attention_norm = AddAndNorm(name="attention_norm")
+        self.decoder = AllocationDecoder(self.n_ahead, hidden_dim=head_dim, head_hidden_dims=(max(head_dim // 2, 1),),
+                                         max_scale_factor=self.max_scale_factor, name="decoder")
+
+    @property
+    def window_length(self) -> int:
+        """Length of ``X``: ``lookback + n_ahead - 1`` bars."""
+        return self.lookback + self.n_ahead - 1
+
+    def _split_inputs(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != 3:
+                raise ValueError("inputs must be [X, min_rate, max_rate]")
+            x, min_rate, max_rate = inputs
+        else:
+            x = inputs
+            min_rate = ops.zeros((ops.shape(x)[0], 1), x.dtype)
+            max_rate = ops.ones((ops.shape(x)[0], 1), x.dtype)
+        if x.shape[1] is not None and x.shape[1] != self.window_length:
+            raise ValueError(f"X must have lookback + n_ahead - 1 = {self.window_length} positions, got {x.shape[1]}")
+        return x, min_rate, max_rate
+
+    def encode(self, x, training=None):
+        """Causal encoder states at the H decision positions ``lookback - 1 .. lookback + H - 2``."""
+        horizon, length = self.n_ahead, self.window_length
+        h = self.variable_selection(self.embedding(x))
+        selected = h
+        for rnn in self.rnn_layers:
+            h = rnn(h)
+        h = self.rnn_norm([self.rnn_gate(h), selected])
+        h = self.grn(h, training=training)
+        query = h[:, length - horizon:]
+        mask = np.tril(np.ones((length, length), dtype=bool))[length - horizon:]
+        mask = ops.broadcast_to(ops.convert_to_tensor(mask), (ops.shape(x)[0], horizon, length))
+        attended = self.attention(query, h, h, attention_mask=mask, training=training)
+        return self.attention_norm([self.attention_gate(attended), query])
+
+    def call(self, inputs, training=None):
+        x, min_rate, max_rate = self._split_inputs(inputs)
+        x = ops.cast(x, self.compute_dtype)
+        lookback, horizon, k = self.lookback, self.n_ahead, self.n_known_features
+        encoded = self.encode(x, training=training)  # (B, H, D), row s: bars <= t0 + s - 1
+        known_next = x[:, lookback:, x.shape[-1] - k:] if k else x[:, lookback:, :0]  # bars t0 .. t0+H-2
+        known_next = ops.concatenate([known_next, ops.zeros_like(known_next[:, :1])], axis=1)
+        context = ops.concatenate([encoded, known_next], axis=-1)
+        realised = x[:, lookback:]
+        return self.decoder([context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL],
+                             min_rate, max_rate])
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0][0] if isinstance(input_shape, (list, tuple)) and isinstance(
+            input_shape[0], (list, tuple)) else input_shape[0]
+        return (batch, self.n_ahead, self.n_ahead + 1, 4, 2)
+
+    def build(self, input_shape):
+        """Build every sub-layer from shapes (no eager forward pass: fast, and the same on all backends)."""
+        x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        n_features = x_shape[-1]
+        length, horizon, hidden = self.window_length, self.n_ahead, self.hidden_size
+        sequence = (None, length, hidden)
+        query = (None, horizon, hidden)
+        self.embedding.build((None, length, n_features))
+        self.variable_selection.build((None, length, n_features, self.num_embedding))
+        for rnn in self.rnn_layers:
+            rnn.build(sequence)
+        self.rnn_gate.build(sequence)
+        self.rnn_norm.build([sequence, sequence])
+        self.grn.build(sequence)
+        self.attention.build(query, sequence, sequence)
+        self.attention_gate.build(query)
+        self.attention_norm.build([query, query])
+        self.decoder.build([(None, horizon, hidden + self.n_known_features), (None, horizon - 1),
+                            (None, horizon - 1), (None, 1), (None, 1)])
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "lookback": self.lookback, "n_ahead": self.n_ahead, "hidden_size": self.hidden_size,
+            "hidden_rnn_layer": self.hidden_rnn_layer, "num_heads": self.num_heads,
+            "num_embedding": self.num_embedding, "max_scale_factor": self.max_scale_factor,
+            "fused_mlp_hidden_dim": self.fused_mlp_hidden_dim, "n_known_features": self.n_known_features,
+            "kan_basis": self.kan_basis, "dropout": self.dropout,
+        })
+        return config
+
+
+__all__ = ["LargeExecutionModel", "RETURN_CHANNEL", "VOLUME_CHANNEL"]
