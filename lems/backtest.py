@@ -1,0 +1,214 @@
+"""Backtest of execution policies: one tidy row per (policy, window, order of the seed layout).
+
+Every number comes from :func:`lems.execution.seed_outcome` (EXECUTION.md §4) on the policy's allocations and
+the windows' horizon prices and volumes, in float64 numpy; nothing is re-derived here. :func:`summary`
+aggregates the rows per policy × side × benchmark × target × min duration × objective (EXECUTION.md §6).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lems.baselines import Policy
+from lems.data.windows import WindowSet
+from lems.execution import (
+    BENCHMARKS,
+    OBJECTIVES,
+    ORDER_TYPES,
+    SIDES,
+    TARGETS,
+    WINDOW_TOL,
+    seed_min_durations,
+    seed_outcome,
+)
+
+__all__ = ["FRAME_COLUMNS", "GROUP_COLUMNS", "SUMMARY_STATS", "backtest", "seed_targets", "summary"]
+
+#: Columns of :func:`backtest`, in order.
+FRAME_COLUMNS: tuple[str, ...] = (
+    "policy", "window", "asset", "origin", "side", "target", "benchmark", "min_duration", "objective",
+    "achieved_price", "benchmark_price", "diff", "improvement_bps", "tracking_error_bps",
+    "realised_duration", "window_bars", "max_participation",
+)  # fmt: skip
+#: The numeric (outcome) columns of :func:`backtest`.
+_NUMERIC_COLUMNS: tuple[str, ...] = FRAME_COLUMNS[9:]
+#: Grouping of :func:`summary`, in order.
+GROUP_COLUMNS: tuple[str, ...] = ("policy", "side", "benchmark", "target", "min_duration", "objective")
+#: Statistics of :func:`summary` per metric (quantiles in percent: p5 = 5 %, q25 = 25 %, ...).
+SUMMARY_STATS: tuple[str, ...] = ("mean", "std", "median", "p5", "p95", "q25", "q75")
+_QUANTILES = {"p5": 0.05, "p95": 0.95, "q25": 0.25, "q75": 0.75}
+_SUMMARY_METRICS = ("improvement_bps", "tracking_error_bps")
+_CHUNK = 2048  # windows per seed_outcome call (bounds the float64 temporaries)
+
+
+def _named_policies(policies: Policy | Sequence[Policy] | Mapping[str, Policy]) -> dict[str, Policy]:
+    """Policies keyed by their row label (dict keys win over ``policy.name``)."""
+    if isinstance(policies, Mapping):
+        named = {str(k): p for k, p in policies.items()}
+    else:
+        items = [policies] if hasattr(policies, "allocate") else list(policies)
+        named = {}
+        for p in items:
+            name = str(getattr(p, "name", type(p).__name__))
+            if name in named:
+                raise ValueError(f"two policies are named {name!r}: pass a dict to label them")
+            named[name] = p
+    if not named:
+        raise ValueError("backtest needs at least one policy")
+    for name, p in named.items():
+        if not callable(getattr(p, "allocate", None)):
+            raise ValueError(f"policy {name!r} has no allocate(windows, min_rate, max_rate) method")
+    return named
+
+
+def seed_targets(windows: WindowSet) -> np.ndarray:
+    """Compact targets ``(N, H, 2)`` float64: [volume share, price / reference price].
+
+    The definition of ``windows.y``, rebuilt in float64 from the raw horizon ``prices``, ``volumes`` and
+    ``reference_price`` (no float32 rounding in the backtest).
+
+    Raises:
+        ValueError: shapes inconsistent with ``windows.y``, non-finite or non-positive prices.
+    """
+    n, horizon = len(windows), int(windows.n_ahead)
+    prices = np.asarray(windows.prices, dtype=np.float64)
+    volumes = np.asarray(windows.volumes, dtype=np.float64)
+    ref = np.asarray(windows.reference_price, dtype=np.float64)
+    if prices.shape != (n, horizon) or volumes.shape != (n, horizon) or ref.shape != (n,):
+        raise ValueError(f"windows.prices/volumes must be ({n}, {horizon}) and reference_price ({n},), got "
+                         f"{prices.shape}, {volumes.shape}, {ref.shape}")
+    if not (np.all(np.isfinite(prices)) and np.all(prices > 0) and np.all(np.isfinite(ref)) and np.all(ref > 0)):
+        raise ValueError("windows.prices and windows.reference_price must be finite and positive")
+    if not (np.all(np.isfinite(volumes)) and np.all(volumes >= 0)):
+        raise ValueError("windows.volumes must be finite and non-negative")
+    total = volumes.sum(axis=1, keepdims=True)
+    share = volumes / np.where(total > 0, total, 1.0)
+    return np.stack([share, prices / ref[:, None]], axis=-1)
+
+
+def _outcome_columns(allocations: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
+    """Flattened numeric columns (C order of ``(N, H+1, 4, 2)``) for one policy, chunked over windows."""
+    n = allocations.shape[0]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in _NUMERIC_COLUMNS}
+    steps = np.arange(1, allocations.shape[1] + 1, dtype=np.float64).reshape(1, -1, 1, 1, 1)
+    for lo in range(0, n, _CHUNK):
+        a, yy = allocations[lo:lo + _CHUNK], y[lo:lo + _CHUNK]
+        out = seed_outcome(a, yy)
+        ref = reference[lo:lo + _CHUNK].reshape(-1, 1, 1, 1)
+        parts["achieved_price"].append((out.achieved * ref).ravel())
+        parts["benchmark_price"].append((out.benchmark * ref).ravel())
+        parts["diff"].append(np.asarray(out.diff).ravel())
+        parts["improvement_bps"].append(np.asarray(out.improvement_bps).ravel())
+        parts["tracking_error_bps"].append(np.abs(np.asarray(out.diff)).ravel() * 1e4)
+        parts["realised_duration"].append(np.where(a > WINDOW_TOL, steps, 0.0).max(axis=1).astype(np.int64).ravel())
+        parts["window_bars"].append(np.rint(out.window).astype(np.int64).ravel())
+        parts["max_participation"].append(a.max(axis=1).ravel())
+    return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+
+
+def _layout_columns(n: int, horizon: int) -> dict[str, Any]:
+    """Order description columns for ``n`` stacked windows (C order of ``(n, H+1, 4, 2)``)."""
+    n_types, n_targets = len(ORDER_TYPES), len(TARGETS)
+    col = np.tile(np.repeat(np.arange(horizon + 1), n_types * n_targets), n)
+    otype = np.tile(np.repeat(np.arange(n_types), n_targets), n * (horizon + 1))
+    target = np.tile(np.arange(n_targets), n * (horizon + 1) * n_types)
+    side_code = np.array([SIDES.index(s) for s, _ in ORDER_TYPES])[otype]
+    bench_code = np.array([BENCHMARKS.index(b) for _, b in ORDER_TYPES])[otype]
+    return {
+        "side": pd.Categorical.from_codes(side_code, categories=list(SIDES)),
+        "target": pd.Categorical.from_codes(target, categories=list(TARGETS)),
+        "benchmark": pd.Categorical.from_codes(bench_code, categories=list(BENCHMARKS)),
+        "min_duration": seed_min_durations(horizon).astype(np.int64)[col],
+        "objective": pd.Categorical.from_codes((col == horizon).astype(np.int8), categories=list(OBJECTIVES)),
+    }
+
+
+def _window_columns(windows: WindowSet, names: list[str], per_window: int) -> dict[str, Any]:
+    """Policy, window, asset and origin columns: each window repeated over its orders, per policy."""
+    n, k = len(windows), len(names)
+    asset_codes, asset_names = pd.factorize(pd.Series(np.asarray(windows.asset, dtype=object)), sort=True)
+    origin = pd.DatetimeIndex(windows.origin)
+    origin = origin.tz_localize("UTC") if origin.tz is None else origin.tz_convert("UTC")
+    ns = np.tile(np.repeat(origin.as_unit("ns").asi8, per_window), k)
+    return {
+        "policy": pd.Categorical.from_codes(np.repeat(np.arange(k), n * per_window), categories=names),
+        "window": np.tile(np.repeat(np.arange(n, dtype=np.int64), per_window), k),
+        "asset": pd.Categorical.from_codes(np.tile(np.repeat(asset_codes, per_window), k),
+                                           categories=list(asset_names)),
+        "origin": pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC"),
+    }
+
+
+def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows: WindowSet, *,
+             min_rate: Any = 0.0, max_rate: Any = 1.0) -> pd.DataFrame:
+    """Run policies on windows and score every order of the seed layout (EXECUTION.md §4).
+
+    Args:
+        policies: One policy, a sequence (labelled by ``policy.name``, unique) or a dict label -> policy.
+        windows: The windows (one order of every seed type per window and policy).
+        min_rate: Minimum fraction of the order per bar: a scalar or ``(N, 1)``.
+        max_rate: Maximum fraction of the order per bar: a scalar or ``(N, 1)``.
+
+    Returns:
+        One row per (policy, window, column, order type, target), in that order, with columns
+        :data:`FRAME_COLUMNS`: ``policy`` (categorical, in the given order), ``window`` (row in ``windows``),
+        ``asset``, ``origin`` (UTC), ``side``, ``target``, ``benchmark``, ``min_duration`` [bars],
+        ``objective`` (beat/track), ``achieved_price`` and ``benchmark_price`` [quote currency],
+        ``diff`` [fraction], ``improvement_bps`` (positive is better), ``tracking_error_bps`` (``|diff| *
+        1e4``), ``realised_duration`` [bars: 1 + last bar with an allocation > 1e-6], ``window_bars``
+        [benchmark window length, bars], ``max_participation`` [largest allocation, fraction of the order].
+
+    Raises:
+        ValueError: infeasible rates, policies with clashing names, allocations of the wrong shape.
+    """
+    named = _named_policies(policies)
+    n, horizon = len(windows), int(windows.n_ahead)
+    y = seed_targets(windows)
+    reference = np.asarray(windows.reference_price, dtype=np.float64)
+    shape = (n, horizon, horizon + 1, len(ORDER_TYPES), len(TARGETS))
+    numeric: list[dict[str, np.ndarray]] = []
+    for name, policy in named.items():
+        allocations = np.asarray(policy.allocate(windows, min_rate=min_rate, max_rate=max_rate), dtype=np.float64)
+        if allocations.shape != shape:
+            raise ValueError(f"policy {name!r} returned allocations of shape {allocations.shape}, expected {shape}")
+        if not np.all(np.isfinite(allocations)):
+            raise ValueError(f"policy {name!r} returned NaN or inf allocations")
+        numeric.append(_outcome_columns(allocations, y, reference))
+    frame = _window_columns(windows, list(named), (horizon + 1) * len(ORDER_TYPES) * len(TARGETS))
+    frame.update(_layout_columns(n * len(named), horizon))
+    frame.update({col: np.concatenate([part[col] for part in numeric]) for col in _NUMERIC_COLUMNS})
+    return pd.DataFrame(frame, columns=list(FRAME_COLUMNS))
+
+
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Distribution of improvement and tracking error per policy × side × benchmark × target × min duration ×
+    objective.
+
+    Args:
+        frame: Output of :func:`backtest`.
+
+    Returns:
+        One row per group (columns :data:`GROUP_COLUMNS` first), then for each of ``improvement_bps`` and
+        ``tracking_error_bps`` the columns ``<metric>_<stat>`` for :data:`SUMMARY_STATS` (std with
+        ``ddof=1``; quantiles linearly interpolated, numpy's default), and ``count`` (orders in the group).
+
+    Raises:
+        ValueError: a required column is missing.
+    """
+    needed = list(GROUP_COLUMNS) + list(_SUMMARY_METRICS)
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise ValueError(f"summary needs the backtest columns {missing}")
+    grouped = frame.groupby(list(GROUP_COLUMNS), observed=True, sort=True)[list(_SUMMARY_METRICS)]
+    stats = grouped.agg(["mean", "std", "median"])
+    stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
+    quantiles = [grouped.quantile(q).add_suffix(f"_{stat}") for stat, q in _QUANTILES.items()]
+    out = stats.join(quantiles)
+    ordered = [f"{m}_{s}" for m in _SUMMARY_METRICS for s in SUMMARY_STATS]
+    out = out[ordered]
+    out["count"] = grouped.size()
+    return out.reset_index()

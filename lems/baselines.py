@@ -1,0 +1,419 @@
+"""Classical execution schedules as policies (TWAP, static VWAP, a flexible-duration rule, a model).
+
+A policy maps a :class:`~lems.data.windows.WindowSet` and trading limits to allocations in the seed layout
+``(N, H, H+1, 4, 2)`` = step × min-duration column × order type (buy-VWAP, buy-TWAP, sell-VWAP, sell-TWAP)
+× target (quantity, notional) (EXECUTION.md §5). Policies are separate from the simulator and the reward
+(:mod:`lems.backtest` scores them with :func:`lems.execution.seed_outcome`).
+
+Every allocation is built with :func:`lems.execution.schedule_from_weights` or
+:func:`lems.execution.allocate_step`, so the limits of EXECUTION.md §2 hold exactly, and every decision for
+bar ``t0 + s`` reads only bars ``< t0 + s`` (EXECUTION.md §3).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from lems.data.features import build_slot_index, seasonal_volume_profile
+from lems.data.windows import WindowSet
+from lems.execution import ORDER_TYPES, allocate_step, check_rates, schedule_from_weights
+
+__all__ = [
+    "BASELINES",
+    "FlexibleRule",
+    "ModelPolicy",
+    "Policy",
+    "StaticVWAP",
+    "TWAP",
+    "lookback_volatility",
+    "static_volume_curve",
+]
+
+#: 1.0 for the VWAP order types of the seed layout's axis 3, 0.0 for the TWAP ones.
+_IS_VWAP = np.array([bench == "vwap" for _, bench in ORDER_TYPES])
+#: True for the buy order types of the seed layout's axis 3.
+_IS_BUY = np.array([side == "buy" for side, _ in ORDER_TYPES])
+_N_TYPES, _N_TARGETS = len(ORDER_TYPES), 2
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """An execution policy: windows and limits in, seed-layout allocations out.
+
+    Attributes:
+        name: Label of the policy (a row label in backtests and reports).
+    """
+
+    name: str
+
+    def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
+        """Allocations ``(N, H, H+1, 4, 2)`` float64 (fractions of each order per bar).
+
+        Args:
+            windows: The windows to execute (one order of every seed type per window).
+            min_rate: Minimum fraction of the order per bar while it is open: a scalar or ``(N, 1)``.
+            max_rate: Maximum fraction of the order per bar: a scalar or ``(N, 1)``.
+
+        Raises:
+            ValueError: infeasible rates (see :func:`lems.execution.check_rates`).
+        """
+        ...
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shared helpers
+# --------------------------------------------------------------------------------------------------------
+def _rates(windows: WindowSet, min_rate: Any, max_rate: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated rates as float64 arrays ``(N, 1)`` (one limit per window)."""
+    n, horizon = len(windows), int(windows.n_ahead)
+    out = []
+    for name, value in (("min_rate", min_rate), ("max_rate", max_rate)):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 0:
+            arr = np.full((n, 1), float(arr))
+        elif arr.shape in ((n,), (n, 1)):
+            arr = arr.reshape(n, 1)
+        else:
+            raise ValueError(f"{name} must be a scalar or have shape ({n}, 1), got {arr.shape}")
+        out.append(arr)
+    check_rates(horizon, out[0], out[1])
+    return out[0], out[1]
+
+
+def _check_windows(windows: WindowSet) -> None:
+    """Raise ``ValueError`` unless the horizon prices/volumes are usable (finite, positive prices)."""
+    n, horizon = len(windows), int(windows.n_ahead)
+    if horizon < 1:
+        raise ValueError(f"windows.n_ahead must be >= 1, got {horizon}")
+    for name in ("prices", "volumes"):
+        arr = np.asarray(getattr(windows, name))
+        if arr.shape != (n, horizon):
+            raise ValueError(f"windows.{name} must have shape ({n}, {horizon}), got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"windows.{name} contain NaN or inf")
+    if np.any(np.asarray(windows.prices) <= 0):
+        raise ValueError("windows.prices must be positive (bar VWAPs)")
+    if np.any(np.asarray(windows.volumes) < 0):
+        raise ValueError("windows.volumes must be non-negative")
+
+
+def _to_seed_layout(per_type: np.ndarray) -> np.ndarray:
+    """``(N, H, H+1, 4)`` allocations repeated over the 2 targets: ``(N, H, H+1, 4, 2)`` float64."""
+    return np.repeat(np.asarray(per_type, dtype=np.float64)[..., None], _N_TARGETS, axis=-1)
+
+
+def _columns(weights: np.ndarray, horizon: int) -> np.ndarray:
+    """Per-type weights ``(N, H, 4)`` broadcast (as a view) on every column: ``(N, H, H+1, 4)``."""
+    n = weights.shape[0]
+    return np.broadcast_to(weights[:, :, None, :], (n, horizon, horizon + 1, _N_TYPES))
+
+
+def _bars_of(windows: WindowSet, asset: str, columns: tuple[str, ...]):
+    bars = windows.bars.get(asset) if windows.bars else None
+    if bars is None:
+        raise ValueError(f"windows.bars has no bars for asset {asset!r} (needed by the baseline)")
+    missing = [c for c in columns if c not in bars.columns]
+    if missing:
+        raise ValueError(f"windows.bars[{asset!r}] lacks column(s) {missing}")
+    return bars
+
+
+def static_volume_curve(windows: WindowSet, n_days: int = 20) -> np.ndarray:
+    """Expected volume of each horizon bar as of each window's origin (the classical static VWAP curve).
+
+    For window ``i`` (origin bar ``t0``) and step ``s``: the mean volume of the last ``n_days`` bars of the
+    slot (local time of day) of bar ``t0 + s`` that start strictly before ``t0``
+    (:func:`lems.data.features.seasonal_volume_profile`; causal).
+
+    Args:
+        windows: Windows with ``bars`` (calendar-enriched bars per asset, with ``slot`` and ``volume``).
+        n_days: Past occurrences of a slot averaged [days / sessions].
+
+    Returns:
+        ``(N, H)`` float64 expected volume [shares / coins per bar], non-negative and finite.
+
+    Raises:
+        ValueError: ``n_days < 1``, or bars missing for an asset of the windows.
+    """
+    if int(n_days) != n_days or n_days < 1:
+        raise ValueError(f"n_days must be an integer >= 1, got {n_days!r}")
+    n, horizon = len(windows), int(windows.n_ahead)
+    out = np.empty((n, horizon), dtype=np.float64)
+    assets = np.asarray(windows.asset)
+    origin = np.asarray(windows.origin_index, dtype=np.int64)
+    for asset in np.unique(assets):
+        rows = np.flatnonzero(assets == asset)
+        bars = _bars_of(windows, str(asset), ("slot", "volume"))
+        index = build_slot_index(bars["slot"].to_numpy(), bars["volume"].to_numpy(np.float64))
+        query = origin[rows, None] + np.arange(horizon, dtype=np.int64)[None, :]
+        out[rows] = seasonal_volume_profile(index, origin[rows], query, int(n_days))
+    return np.maximum(out, 0.0)
+
+
+def lookback_volatility(windows: WindowSet) -> np.ndarray:
+    """Std of the bar-to-bar log VWAP returns of each window's lookback (known at the origin).
+
+    Uses the raw bar VWAPs of bars ``t0 - lookback .. t0 - 1`` (``lookback - 1`` returns, population std).
+
+    Returns:
+        ``(N,)`` float64 volatility [log units per bar], finite and non-negative.
+
+    Raises:
+        ValueError: bars missing for an asset, or non-positive / non-finite lookback prices.
+    """
+    n, lookback = len(windows), int(windows.lookback)
+    out = np.zeros(n, dtype=np.float64)
+    assets = np.asarray(windows.asset)
+    origin = np.asarray(windows.origin_index, dtype=np.int64)
+    for asset in np.unique(assets):
+        rows = np.flatnonzero(assets == asset)
+        price = _bars_of(windows, str(asset), ("price",))["price"].to_numpy(np.float64)
+        idx = origin[rows, None] + np.arange(-lookback, 0, dtype=np.int64)[None, :]
+        if idx.size and (idx.min() < 0 or idx.max() >= price.size):
+            raise ValueError(f"lookback of a window of {asset!r} lies outside its bars")
+        look = price[idx]
+        if not (np.all(np.isfinite(look)) and np.all(look > 0)):
+            raise ValueError(f"non-positive or non-finite lookback prices for asset {asset!r}")
+        rets = np.diff(np.log(look), axis=1)
+        out[rows] = rets.std(axis=1) if rets.shape[1] else 0.0
+    return out
+
+
+def _type_weights(windows: WindowSet, base: str, n_days: int) -> np.ndarray:
+    """Base curves per order type ``(N, H, 4)``: static curve (VWAP types, when ``base == "static"``) or
+    uniform."""
+    n, horizon = len(windows), int(windows.n_ahead)
+    weights = np.ones((n, horizon, _N_TYPES), dtype=np.float64)
+    if base == "static" and n:
+        weights[:, :, _IS_VWAP] = static_volume_curve(windows, n_days)[:, :, None]
+    return weights
+
+
+# --------------------------------------------------------------------------------------------------------
+# Fixed schedules
+# --------------------------------------------------------------------------------------------------------
+class TWAP:
+    """The naive uniform schedule: ``1/H`` per bar for every order (limits applied exactly).
+
+    Args:
+        name: Label of the policy.
+    """
+
+    def __init__(self, name: str = "twap") -> None:
+        self.name = str(name)
+
+    def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
+        """Uniform allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`Policy`)."""
+        lo, hi = _rates(windows, min_rate, max_rate)
+        n, horizon = len(windows), int(windows.n_ahead)
+        per_window = schedule_from_weights(np.ones((n, horizon)), lo[:, 0], hi[:, 0], axis=1)  # (N, H)
+        shape = (n, horizon, horizon + 1, _N_TYPES, _N_TARGETS)
+        return np.ascontiguousarray(np.broadcast_to(per_window[:, :, None, None, None], shape))
+
+    def __repr__(self) -> str:
+        return f"TWAP(name={self.name!r})"
+
+
+class StaticVWAP:
+    """The classical static VWAP schedule: trade along the expected (seasonal) volume curve.
+
+    VWAP order types (every column) follow :func:`static_volume_curve` as of the origin; TWAP order types
+    get uniform weights. The curve is fixed at the origin (no intra-horizon information).
+
+    Args:
+        n_days: Past occurrences of each slot averaged into the curve [days / sessions].
+        name: Label of the policy.
+    """
+
+    def __init__(self, n_days: int = 20, name: str = "static_vwap") -> None:
+        if int(n_days) != n_days or n_days < 1:
+            raise ValueError(f"n_days must be an integer >= 1, got {n_days!r}")
+        self.n_days = int(n_days)
+        self.name = str(name)
+
+    def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
+        """Static-curve allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`Policy`)."""
+        lo, hi = _rates(windows, min_rate, max_rate)
+        horizon = int(windows.n_ahead)
+        weights = _type_weights(windows, "static", self.n_days)  # (N, H, 4)
+        per_type = schedule_from_weights(weights, lo, hi, axis=1)  # (N, H, 4); rates (N, 1) per step
+        return _to_seed_layout(_columns(per_type, horizon))
+
+    def __repr__(self) -> str:
+        return f"StaticVWAP(n_days={self.n_days}, name={self.name!r})"
+
+
+# --------------------------------------------------------------------------------------------------------
+# Flexible-duration rule
+# --------------------------------------------------------------------------------------------------------
+def _running_benchmarks(prices: np.ndarray, volumes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running VWAP and TWAP over the closed bars ``0 .. s-1``, for ``s = 0 .. H-1``.
+
+    Row ``s = 0`` (nothing closed) holds the first price as a harmless placeholder. A VWAP over bars without
+    volume falls back to their mean price (as :func:`lems.execution.benchmark_price`).
+
+    Returns:
+        ``(vwap, twap)``, each ``(N, H)``.
+    """
+    n, horizon = prices.shape
+    closed = np.arange(horizon, dtype=np.float64)  # number of closed bars at decision s
+
+    def closed_sum(x: np.ndarray) -> np.ndarray:  # sum over bars 0 .. s-1 at column s
+        return np.concatenate([np.zeros((n, 1)), np.cumsum(x, axis=1)[:, :-1]], axis=1)
+
+    sum_p, sum_pv, sum_v = closed_sum(prices), closed_sum(prices * volumes), closed_sum(volumes)
+    safe = np.maximum(closed, 1.0)[None, :]
+    twap = np.where(closed[None, :] > 0, sum_p / safe, prices[:, :1])
+    vwap = np.where(sum_v > 0, sum_pv / np.where(sum_v > 0, sum_v, 1.0), twap)
+    return vwap, twap
+
+
+def _favourable(windows: WindowSet, threshold: float) -> np.ndarray:
+    """Whether the last closed bar's price is favourable at the open of each bar, per order type.
+
+    Buy: ``p_{s-1} < running * (1 - threshold * sigma)``; sell: ``p_{s-1} > running * (1 + threshold *
+    sigma)``; always False at ``s = 0``.
+
+    Returns:
+        ``(N, H, 4)`` booleans.
+    """
+    prices = np.asarray(windows.prices, dtype=np.float64)
+    volumes = np.asarray(windows.volumes, dtype=np.float64)
+    n, horizon = prices.shape
+    vwap, twap = _running_benchmarks(prices, volumes)
+    running = np.where(_IS_VWAP[None, None, :], vwap[:, :, None], twap[:, :, None])  # (N, H, 4)
+    last = np.concatenate([prices[:, :1], prices[:, :-1]], axis=1)[:, :, None]  # p_{s-1}
+    sigma = lookback_volatility(windows) if threshold > 0 else np.zeros(n)  # threshold 0 needs no bars
+    thr = (threshold * sigma)[:, None, None]
+    buy = last < running * (1.0 - thr)
+    sell = last > running * (1.0 + thr)
+    fav = np.where(_IS_BUY[None, None, :], buy, sell)
+    fav[:, 0] = False
+    return fav
+
+
+class FlexibleRule:
+    """A classical rule for the flexible ("beat") columns: follow a base curve, finish early on a good price.
+
+    Fixed column (``d = H``): the base schedule. Flexible column with min duration ``d``: follow the base
+    schedule; at the open of bar ``s >= max(d - 1, 1)`` (so the benchmark window still covers ``>= d`` bars),
+    when the last closed bar's price ``p_{s-1}`` is favourable against the running benchmark over the closed
+    bars ``0 .. s-1`` of the horizon (buy: below ``running * (1 - threshold * sigma)``; sell: above
+    ``running * (1 + threshold * sigma)``), complete the remainder, as fast as the limits allow (once
+    triggered, the order keeps completing at the maximum rate). The running benchmark is the VWAP of the closed
+    bars for VWAP order types and their mean price for TWAP types; ``sigma`` is the std of the lookback's
+    bar-to-bar log VWAP returns (:func:`lookback_volatility`, known at the origin). Both targets get the same
+    allocations. Strictly causal: the decision at bar ``s`` reads horizon bars ``< s`` only.
+
+    Args:
+        threshold: Trigger distance in units of ``sigma`` (>= 0; 0 = any favourable price).
+        base: "static" (static volume curve for VWAP types, uniform for TWAP types) or "twap" (uniform).
+        n_days: Days of the static volume curve (see :class:`StaticVWAP`).
+        name: Label of the policy.
+    """
+
+    def __init__(self, threshold: float = 0.0, base: str = "static", n_days: int = 20,
+                 name: str = "flexible_rule") -> None:
+        if not np.isfinite(threshold) or threshold < 0:
+            raise ValueError(f"threshold must be a finite number >= 0 (units of sigma), got {threshold!r}")
+        if base not in ("static", "twap"):
+            raise ValueError(f"base must be 'static' or 'twap', got {base!r}")
+        if int(n_days) != n_days or n_days < 1:
+            raise ValueError(f"n_days must be an integer >= 1, got {n_days!r}")
+        self.threshold, self.base, self.n_days, self.name = float(threshold), base, int(n_days), str(name)
+
+    def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
+        """Rule allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`Policy`)."""
+        lo, hi = _rates(windows, min_rate, max_rate)
+        _check_windows(windows)
+        n, horizon = len(windows), int(windows.n_ahead)
+        weights = _type_weights(windows, self.base, self.n_days)  # (N, H, 4)
+        favourable = _favourable(windows, self.threshold) if n else np.zeros((0, horizon, _N_TYPES), bool)
+        # earliest trigger step per column: s >= d - 1 = k and s >= 1; the fixed column never triggers
+        first = np.r_[np.maximum(np.arange(horizon), 1), horizon]  # (H+1,)
+        per_type = _rule_steps(weights, favourable, first, lo[:, :, None], hi[:, :, None])
+        return _to_seed_layout(per_type)
+
+    def __repr__(self) -> str:
+        return (f"FlexibleRule(threshold={self.threshold}, base={self.base!r}, n_days={self.n_days}, "
+                f"name={self.name!r})")
+
+
+def _rule_steps(weights: np.ndarray, favourable: np.ndarray, first: np.ndarray, min_rate: np.ndarray,
+                max_rate: np.ndarray) -> np.ndarray:
+    """Vectorised step loop of :class:`FlexibleRule` over ``s`` (not over windows).
+
+    Until triggered, the proposal is the one of :func:`lems.execution.schedule_from_weights` (the base curve
+    renormalised on what is left); once triggered, the whole remainder. Both go through
+    :func:`lems.execution.allocate_step`, so the limits are exact.
+
+    Args:
+        weights: ``(N, H, 4)`` base curves. favourable: ``(N, H, 4)`` trigger signal per step.
+        first: ``(H+1,)`` earliest trigger step per column. min_rate, max_rate: ``(N, 1, 1)``.
+
+    Returns:
+        ``(N, H, H+1, 4)`` float64 allocations.
+    """
+    n, horizon, types = weights.shape
+    tails = np.flip(np.cumsum(np.flip(weights, 1), axis=1), 1)
+    remaining = np.ones((n, horizon + 1, types))
+    triggered = np.zeros((n, horizon + 1, types), dtype=bool)
+    out = np.empty((n, horizon, horizon + 1, types))
+    for s in range(horizon):
+        triggered |= favourable[:, s, None, :] & (s >= first)[None, :, None]
+        tail = tails[:, s]
+        share = np.where(tail > 0, weights[:, s] / np.where(tail > 0, tail, 1.0), 1.0 / (horizon - s))
+        proposal = np.where(triggered, remaining, remaining * share[:, None, :])
+        a = allocate_step(proposal, remaining, horizon - s, min_rate, max_rate)
+        out[:, s] = a
+        remaining = remaining - a
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# A trained model as a policy
+# --------------------------------------------------------------------------------------------------------
+class ModelPolicy:
+    """A trained :class:`lems.models.LargeExecutionModel` (or any Keras model with its inputs) as a policy.
+
+    Args:
+        model: Keras model taking ``[X, min_rate (N, 1), max_rate (N, 1)]`` and returning
+            ``(N, H, H+1, 4, 2)`` allocations.
+        batch_size: Windows per forward pass.
+        name: Label of the policy.
+    """
+
+    def __init__(self, model: Any, batch_size: int = 256, name: str = "model") -> None:
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        self.model, self.batch_size, self.name = model, int(batch_size), str(name)
+
+    def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
+        """The model's allocations ``(N, H, H+1, 4, 2)`` as float64 (see :class:`Policy`).
+
+        Raises:
+            ValueError: infeasible rates, a model whose output has the wrong shape, or non-finite output.
+        """
+        lo, hi = _rates(windows, min_rate, max_rate)
+        n, horizon = len(windows), int(windows.n_ahead)
+        shape = (n, horizon, horizon + 1, _N_TYPES, _N_TARGETS)
+        if n == 0:
+            return np.zeros(shape)
+        x = np.asarray(windows.X, dtype=np.float32)
+        out = self.model.predict([x, lo.astype(np.float32), hi.astype(np.float32)], batch_size=self.batch_size,
+                                 verbose=0)
+        out = np.asarray(out, dtype=np.float64)
+        if out.shape != shape:
+            raise ValueError(f"model output has shape {out.shape}, expected {shape} (check n_ahead)")
+        if not np.all(np.isfinite(out)):
+            raise ValueError("model output contains NaN or inf")
+        return out
+
+    def __repr__(self) -> str:
+        return f"ModelPolicy(model={getattr(self.model, 'name', self.model)!r}, name={self.name!r})"
+
+
+#: The classical baselines by name (classes; instantiate with their defaults or parameters).
+BASELINES: dict[str, type] = {"twap": TWAP, "static_vwap": StaticVWAP, "flexible_rule": FlexibleRule}
