@@ -12,6 +12,7 @@ from lems.layers.constraints import (
     FusedGlorotUniform,
     PositiveSumToOneConstraint,
 )
+from lems.layers.decoder import AllocationDecoder, DecoderState
 from lems.layers.embedding import EmbeddingLayer
 from lems.layers.fused import FusedMLP
 from lems.layers.grn import GRN, AddAndNorm, Gate
@@ -22,6 +23,8 @@ from lems.layers.vsn import VariableSelectionNetwork
 
 __all__ = [
     "AddAndNorm",
+    "AllocationDecoder",
+    "DecoderState",
     "ClipConstraint",
     "EmbeddingLayer",
     "EqualInitializer",

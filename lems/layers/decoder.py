@@ -18,6 +18,8 @@ so every output obeys the trading limits by construction.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import keras
 import numpy as np
 from keras import ops
@@ -27,8 +29,27 @@ from lems.layers.constraints import EqualInitializer, FusedGlorotUniform, Positi
 from lems.layers.fused import FusedMLP
 from lems.layers.registry import check_positive_int, register
 
+class DecoderState(NamedTuple):
+    """The decoder's recurrent state at the open of a bar (per-step API, see :class:`AllocationDecoder`).
+
+    Attributes:
+        remaining: ``(B, M, C)`` fraction of each order still to trade.
+        traded_price: ``(B, M, C)`` ``sum_u a_u z_u`` over the closed bars (own fills times cumulative log price).
+        market_vz, market_v, market_z: ``(B, 1)`` running sums over the closed horizon bars of ``v z``, ``v``
+            and ``z`` (``v`` relative volume, ``z`` cumulative log price, lookback volatility units).
+        last: ``(B, 1)`` cumulative log price of the last closed bar (0 before the first bar closes).
+    """
+
+    remaining: Any
+    traded_price: Any
+    market_vz: Any
+    market_v: Any
+    market_z: Any
+    last: Any
+
+
 #: Number of per-order state features fed to the heads at each step.
-N_STATE = 6
+N_STATE = 8
 _SHARE_EPS = 1e-6
 _PRICE_EPS = 1e-9
 
@@ -71,8 +92,10 @@ class AllocationDecoder(keras.layers.Layer):
         self.n_models = len(ORDER_TYPES) * len(TARGETS)
         self.n_columns = self.n_ahead + 1
         self.context_projection = keras.layers.Dense(self.hidden_dim, name="context_projection")
+        # One head per order type x target, shared by the H + 1 min-duration columns (which differ by their
+        # state features, bias and base curve): 8 weight sets instead of 8 * (H + 1), and large batched matmuls.
         self.head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_models,
-                             n_fused=self.n_columns, activation=activation, name="head")
+                             n_fused=1, activation=activation, name="head")
 
     def build(self, input_shape):
         context_shape = input_shape[0]
@@ -80,13 +103,13 @@ class AllocationDecoder(keras.layers.Layer):
         self.context_projection.build(context_shape)
         self.step_embedding = self.add_weight(name="step_embedding", shape=(horizon, self.hidden_dim),
                                               initializer="zeros")
-        self.state_kernel = self.add_weight(name="state_kernel", shape=(m, c, N_STATE, self.hidden_dim),
+        self.state_kernel = self.add_weight(name="state_kernel", shape=(m, N_STATE, self.hidden_dim),
                                             initializer=FusedGlorotUniform())
         self.state_bias = self.add_weight(name="state_bias", shape=(m, c, self.hidden_dim), initializer="zeros")
         self.base_curve = self.add_weight(name="base_curve", shape=(m, c, horizon),
                                           initializer=EqualInitializer(axis=-1),
                                           constraint=PositiveSumToOneConstraint(axis=-1))
-        self.head.build((None, m, c, self.hidden_dim))
+        self.head.build((None, m, 1, self.hidden_dim))
         self.built = True
 
     def _constants(self, dtype):
@@ -100,6 +123,7 @@ class AllocationDecoder(keras.layers.Layer):
             "side": as_tensor(side.reshape(1, -1, 1)),
             "is_vwap": as_tensor(is_vwap.reshape(1, -1, 1)),
             "tracking": as_tensor(tracking.reshape(1, 1, c)),
+            "duration": as_tensor(seed_min_durations(horizon).reshape(1, 1, c) / horizon),
             "min_duration": seed_min_durations(horizon).reshape(1, 1, c),
         }
 
@@ -111,60 +135,128 @@ class AllocationDecoder(keras.layers.Layer):
         base_remaining = tail - base  # base curve's remaining fraction after each step
         return ops.log(share) - ops.log(1.0 - share), base_remaining
 
+    # ----------------------------------------------------------------------------------------------------
+    # Per-step API (shared by ``call`` and the live session, lems.live)
+    # ----------------------------------------------------------------------------------------------------
+    def initial_state(self, batch, dtype) -> DecoderState:
+        """State at the open of the first bar: nothing traded, no bar of the horizon closed."""
+        zeros = ops.zeros((batch, 1), dtype)
+        remaining = ops.ones((batch, self.n_models, self.n_columns), dtype)
+        return DecoderState(remaining, ops.zeros_like(remaining), zeros, zeros, zeros, zeros)
+
+    @staticmethod
+    def advance(state: DecoderState, allocation, log_price, volume) -> DecoderState:
+        """State after a bar closes.
+
+        Args:
+            state: the state at the open of the bar.
+            allocation: ``(B, M, C)`` fraction of the order traded in the bar (the actual fill).
+            log_price: ``(B, 1)`` the bar's cumulative log price relative to the reference (lookback volatility
+                units, the cumulative sum of the return channel over the horizon).
+            volume: ``(B, 1)`` the bar's volume relative to the lookback mean.
+        """
+        z, v = log_price, volume
+        return DecoderState(state.remaining - allocation, state.traded_price + allocation * z[:, :, None],
+                            state.market_vz + v * z, state.market_v + v, state.market_z + z, z)
+
+    def prepare(self, context):
+        """Step-independent tensors: projected context ``(B, H, hidden)``, base log-odds and base remaining
+        ``(M, C, H)``."""
+        projected = self.context_projection(context) + self.step_embedding[None]
+        base_logits, base_remaining = self._base_logits()
+        return projected, base_logits, base_remaining
+
+    def step_share(self, projected_s, base_logit_s, base_remaining_s, step, state: DecoderState, constants):
+        """Proposed share of what remains for one step, for every order: ``(B, M, C)`` in ``(0, 1)``.
+
+        Args:
+            projected_s: ``(B, hidden)`` projected context of the step.
+            base_logit_s: ``(1 or B, M, C)`` base curve log-odds of the step.
+            base_remaining_s: ``(1 or B, M, C)`` base curve's remaining fraction after the step.
+            step: the step ``s`` (bars since the origin): a Python int, or a ``(B, 1)`` tensor (one step per row).
+            state: the :class:`DecoderState` at the open of bar ``s`` (bars ``< s`` closed).
+            constants: ``self._constants(dtype)``.
+        """
+        k, horizon, remaining = constants, self.n_ahead, state.remaining
+        dtype = remaining.dtype
+        if isinstance(step, (int, np.integer)):
+            s = int(step)
+            count = float(max(s, 1))
+            to_min = np.maximum(k["min_duration"] - s, 0.0) / horizon
+            to_min = ops.convert_to_tensor(to_min.astype(np.float32), dtype)
+            left = float(horizon - s) / horizon
+        else:
+            step = ops.cast(step, dtype)  # (B, 1)
+            count = ops.maximum(step, 1.0)
+            min_duration = ops.convert_to_tensor(k["min_duration"].astype(np.float32), dtype)
+            to_min = ops.maximum(min_duration - step[:, :, None], 0.0) / horizon
+            left = (float(horizon) - step[:, :, None]) / horizon
+        vwap = state.market_vz / ops.maximum(state.market_v, _PRICE_EPS)
+        twap = state.market_z / count
+        running = k["is_vwap"] * vwap[:, :, None] + (1.0 - k["is_vwap"]) * twap[:, :, None]  # (B, M, 1)
+        last = state.last[:, :, None]
+        traded = 1.0 - remaining
+        own_price = ops.where(traded > _PRICE_EPS, state.traded_price / ops.maximum(traded, _PRICE_EPS),
+                              ops.zeros_like(traded) + last)
+        features = ops.stack([
+            remaining,
+            remaining - base_remaining_s,
+            ops.zeros_like(remaining) + to_min,
+            k["side"] * (last - running) + ops.zeros_like(remaining),
+            k["side"] * (own_price - running),
+            ops.zeros_like(remaining) + left,
+            ops.zeros_like(remaining) + k["duration"],
+            ops.zeros_like(remaining) + k["tracking"],
+        ], axis=-1)  # (B, M, C, N_STATE)
+        hidden = (ops.einsum("bmcn,mnh->bmch", features, self.state_kernel) + self.state_bias[None]
+                  + projected_s[:, None, None, :])
+        hidden = keras.activations.get(self.activation)(hidden)
+        return self._share(hidden, base_logit_s, k)
+
+    def _share(self, hidden, base_logit_s, k):
+        """Apply the shared heads to ``(B, M, C, hidden)`` and turn them into shares of what remains."""
+        m, c = self.n_models, self.n_columns
+        rows = ops.reshape(ops.transpose(hidden, (0, 2, 1, 3)), (-1, m, 1, self.hidden_dim))  # (B*C, M, 1, h)
+        raw = ops.transpose(ops.reshape(self.head(rows), (-1, c, m)), (0, 2, 1))  # (B, M, C)
+        bounded = self.max_scale_factor * ops.tanh(raw / self.max_scale_factor)
+        adjust = k["tracking"] * bounded + (1.0 - k["tracking"]) * raw
+        return ops.sigmoid(base_logit_s + adjust)
+
+    def market_path(self, returns, log_volumes, dtype):
+        """Cumulative log prices and relative volumes ``(B, H - 1)`` of the horizon bars (see ``call``)."""
+        log_price = ops.cumsum(ops.cast(returns, dtype), axis=1)
+        volume = ops.exp(ops.clip(ops.cast(log_volumes, dtype), -20.0, 20.0))
+        return log_price, volume
+
     def call(self, inputs):
         context, returns, log_volumes, min_rate, max_rate = inputs
         horizon = self.n_ahead
         dtype = context.dtype
         k = self._constants(dtype)
         batch = ops.shape(context)[0]
-        projected = self.context_projection(context) + self.step_embedding[None]  # (B, H, hidden)
-        base_logits, base_remaining = self._base_logits()
+        projected, base_logits, base_remaining = self.prepare(context)  # (B, H, hidden), (M, C, H) x 2
         min_rate = ops.reshape(ops.cast(min_rate, dtype), (-1, 1, 1))
         max_rate = ops.reshape(ops.cast(max_rate, dtype), (-1, 1, 1))
-        # Cumulative log price of each horizon bar relative to the reference (units of lookback volatility).
-        zeros = ops.zeros((batch, 1), dtype)
-        log_price = ops.cumsum(ops.cast(returns, dtype), axis=1)
-        volume = ops.exp(ops.clip(ops.cast(log_volumes, dtype), -20.0, 20.0))
+        log_price, volume = self.market_path(returns, log_volumes, dtype)  # (B, H - 1): bars 0 .. H-2
+        pad = ops.zeros_like(log_price[:, :1])  # bar H-1 never closes inside the recursion
+        steps = ops.cast(ops.arange(horizon), dtype)
+        xs = (ops.transpose(projected, (1, 0, 2)), ops.transpose(base_logits, (2, 0, 1)),
+              ops.transpose(base_remaining, (2, 0, 1)), ops.transpose(ops.concatenate([log_price, pad], 1)),
+              ops.transpose(ops.concatenate([volume, pad], 1)), steps)
+        state = self.initial_state(batch, dtype)
 
-        remaining = ops.ones((batch, self.n_models, self.n_columns), dtype)
-        traded_price = ops.zeros_like(remaining)  # sum_u a_u z_u
-        market_vz, market_v, market_z = zeros, zeros, zeros
-        last = zeros
-        allocations = []
-        for s in range(horizon):
-            bars_left = float(horizon - s)
-            count = float(max(s, 1))
-            vwap = market_vz / ops.maximum(market_v, _PRICE_EPS)
-            twap = market_z / count
-            running = k["is_vwap"] * vwap[:, :, None] + (1.0 - k["is_vwap"]) * twap[:, :, None]  # (B, M, 1)
-            traded = 1.0 - remaining
-            own_price = ops.where(traded > _PRICE_EPS, traded_price / ops.maximum(traded, _PRICE_EPS),
-                                  ops.zeros_like(traded) + last[:, :, None])
-            to_min = np.maximum(k["min_duration"] - s, 0.0) / horizon
-            state = ops.stack([
-                remaining,
-                remaining - base_remaining[None, :, :, s],
-                ops.zeros_like(remaining) + ops.convert_to_tensor(to_min.astype(np.float32), dtype),
-                k["side"] * (last[:, :, None] - running) + ops.zeros_like(remaining),
-                k["side"] * (own_price - running),
-                ops.zeros_like(remaining) + bars_left / horizon,
-            ], axis=-1)  # (B, M, C, N_STATE)
-            hidden = (ops.einsum("bmcn,mcnh->bmch", state, self.state_kernel) + self.state_bias[None]
-                      + projected[:, s][:, None, None, :])
-            hidden = keras.activations.get(self.activation)(hidden)
-            raw = ops.squeeze(self.head(hidden), axis=-1)  # (B, M, C)
-            bounded = self.max_scale_factor * ops.tanh(raw / self.max_scale_factor)
-            adjust = k["tracking"] * bounded + (1.0 - k["tracking"]) * raw
-            share = ops.sigmoid(base_logits[None, :, :, s] + adjust)
-            a = allocate_step(share * remaining, remaining, bars_left, min_rate, max_rate)
-            allocations.append(a)
-            remaining = remaining - a
-            if s < horizon - 1:  # bar s closes: its price and volume become known for step s + 1
-                z = log_price[:, s:s + 1]
-                v = volume[:, s:s + 1]
-                traded_price = traded_price + a * z[:, :, None]
-                market_vz, market_v, market_z, last = market_vz + v * z, market_v + v, market_z + z, z
-        out = ops.stack(allocations, axis=1)  # (B, H, M, C)
+        def step(carry, x):
+            state = DecoderState(*carry[1:])
+            projected_s, logit_s, remaining_s, z, v, s = x
+            row_step = ops.zeros_like(state.last) + s  # (B, 1)
+            share = self.step_share(projected_s, logit_s[None], remaining_s[None], row_step, state, k)
+            a = allocate_step(share * state.remaining, state.remaining, float(horizon) - s, min_rate, max_rate)
+            new_state = self.advance(state, a, z[:, None], v[:, None])
+            new_carry = (a,) + tuple(new_state)
+            return new_carry, new_carry  # TensorFlow's scan wants outputs shaped like the carry
+
+        _, outputs = ops.scan(step, (ops.zeros_like(state.remaining),) + tuple(state), xs)
+        out = ops.transpose(outputs[0], (1, 0, 2, 3))  # (B, H, M, C)
         out = ops.reshape(out, (-1, horizon, len(ORDER_TYPES), len(TARGETS), self.n_columns))
         return ops.transpose(out, (0, 1, 4, 2, 3))
 

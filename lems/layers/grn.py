@@ -96,7 +96,9 @@ class AddAndNorm(keras.layers.Layer):
 
     def build(self, input_shape) -> None:
         _check_pair(input_shape)
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=self.epsilon, dtype=self.dtype_policy, name="layer_norm")
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.epsilon, dtype=self.dtype_policy, name="layer_norm"
+        )
         self.layer_norm.build(input_shape[0])
 
     def call(self, inputs):

@@ -113,7 +113,9 @@ class KANLinear(keras.layers.Layer):
             name="base_kernel", shape=(d_in, self.units), initializer=self.kernel_initializer
         )
         self.spline_kernel = self.add_weight(
-            name="spline_kernel", shape=(d_in * self.num_basis, self.units), initializer=self.spline_initializer
+            name="spline_kernel",
+            shape=(d_in * self.num_basis, self.units),
+            initializer=self.spline_initializer,
         )
         self.bias = None
         if self.use_bias:

@@ -133,13 +133,19 @@ class TKANCell(keras.layers.Layer):
             raise ValueError("TKANCell needs a known number of input features.")
         u = self.units
         self.kernel = self.add_weight(
-            name="kernel", shape=(d_in, self.projection_dim), initializer=fresh_initializer(self.kernel_initializer)
+            name="kernel",
+            shape=(d_in, self.projection_dim),
+            initializer=fresh_initializer(self.kernel_initializer),
         )
         self.bias = None
         if self.use_bias:
-            self.bias = self.add_weight(name="bias", shape=(self.projection_dim,), initializer=self._bias_init)
+            self.bias = self.add_weight(
+                name="bias", shape=(self.projection_dim,), initializer=self._bias_init
+            )
         self.recurrent_kernel = self.add_weight(
-            name="recurrent_kernel", shape=(u, 3 * u), initializer=fresh_initializer(self.recurrent_initializer)
+            name="recurrent_kernel",
+            shape=(u, 3 * u),
+            initializer=fresh_initializer(self.recurrent_initializer),
         )
         self.sub_recurrent_kernels, self.alphas, self.betas = [], [], []
         for k, (kan, width) in enumerate(zip(self.sub_kans, self.sub_units)):
@@ -161,7 +167,7 @@ class TKANCell(keras.layers.Layer):
         self.output_bias = self.add_weight(name="output_bias", shape=(u,), initializer="zeros")
 
     def project_inputs(self, inputs):
-        """Input projection `x [W | A_1 … A_K] + b` for any leading axes: `(..., d_in) -> (..., projection_dim)`."""
+        """Input projection `x [W | A_1 … A_K] + b`: `(..., d_in) -> (..., projection_dim)`."""
         projected = ops.matmul(inputs, self.kernel)
         if self.bias is not None:
             projected = projected + self.bias
@@ -287,7 +293,9 @@ class TKAN(keras.layers.Layer):
             name="cell",
         )
         self.rnn = keras.layers.RNN(
-            _ProjectedStep(self.cell.step, self.cell.state_size, self.units, dtype=self.dtype_policy, name="step"),
+            _ProjectedStep(
+                self.cell.step, self.cell.state_size, self.units, dtype=self.dtype_policy, name="step"
+            ),
             return_sequences=self.return_sequences,
             unroll=self.unroll,
             dtype=self.dtype_policy,
@@ -296,7 +304,9 @@ class TKAN(keras.layers.Layer):
 
     def build(self, input_shape) -> None:
         if len(input_shape) != 3 or input_shape[-1] is None:
-            raise ValueError(f"TKAN needs input (batch, bars, features) with known features, got {input_shape!r}.")
+            raise ValueError(
+                f"TKAN needs input (batch, bars, features) with known features, got {input_shape!r}."
+            )
         self.cell.build((input_shape[0], input_shape[-1]))
         self.rnn.build((input_shape[0], input_shape[1], self.cell.projection_dim))
 

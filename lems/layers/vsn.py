@@ -64,11 +64,13 @@ class VariableSelectionNetwork(keras.layers.Layer):
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def _stacked_kernel(self, name: str, shape: tuple, offset: int):
-        """A per-variable kernel `(F, d_in, d_out)`; each variable's slice is drawn separately (Dense scale)."""
+        """A per-variable kernel `(F, d_in, d_out)`, each variable's slice drawn separately at Dense scale."""
 
         def initializer(full_shape, dtype=None):
             slices = [
-                fresh_initializer(self.kernel_initializer, 100 * offset + f)(tuple(full_shape[1:]), dtype=dtype)
+                fresh_initializer(self.kernel_initializer, 100 * offset + f)(
+                    tuple(full_shape[1:]), dtype=dtype
+                )
                 for f in range(full_shape[0])
             ]
             return ops.stack(slices)
@@ -76,7 +78,8 @@ class VariableSelectionNetwork(keras.layers.Layer):
         return self.add_weight(name=name, shape=shape, initializer=initializer)
 
     def _stacked_bias(self, name: str, shape: tuple, offset: int):
-        return self.add_weight(name=name, shape=shape, initializer=fresh_initializer(self.bias_initializer, offset))
+        initializer = fresh_initializer(self.bias_initializer, offset)
+        return self.add_weight(name=name, shape=shape, initializer=initializer)
 
     def build(self, input_shape) -> None:
         if len(input_shape) < 3 or input_shape[-1] is None or input_shape[-2] is None:

@@ -18,6 +18,7 @@ import pytest
 
 from lems.layers import (
     GRN,
+    AllocationDecoder,
     TKAN,
     AddAndNorm,
     EmbeddingLayer,
@@ -27,6 +28,9 @@ from lems.layers import (
     TKANCell,
     VariableSelectionNetwork,
 )
+
+# Backend-agnostic: run_tests.py runs `-m backend` tests on PyTorch and TensorFlow too.
+pytestmark = pytest.mark.backend
 
 Shape = tuple
 Shapes = Shape | list
@@ -154,6 +158,11 @@ CASES = {
         (2, 2, 4, 3),
     ),
     "fused_mlp_no_hidden": (lambda: FusedMLP([], 2, n_models=1, n_fused=3), (2, 5), (2, 1, 3, 2)),
+    "allocation_decoder": (
+        lambda: AllocationDecoder(4, hidden_dim=6, head_hidden_dims=(5,)),
+        [(2, 4, 7), (2, 3), (2, 3), (2, 1), (2, 1)],
+        (2, 4, 5, 4, 2),
+    ),
 }
 
 

@@ -21,6 +21,9 @@ from lems.layers import (
 )
 from lems.layers.tkan import normalize_sub_kan_configs
 
+# Backend-agnostic: run_tests.py runs `-m backend` tests on PyTorch and TensorFlow too.
+pytestmark = pytest.mark.backend
+
 ops = keras.ops
 
 # Shapes mirror tests/layers/test_layers_harness.py: JAX compiles every op (and every
@@ -354,3 +357,19 @@ def test_fused_glorot_uniform_independent_branches_and_scale():
     np.testing.assert_array_equal(_np(FusedGlorotUniform(seed=3)((2, 4, 5, 8))), values)
     restored = keras.initializers.get(keras.initializers.serialize(init))
     assert isinstance(restored, FusedGlorotUniform) and restored.seed == 3
+
+
+@pytest.mark.parametrize("seed", [None, 7])
+def test_seeded_or_not_weights_are_never_copies(seed):
+    """Keras initializers repeat their values per instance; every lems weight must still be its own draw."""
+    init = keras.initializers.GlorotUniform(seed=seed)
+    vsn = VariableSelectionNetwork(8, kernel_initializer=init)
+    vsn.build((2, 5, 3, 4))
+    kernel = _np(vsn.kernel)
+    assert not np.allclose(kernel[0], kernel[1])
+    grn = GRN(8, kernel_initializer=init)
+    grn.build((2, 5, 8))
+    assert not np.allclose(_np(grn.hidden_dense.kernel), _np(grn.intermediate_dense.kernel))
+    fused = FusedMLP([8, 8, 8], 3, n_models=2, n_fused=4, kernel_initializer=FusedGlorotUniform(seed=seed))
+    fused.build((2, 5))
+    assert not np.allclose(_np(fused.kernels[1]), _np(fused.kernels[2]))
