@@ -55,6 +55,8 @@ class LargeExecutionModel(keras.Model):
         n_known_features: number of known-ahead channels at the end of ``X`` (default: the pipeline's).
         kan_basis: "rbf" (fast, default) or "bspline" for the TKAN's KAN sub-layers.
         dropout: dropout rate in the GRNs.
+        use_prior: start the VWAP order types from the static volume curve carried by the last known-ahead
+            channel (``seasonal_share`` in lems.data.features) instead of a uniform curve.
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -67,7 +69,7 @@ class LargeExecutionModel(keras.Model):
     def __init__(self, lookback: int, n_ahead: int, hidden_size: int = 200, hidden_rnn_layer: int = 2,
                  num_heads: int = 8, num_embedding: int = 20, max_scale_factor: float = 1.5,
                  fused_mlp_hidden_dim: int | None = None, n_known_features: int | None = None,
-                 kan_basis: str = "rbf", dropout: float = 0.0, **kwargs) -> None:
+                 kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -82,6 +84,7 @@ class LargeExecutionModel(keras.Model):
         self.n_known_features = _default_known_features() if n_known_features is None else int(n_known_features)
         self.kan_basis = kan_basis
         self.dropout = float(dropout)
+        self.use_prior = bool(use_prior) and self.n_known_features > 0
         head_dim = check_positive_int("fused_mlp_hidden_dim", fused_mlp_hidden_dim or 64)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
@@ -143,8 +146,10 @@ class LargeExecutionModel(keras.Model):
         known_next = ops.concatenate([known_next, ops.zeros_like(known_next[:, :1])], axis=1)
         context = ops.concatenate([encoded, known_next], axis=-1)
         realised = x[:, lookback:]
-        return self.decoder([context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL],
-                             min_rate, max_rate])
+        inputs = [context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL], min_rate, max_rate]
+        if self.use_prior:
+            inputs.append(realised[..., x.shape[-1] - 1])  # static curve's log-odds (last, known-ahead channel)
+        return self.decoder(inputs)
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0] if isinstance(input_shape, (list, tuple)) and isinstance(
@@ -169,7 +174,7 @@ class LargeExecutionModel(keras.Model):
         self.attention_gate.build(query)
         self.attention_norm.build([query, query])
         self.decoder.build([(None, horizon, hidden + self.n_known_features), (None, horizon - 1),
-                            (None, horizon - 1), (None, 1), (None, 1)])
+                            (None, horizon - 1), (None, 1), (None, 1)] + [(None, horizon - 1)] * self.use_prior)
         self.built = True
 
     def get_config(self):
@@ -179,7 +184,7 @@ class LargeExecutionModel(keras.Model):
             "hidden_rnn_layer": self.hidden_rnn_layer, "num_heads": self.num_heads,
             "num_embedding": self.num_embedding, "max_scale_factor": self.max_scale_factor,
             "fused_mlp_hidden_dim": self.fused_mlp_hidden_dim, "n_known_features": self.n_known_features,
-            "kan_basis": self.kan_basis, "dropout": self.dropout,
+            "kan_basis": self.kan_basis, "dropout": self.dropout, "use_prior": self.use_prior,
         })
         return config
 

@@ -214,3 +214,15 @@ def test_forward_on_gpu(windows):
     model = tiny_model()
     out = predict(model, windows.X[:8])
     check_allocations(out, axis=1)
+
+
+def test_untrained_model_starts_from_the_classical_schedules(windows):
+    """Silent heads + uniform base curve: VWAP orders follow the static volume curve, TWAP orders are uniform."""
+    from lems.baselines import TWAP, StaticVWAP
+
+    rows = np.flatnonzero(windows.origin_index >= 48)[:64]
+    subset = windows.subset(rows)
+    out = predict(tiny_model(), subset.X).astype(np.float64)
+    static, twap = StaticVWAP().allocate(subset), TWAP().allocate(subset)
+    np.testing.assert_allclose(out[:, :, :, [0, 2]], static[:, :, :, [0, 2]], atol=2e-4)
+    np.testing.assert_allclose(out[:, :, :, [1, 3]], twap[:, :, :, [1, 3]], atol=2e-4)

@@ -23,7 +23,10 @@ the 7-day circle), ``first_bar_of_session`` (0/1), ``minutes_since_open`` [days,
 1440], ``log_gap_hours`` (``log1p(max(hours since previous bar start - bar length, 0))``) and
 ``seasonal_volume``: ``log((S + d) / (m + d))`` where ``S`` is the mean volume of the bar's slot
 over the last ``n_days`` occurrences of that slot strictly before the window's origin (as of the
-origin for every position; ``S = m`` -> 0 when the slot has no history).
+origin for every position; ``S = m`` -> 0 when the slot has no history), and ``seasonal_share``: at the
+order's horizon bars ``t0 + s`` (positions ``lookback + s``), the log-odds of the static volume curve's share
+of what remains, ``S_s / sum_{u >= s} S_u`` over the horizon (the classical static VWAP schedule's decision,
+known at the origin; clipped to +-SHARE_LOGIT_CLIP), and 0 at the lookback positions.
 
 Every normalised observed channel is clipped to ``[-FEATURE_CLIP, FEATURE_CLIP]`` (elementwise,
 so causal) to protect models from bad ticks.
@@ -45,7 +48,10 @@ __all__ = [
     "OBSERVED_FEATURES",
     "RANGE_FLOOR",
     "RET_STD_FLOOR",
+    "SEASONAL_SHARE_CHANNEL",
+    "SHARE_LOGIT_CLIP",
     "SlotIndex",
+    "seasonal_share_logits",
     "build_slot_index",
     "lookback_mean_volume",
     "raw_known_ahead",
@@ -66,11 +72,17 @@ KNOWN_AHEAD_FEATURES: tuple[str, ...] = (
     "minutes_since_open",
     "log_gap_hours",
     "seasonal_volume",
+    "seasonal_share",
 )
 N_OBSERVED: int = len(OBSERVED_FEATURES)
 N_KNOWN_AHEAD: int = len(KNOWN_AHEAD_FEATURES)
 #: All channel names of ``X``, observed first.
 FEATURE_NAMES: tuple[str, ...] = OBSERVED_FEATURES + KNOWN_AHEAD_FEATURES
+
+#: Channel of ``X`` holding the static curve's log-odds of the share of what remains (see above).
+SEASONAL_SHARE_CHANNEL: int = FEATURE_NAMES.index("seasonal_share")
+#: Bound of the ``seasonal_share`` log-odds.
+SHARE_LOGIT_CLIP: float = 12.0
 
 #: Floor of the lookback std of log returns [log units per bar].
 RET_STD_FLOOR: float = 1e-5
@@ -268,8 +280,26 @@ def lookback_mean_volume(observed: np.ndarray, lookback: int) -> np.ndarray:
     return observed[:, :lookback, _VOL].mean(axis=1)
 
 
+def seasonal_share_logits(horizon_seasonal: np.ndarray) -> np.ndarray:
+    """Log-odds of the static curve's share of what remains, per horizon bar.
+
+    Args:
+        horizon_seasonal: ``(N, H)`` expected volume of the horizon bars as of the origin.
+
+    Returns:
+        ``(N, H - 1)`` ``logit(S_s / sum_{u >= s} S_u)`` for ``s = 0 .. H-2`` (the last bar takes what is
+        left), clipped to ``+-SHARE_LOGIT_CLIP``.
+    """
+    s = np.maximum(horizon_seasonal, _TINY)
+    tail = np.cumsum(s[:, ::-1], axis=1)[:, ::-1]
+    share = s[:, :-1] / tail[:, :-1]
+    logits = np.log(share) - np.log(np.maximum(1.0 - share, _TINY))
+    return np.clip(logits, -SHARE_LOGIT_CLIP, SHARE_LOGIT_CLIP)
+
+
 def window_features(
-    observed: np.ndarray, known: np.ndarray, seasonal: np.ndarray, lookback: int
+    observed: np.ndarray, known: np.ndarray, seasonal: np.ndarray, lookback: int,
+    horizon_seasonal: np.ndarray | None = None,
 ) -> np.ndarray:
     """Normalise gathered raw arrays into model features, per window.
 
@@ -281,6 +311,8 @@ def window_features(
         seasonal: ``(N, W)`` expected volume as of the origin (see
             :func:`seasonal_volume_profile`).
         lookback: Lookback length [bars].
+        horizon_seasonal: ``(N, H)`` expected volume of the H horizon bars as of the origin (``W = lookback
+            + H - 1``); None gives a uniform static curve.
 
     Returns:
         ``(N, W, N_OBSERVED + N_KNOWN_AHEAD)`` float64, channels in :data:`FEATURE_NAMES` order.
@@ -302,4 +334,9 @@ def window_features(
     )
     obs = np.clip(obs, -FEATURE_CLIP, FEATURE_CLIP)
     season = np.log((seasonal + delta) / (m + delta))[..., None]
-    return np.concatenate([obs, known, season], axis=-1)
+    n, width = seasonal.shape
+    if horizon_seasonal is None:
+        horizon_seasonal = np.ones((n, width - lookback + 1))
+    share = np.zeros((n, width, 1))
+    share[:, lookback:, 0] = seasonal_share_logits(horizon_seasonal)
+    return np.concatenate([obs, known, season, share], axis=-1)

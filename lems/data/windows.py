@@ -224,8 +224,9 @@ def build_batch(symbol_state: SymbolState, origin_indices: np.ndarray) -> Batch:
     observed = st.observed[idx]
     m = lookback_mean_volume(observed, lb)
     seasonal = seasonal_volume_profile(st.slots, origin, idx, st.n_days_profile, fallback=m)
-    x = window_features(observed, st.known[idx], seasonal, lb)
     hor = origin[:, None] + np.arange(h, dtype=np.int64)[None, :]  # (N, H)
+    horizon_seasonal = seasonal_volume_profile(st.slots, origin, hor, st.n_days_profile, fallback=m)
+    x = window_features(observed, st.known[idx], seasonal, lb, horizon_seasonal)
     volumes = st.volume[hor]
     prices = st.price[hor]
     ref = st.price[origin - 1]

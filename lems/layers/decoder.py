@@ -73,7 +73,10 @@ class AllocationDecoder(keras.layers.Layer):
             ``returns`` ``(B, H - 1)``: realised VWAP-to-VWAP returns of bars ``0 .. H-2`` of the horizon in
             units of lookback volatility (read at step ``s`` only for bars ``< s``);
             ``log_volumes`` ``(B, H - 1)``: their log volumes relative to the lookback mean;
-            ``min_rate``, ``max_rate`` ``(B, 1)``: limits in fractions of the order per bar.
+            ``min_rate``, ``max_rate`` ``(B, 1)``: limits in fractions of the order per bar;
+            optional ``prior`` ``(B, H - 1)``: log-odds of a prior share of what remains for the VWAP order
+            types at steps ``0 .. H-2`` (known at the origin, e.g. the static volume curve's): it replaces the
+            uniform starting point of their base curves (the learned base curve then acts as a correction).
 
     Returns:
         Allocations ``(B, H, H + 1, 4, 2)`` (step × column × order type × target).
@@ -95,7 +98,7 @@ class AllocationDecoder(keras.layers.Layer):
         # One head per order type x target, shared by the H + 1 min-duration columns (which differ by their
         # state features, bias and base curve): 8 weight sets instead of 8 * (H + 1), and large batched matmuls.
         self.head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_models,
-                             n_fused=1, activation=activation, name="head")
+                             n_fused=1, activation=activation, output_kernel_initializer="zeros", name="head")
 
     def build(self, input_shape):
         context_shape = input_shape[0]
@@ -109,8 +112,8 @@ class AllocationDecoder(keras.layers.Layer):
         self.base_curve = self.add_weight(name="base_curve", shape=(m, c, horizon),
                                           initializer=EqualInitializer(axis=-1),
                                           constraint=PositiveSumToOneConstraint(axis=-1))
-        self.head.build((None, m, 1, self.hidden_dim))
-        self.built = True
+        self.head.build((None, m, 1, self.hidden_dim))  # its output layer starts at zero: an untrained decoder
+        self.built = True  # follows its prior (the base curve, or the given prior)
 
     def _constants(self, dtype):
         horizon, c = self.n_ahead, self.n_columns
@@ -228,19 +231,40 @@ class AllocationDecoder(keras.layers.Layer):
         volume = ops.exp(ops.clip(ops.cast(log_volumes, dtype), -20.0, 20.0))
         return log_price, volume
 
+    def uniform_logits(self) -> np.ndarray:
+        """Log-odds of the uniform schedule's share of what remains, per step: ``(H,)``."""
+        left = self.n_ahead - np.arange(self.n_ahead, dtype=np.float64)
+        share = np.clip(1.0 / left, _SHARE_EPS, 1.0 - _SHARE_EPS)
+        return (np.log(share) - np.log(1.0 - share)).astype(np.float32)
+
+    def prior_shift(self, prior, dtype):
+        """Shift ``(B, H)`` of the VWAP order types' log-odds: the prior minus the uniform log-odds (0 at the
+        last step, where the order takes what is left)."""
+        uniform = ops.convert_to_tensor(self.uniform_logits(), dtype)
+        prior = ops.cast(prior, dtype)
+        shift = prior - uniform[None, :-1]
+        return ops.concatenate([shift, ops.zeros_like(shift[:, :1])], axis=1)
+
     def call(self, inputs):
-        context, returns, log_volumes, min_rate, max_rate = inputs
+        context, returns, log_volumes, min_rate, max_rate = inputs[:5]
+        prior = inputs[5] if len(inputs) > 5 else None
         horizon = self.n_ahead
         dtype = context.dtype
         k = self._constants(dtype)
         batch = ops.shape(context)[0]
         projected, base_logits, base_remaining = self.prepare(context)  # (B, H, hidden), (M, C, H) x 2
+        logits = ops.transpose(base_logits, (2, 0, 1))[:, None]  # (H, 1, M, C)
+        if prior is not None:
+            shift = ops.transpose(self.prior_shift(prior, dtype))  # (H, B)
+            logits = logits + k["is_vwap"][None] * shift[:, :, None, None]  # (H, B, M, C)
+        else:
+            logits = logits + ops.zeros((horizon, batch, 1, 1), dtype)
         min_rate = ops.reshape(ops.cast(min_rate, dtype), (-1, 1, 1))
         max_rate = ops.reshape(ops.cast(max_rate, dtype), (-1, 1, 1))
         log_price, volume = self.market_path(returns, log_volumes, dtype)  # (B, H - 1): bars 0 .. H-2
         pad = ops.zeros_like(log_price[:, :1])  # bar H-1 never closes inside the recursion
         steps = ops.cast(ops.arange(horizon), dtype)
-        xs = (ops.transpose(projected, (1, 0, 2)), ops.transpose(base_logits, (2, 0, 1)),
+        xs = (ops.transpose(projected, (1, 0, 2)), logits,
               ops.transpose(base_remaining, (2, 0, 1)), ops.transpose(ops.concatenate([log_price, pad], 1)),
               ops.transpose(ops.concatenate([volume, pad], 1)), steps)
         state = self.initial_state(batch, dtype)
@@ -249,7 +273,7 @@ class AllocationDecoder(keras.layers.Layer):
             state = DecoderState(*carry[1:])
             projected_s, logit_s, remaining_s, z, v, s = x
             row_step = ops.zeros_like(state.last) + s  # (B, 1)
-            share = self.step_share(projected_s, logit_s[None], remaining_s[None], row_step, state, k)
+            share = self.step_share(projected_s, logit_s, remaining_s[None], row_step, state, k)
             a = allocate_step(share * state.remaining, state.remaining, float(horizon) - s, min_rate, max_rate)
             new_state = self.advance(state, a, z[:, None], v[:, None])
             new_carry = (a,) + tuple(new_state)
@@ -260,7 +284,7 @@ class AllocationDecoder(keras.layers.Layer):
         out = ops.reshape(out, (-1, horizon, len(ORDER_TYPES), len(TARGETS), self.n_columns))
         return ops.transpose(out, (0, 1, 4, 2, 3))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape):  # noqa: D102
         return (input_shape[0][0], self.n_ahead, self.n_columns, len(ORDER_TYPES), len(TARGETS))
 
     def get_config(self):

@@ -28,6 +28,8 @@ class FusedMLP(keras.layers.Layer):
         kernel_initializer: Kernel initializer; default `FusedGlorotUniform()`.
             Every layer gets its own instance (an int seed is offset per layer).
         bias_initializer: Bias initializer.
+        output_kernel_initializer: Initializer of the last layer's kernel (default: `kernel_initializer`);
+            "zeros" makes the MLP start silent.
         **kwargs: Base layer arguments.
 
     Input shape: `(batch, n_models, n_fused, D)` (one input per branch) or
@@ -46,6 +48,7 @@ class FusedMLP(keras.layers.Layer):
         use_bias: bool = True,
         kernel_initializer=None,
         bias_initializer="zeros",
+        output_kernel_initializer=None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,6 +65,9 @@ class FusedMLP(keras.layers.Layer):
             kernel_initializer = FusedGlorotUniform()
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.output_kernel_initializer = (
+            None if output_kernel_initializer is None else keras.initializers.get(output_kernel_initializer)
+        )
 
     def _input_kind(self, input_shape) -> str:
         shape = tuple(input_shape)
@@ -85,7 +91,12 @@ class FusedMLP(keras.layers.Layer):
                 self.add_weight(
                     name=f"kernel_{index}",
                     shape=branches + (d_in, d_out),
-                    initializer=fresh_initializer(self.kernel_initializer, index),
+                    initializer=fresh_initializer(
+                        self.output_kernel_initializer
+                        if self.output_kernel_initializer is not None and index == len(dims) - 2
+                        else self.kernel_initializer,
+                        index,
+                    ),
                 )
             )
             if self.use_bias:
@@ -126,6 +137,11 @@ class FusedMLP(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "output_kernel_initializer": (
+                    None
+                    if self.output_kernel_initializer is None
+                    else keras.initializers.serialize(self.output_kernel_initializer)
+                ),
             }
         )
         return config

@@ -59,9 +59,9 @@ def _row(ws: WindowSet, asset: str, origin_index: int) -> int:
 # ----------------------------------------------------------------------------------------------
 def test_feature_contract():
     assert OBSERVED_FEATURES[:2] == ("ret", "log_volume")
-    assert KNOWN_AHEAD_FEATURES[-1] == "seasonal_volume"
+    assert KNOWN_AHEAD_FEATURES[-2:] == ("seasonal_volume", "seasonal_share")
     assert FEATURE_NAMES == OBSERVED_FEATURES + KNOWN_AHEAD_FEATURES
-    assert N_KNOWN_AHEAD == len(KNOWN_AHEAD_FEATURES) == 8
+    assert N_KNOWN_AHEAD == len(KNOWN_AHEAD_FEATURES) == 9
 
 
 def test_window_shapes(equity_windows):

@@ -1,0 +1,430 @@
+"""Command line: ``lems demo | train | evaluate | report`` (also ``python -m lems``).
+
+Every command takes ``--help``, ``--seed`` and ``--debug``. Errors (missing files, unreadable data, infeasible
+orders, bad configs) end with exit code 2 and one line ``lems: error: ...`` on stderr; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+_EXIT_ERROR = 2
+_BASELINE_NAMES = ("twap", "static_vwap", "flexible_rule")
+
+
+class CLIError(Exception):
+    """A user-facing error (printed as one line, exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose usage errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        sys.stderr.write(f"lems: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(_EXIT_ERROR)
+
+
+def _stamp() -> str:
+    return _dt.datetime.now().strftime("%Y%m%d_%H%M%S")
+
+
+def _say(*parts: Any) -> None:
+    print(*parts, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------------------
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--seed", type=int, default=None, help="random seed (keras, numpy, data); default 0")
+    common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    common.add_argument("--fast-compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="JAX: lower XLA optimisation so the model compiles several times faster on CPU "
+                             "(steps run somewhat slower); default: on for demo, off otherwise")
+    return common
+
+
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("md", "html"), default="md", help="report page format (default md)")
+    parser.add_argument("--cluster", choices=("window", "origin", "day", "week"), default="day",
+                        help="clustering of the standard errors of paired comparisons (default: day of origin)")
+
+
+def _config_overrides(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """One ``--field-name`` option per :class:`TrainConfig` field (values are checked by the config)."""
+    from lems.training import TrainConfig
+
+    group = parser.add_argument_group("config overrides (win over --config)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("data", "seed", "fast_compile", *skip):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            group.add_argument(flag, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None,
+                               help=f.metadata["doc"])
+        else:
+            group.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(),
+                               help=f.metadata["doc"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lems`` argument parser with its four commands."""
+    common = _common()
+    parser = _Parser(prog="lems", description="Large Execution Models: learned, leak-free VWAP/TWAP execution.")
+    from lems import __version__
+
+    parser.add_argument("--version", action="version", version=f"lems {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    demo = sub.add_parser("demo", parents=[common], help="synthetic market → train → backtest → report",
+                          description="Build a synthetic 24/7 market, train a small model within a time budget, "
+                                      "backtest it against TWAP, static VWAP and a flexible rule on the test "
+                                      "split, and write a report (md + png + csv) into a folder printed at the end.")
+    demo.add_argument("--quick", action="store_true", help="tiny model and few windows (about a minute, for CI)")
+    demo.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_demo_<timestamp>)")
+    demo.add_argument("--minutes", type=float, default=None,
+                      help="training time budget [minutes] (default 2.5, or 0.4 with --quick)")
+    demo.add_argument("--assets", type=int, default=None, help="synthetic assets (default 3, or 2 with --quick)")
+    demo.add_argument("--days", type=int, default=None, help="synthetic days (default 120, or 21 with --quick)")
+    _report_options(demo)
+    demo.set_defaults(func=_cmd_demo)
+
+    train = sub.add_parser("train", parents=[common], help="train a model on bar files",
+                           description="Train a model on bar files/folders (or 'synthetic'); writes model.keras, "
+                                       "config.toml/config.json and history.csv/history.json into --out.")
+    train.add_argument("data", nargs="+", metavar="DATA", help="bar files or folders (read_bars), or 'synthetic'")
+    train.add_argument("--config", type=Path, default=None, help="settings file (.toml, .yaml, .yml or .json)")
+    train.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_train_<timestamp>)")
+    _config_overrides(train)
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", parents=[common], help="backtest a saved model against baselines",
+                              description="Backtest MODEL.keras and the baselines (TWAP, static VWAP, flexible "
+                                          "rule) on windows of DATA; writes the frame (parquet or csv) and a "
+                                          "report. Settings: --config, else config.toml beside the model, else "
+                                          "defaults; the model's lookback and horizon always win.")
+    evaluate.add_argument("model", type=Path, metavar="MODEL.keras", help="a model saved by 'lems train'")
+    evaluate.add_argument("data", nargs="+", metavar="DATA", help="bar files or folders, or 'synthetic'")
+    evaluate.add_argument("--config", type=Path, default=None, help="settings file (.toml, .yaml, .yml, .json)")
+    evaluate.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_eval_<timestamp>)")
+    evaluate.add_argument("--split", choices=("test", "all"), default="test",
+                          help="windows to evaluate: the test part of the config's split (default) or all")
+    evaluate.add_argument("--frame-format", choices=("parquet", "csv"), default="parquet",
+                          help="file format of the backtest frame (default parquet)")
+    for name, doc in (("min-rate", "minimum per bar [fraction of the order]"),
+                      ("max-rate", "maximum per bar [fraction of the order]"),
+                      ("tz", "local time zone of the calendar features"), ("stride", "origin stride [bars]")):
+        evaluate.add_argument(f"--{name}", dest=f"cfg_{name.replace('-', '_')}", default=None, help=doc)
+    _report_options(evaluate)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
+    report = sub.add_parser("report", parents=[common], help="backtest frames → report",
+                            description="Write a report (page, figures, CSV tables) from backtest frames "
+                                        "(.parquet or .csv written by 'lems evaluate' or 'lems demo').")
+    report.add_argument("frames", nargs="+", type=Path, metavar="FRAME", help="backtest frame files")
+    report.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_report_<timestamp>)")
+    report.add_argument("--model", default="model", help="label of the model policy (default 'model')")
+    _report_options(report)
+    report.set_defaults(func=_cmd_report)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shared steps
+# --------------------------------------------------------------------------------------------------------
+def _apply_backend_options(args: argparse.Namespace, default_fast: bool) -> bool:
+    from lems.training import set_fast_compile
+
+    fast = default_fast if args.fast_compile is None else bool(args.fast_compile)
+    set_fast_compile(fast)
+    return fast
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
+
+
+def _check_paths(paths: Sequence[str | Path], what: str) -> None:
+    missing = [str(p) for p in paths if str(p).lower() != "synthetic" and not Path(p).exists()]
+    if missing:
+        raise CLIError(f"{what} not found: {', '.join(missing)}")
+
+
+def _out_dir(out: Path | None, prefix: str) -> Path:
+    path = Path(out) if out is not None else Path(f"{prefix}_{_stamp()}")
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"output path exists and is not a folder: {path}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _save_frame(frame, out: Path, fmt: str) -> Path:
+    if fmt == "parquet":
+        try:
+            path = out / "backtest.parquet"
+            frame.to_parquet(path, index=False)
+            return path
+        except ImportError:
+            pass  # no pyarrow: fall back to csv
+    path = out / "backtest.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _save_training(result, out: Path) -> None:
+    import json
+
+    result.model.save(out / "model.keras")
+    result.config.save(out / "config.toml")
+    result.config.save(out / "config.json")
+    result.history_frame().to_csv(out / "history.csv", index=False)
+    info = {"history": result.history, "wall_time_s": result.wall_time_s, "epochs_run": result.epochs_run,
+            "stopped_by": result.stopped_by,
+            "windows": {k: len(v) for k, v in result.windows._asdict().items()}}
+    (out / "history.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+
+
+def _model_policy(model, n_windows: int):
+    from lems.baselines import ModelPolicy
+
+    # one forward pass shape where possible: every new batch shape costs a compilation
+    return ModelPolicy(model, batch_size=max(1, n_windows if n_windows <= 4096 else 2048), name="model")
+
+
+def _evaluate(model, windows, min_rate: float, max_rate: float):
+    from lems.baselines import FlexibleRule, StaticVWAP, TWAP
+    from lems.report import allocate_and_backtest
+
+    if len(windows) == 0:
+        raise CLIError("no window to evaluate (the test split is empty: is the data long enough?)")
+    policies = [_model_policy(model, len(windows)), TWAP(), StaticVWAP(), FlexibleRule()]
+    return allocate_and_backtest(policies, windows, min_rate=min_rate, max_rate=max_rate)
+
+
+def _print_headline(frame) -> None:
+    from lems.report import headline
+
+    tables = headline(frame)
+    fixed = tables["fixed"].set_index("policy")
+    if "model" in fixed.index:
+        parts = [f"{p} {fixed.loc[p, 'vwap_tracking_error_bps']:.2f}" for p in fixed.index
+                 if p in ("model", "twap", "static_vwap")]
+        line = "  fixed duration, VWAP tracking error [bps]: " + ", ".join(parts)
+        if "twap" in fixed.index and "model_improvement_pct" in fixed.columns:
+            line += f" (model vs twap: {fixed.loc['twap', 'model_improvement_pct']:+.1f} %"
+            if "static_vwap" in fixed.index:
+                line += f", vs static_vwap: {fixed.loc['static_vwap', 'model_improvement_pct']:+.1f} %"
+            line += " lower is better)"
+        _say(line)
+    flex = tables["flexible"]
+    for bench in ("vwap", "twap"):
+        sub = flex[flex["benchmark"] == bench].set_index("policy")
+        parts = [f"{p} {sub.loc[p, 'mean_improvement_bps']:+.2f}" for p in sub.index
+                 if p in ("model", "flexible_rule", "twap")]
+        if parts:
+            _say(f"  flexible duration vs {bench.upper()}, mean improvement [bps]: " + ", ".join(parts))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------------------
+def _demo_config(args: argparse.Namespace):
+    from lems.training import TrainConfig
+
+    seed = 0 if args.seed is None else args.seed
+    if args.quick:
+        minutes = 0.4 if args.minutes is None else args.minutes
+        config = TrainConfig(
+            synthetic_assets=args.assets or 2, synthetic_days=args.days or 21, lookback=24, n_ahead=6,
+            train_end=0.6, val_end=0.8, max_windows=512, hidden_size=8, num_heads=2, num_embedding=4,
+            fused_mlp_hidden_dim=8, batch_size=64, learning_rate=5e-3, epochs=3, patience=2,
+            time_budget_s=minutes * 60, seed=seed)
+    else:
+        minutes = 2.5 if args.minutes is None else args.minutes
+        config = TrainConfig(synthetic_assets=args.assets or 3, synthetic_days=args.days or 120, epochs=200,
+                             patience=5, time_budget_s=minutes * 60, seed=seed)
+    if not minutes > 0:
+        raise CLIError(f"--minutes must be > 0, got {minutes}")
+    return config
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    config = _demo_config(args)
+    out = _out_dir(args.out, "lems_demo")
+    fast = _apply_backend_options(args, default_fast=True)
+    from lems.training import build_windows, load_bars, split_windows, train
+
+    _say(f"lems demo{' --quick' if args.quick else ''}: synthetic 24/7 market, {config.synthetic_assets} assets × "
+         f"{config.synthetic_days} days of hourly bars, seed {config.seed}")
+    windows = build_windows(config, load_bars(config))
+    splits = split_windows(config, windows)
+    _say(f"[1/3] windows: lookback {config.lookback} bars, horizon {config.n_ahead} bars; train {len(splits.train)}"
+         f", validation {len(splits.val)}, test {len(splits.test)} (purged time split)")
+    _say(f"[2/3] training (budget {config.time_budget_s:.0f} s{', fast compile' if fast else ''})...")
+    result = train(config, windows=splits, verbose=1 if sys.stdout.isatty() else 2)
+    _say(f"      {result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}")
+    _say(f"[3/3] backtest on {len(splits.test)} test windows against TWAP, static VWAP, flexible rule...")
+    frame, allocations = _evaluate(result.model, splits.test, config.min_rate, config.max_rate)
+    _save_training(result, out)
+    _save_frame(frame, out, "parquet")
+    from lems.report import write_report
+
+    meta = {"data": f"synthetic 24/7 market ({config.synthetic_assets} assets, {config.synthetic_days} days, "
+                    f"seed {config.seed})",
+            "training": f"{result.epochs_run} epoch(s), {result.wall_time_s:.0f} s, stopped by {result.stopped_by}"}
+    page = write_report(frame, out, allocations=allocations, windows=splits.test, format=args.format,
+                        cluster=args.cluster, title="lems demo: learned execution on a synthetic market", meta=meta)
+    _say("headline (test split):")
+    _print_headline(frame)
+    _say(f"report: {page}")
+    _say(f"done in {time.perf_counter() - start:.0f} s; files in:")
+    _say(str(out.resolve()))
+    return 0
+
+
+def _train_config(args: argparse.Namespace, data: Sequence[str] | None):
+    from lems.training import TrainConfig
+
+    config = TrainConfig.load(args.config) if args.config is not None else TrainConfig()
+    changes = _overrides(args)
+    if data is not None:
+        changes["data"] = list(data)
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    if args.fast_compile is not None:
+        changes["fast_compile"] = bool(args.fast_compile)
+    return config.replace(**changes)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.config is not None:
+        _check_paths([args.config], "config file")
+    config = _train_config(args, [str(p) for p in args.data])
+    _check_paths(config.data, "data")
+    out = _out_dir(args.out, "lems_train")
+    _apply_backend_options(args, default_fast=config.fast_compile)
+    from lems.training import train
+
+    _say(f"lems train: data {', '.join(config.data)}; lookback {config.lookback}, horizon {config.n_ahead} bars")
+    result = train(config, verbose=1 if sys.stdout.isatty() else 2)
+    _save_training(result, out)
+    val = result.history.get("val_loss")
+    best = f", best val_loss {min(val):.4f}" if val else ""
+    _say(f"{result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}{best}")
+    _say(f"model, config and history in:")
+    _say(str(out.resolve()))
+    return 0
+
+
+def _load_model(path: Path):
+    _check_paths([path], "model file")
+    import keras
+
+    import lems.loss  # noqa: F401 - registers lem_loss
+    import lems.metrics  # noqa: F401 - registers the metrics
+    import lems.models  # noqa: F401 - registers the model and its layers
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise CLIError(f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    config_path = args.config
+    if config_path is None and (args.model.parent / "config.toml").is_file():
+        config_path = args.model.parent / "config.toml"
+    if config_path is not None:
+        _check_paths([config_path], "config file")
+    args.config = config_path
+    config = _train_config(args, [str(p) for p in args.data])
+    _check_paths(config.data, "data")
+    _apply_backend_options(args, default_fast=config.fast_compile)
+    model = _load_model(args.model)
+    lookback, n_ahead = getattr(model, "lookback", None), getattr(model, "n_ahead", None)
+    if lookback is None or n_ahead is None:
+        raise CLIError(f"{args.model} is not a LargeExecutionModel (no lookback / n_ahead)")
+    config = config.replace(lookback=int(lookback), n_ahead=int(n_ahead))
+    out = _out_dir(args.out, "lems_eval")
+    from lems.report import write_report
+    from lems.training import build_windows, split_windows
+
+    windows = build_windows(config)
+    if args.split == "test":
+        windows = split_windows(config, windows).test
+    _say(f"lems evaluate: {len(windows)} windows ({args.split}), horizon {n_ahead} bars, limits "
+         f"[{config.min_rate:g}, {config.max_rate:g}] of the order per bar")
+    frame, allocations = _evaluate(model, windows, config.min_rate, config.max_rate)
+    frame_path = _save_frame(frame, out, args.frame_format)
+    config.save(out / "config.toml")
+    meta = {"model": str(args.model), "data": ", ".join(config.data), "windows": args.split}
+    page = write_report(frame, out, allocations=allocations, windows=windows, format=args.format,
+                        cluster=args.cluster, meta=meta)
+    _print_headline(frame)
+    _say(f"frame: {frame_path}")
+    _say(f"report: {page}")
+    _say(str(out.resolve()))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    _check_paths(args.frames, "frame file")
+    from lems.report import read_frames, write_report
+
+    frame = read_frames(args.frames)
+    out = _out_dir(args.out, "lems_report")
+    page = write_report(frame, out, format=args.format, model=args.model, cluster=args.cluster,
+                        meta={"frames": ", ".join(map(str, args.frames))})
+    _say(f"report: {page}")
+    _say(str(out.resolve()))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, (CLIError, ValueError)) else f"{type(exc).__name__}: {text}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``lems`` command line; returns the exit code (0 ok, 2 error)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs (if imported) quiet
+    if os.environ.get("KERAS_BACKEND", "jax") != "tensorflow":
+        # keras.utils.set_random_seed imports TensorFlow (when installed) only to seed it; TF computes nothing
+        # here, so its oneDNN start-up notice is noise
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        sys.stderr.write("lems: error: choose a command: demo, train, evaluate or report\n")
+        return _EXIT_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write("lems: interrupted\n")
+        return 130
+    except Exception as exc:  # every failure: one line, unless --debug
+        if args.debug:
+            raise
+        sys.stderr.write(f"lems: error: {_one_line(exc)}\n")
+        return _EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

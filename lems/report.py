@@ -1,0 +1,771 @@
+"""Execution reports from backtest frames: tables, paired comparisons, figures, a Markdown/HTML page.
+
+Every number comes from a :func:`lems.backtest.backtest` frame (one row per policy × window × order) and the
+distribution tables from :func:`lems.backtest.summary`; nothing is recomputed differently here.
+
+Conventions (EXECUTION.md §4): improvement in basis points, positive = better for the trader on both sides;
+tracking error ``|diff| * 1e4`` bps for fixed-duration ("track") orders. Paired comparisons are always
+oriented so that a positive difference means "the model did better".
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lems.backtest import SUMMARY_STATS, backtest, summary
+from lems.execution import BENCHMARKS, OBJECTIVES, ORDER_TYPES, SIDES, TARGETS
+
+__all__ = [
+    "CLUSTERS",
+    "FIGURES",
+    "PrecomputedPolicy",
+    "allocate_and_backtest",
+    "headline",
+    "paired_comparison",
+    "plot_allocation_curves",
+    "plot_improvement_by_duration",
+    "plot_improvement_distribution",
+    "plot_orders",
+    "read_frames",
+    "summary_table",
+    "write_report",
+]
+
+#: Ways to cluster orders for the standard error of a paired mean (see :func:`paired_comparison`).
+CLUSTERS = ("window", "origin", "day", "week")
+#: File names of the report's figures.
+FIGURES = {
+    "duration": "improvement_by_duration.png",
+    "distribution": "improvement_distribution.png",
+    "allocation": "allocation_curves.png",
+    "orders": "example_orders.png",
+}
+_ORDER_KEYS = ["window", "asset", "origin", "side", "target", "benchmark", "min_duration", "objective"]
+_CATEGORIES = {"side": SIDES, "benchmark": BENCHMARKS, "target": TARGETS, "objective": OBJECTIVES}
+_NEEDED = ("policy", "window", "asset", "origin", "side", "target", "benchmark", "min_duration", "objective",
+           "improvement_bps", "tracking_error_bps")
+_STAT_LABELS = {"mean": "mean", "std": "std", "median": "median", "p5": "P5", "p95": "P95", "q25": "Q25",
+                "q75": "Q75"}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Frames
+# --------------------------------------------------------------------------------------------------------
+def _prepare(frame: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """A validated backtest frame with canonical categoricals (policy order = order of appearance).
+
+    Raises:
+        ValueError: no rows, missing columns, unknown categories, non-finite numbers.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        frames = list(frame)
+        if not frames:
+            raise ValueError("no backtest frame given")
+        frame = pd.concat(frames, ignore_index=True)
+    missing = [c for c in _NEEDED if c not in frame.columns]
+    if missing:
+        raise ValueError(f"not a backtest frame: missing column(s) {missing}")
+    if len(frame) == 0:
+        raise ValueError("the backtest frame has no rows")
+    out = frame.copy()
+    policies = list(out["policy"].cat.categories) if isinstance(out["policy"].dtype, pd.CategoricalDtype) else []
+    present = list(pd.unique(out["policy"].astype(str)))
+    order = [p for p in policies if p in present] + [p for p in present if p not in policies]
+    out["policy"] = pd.Categorical(out["policy"].astype(str), categories=order)
+    for col, cats in _CATEGORIES.items():
+        values = out[col].astype(str).str.lower()
+        unknown = sorted(set(values) - set(cats))
+        if unknown:
+            raise ValueError(f"column {col!r} has unknown value(s) {unknown}; expected {list(cats)}")
+        out[col] = pd.Categorical(values, categories=list(cats))
+    out["asset"] = out["asset"].astype(str)
+    out["origin"] = pd.to_datetime(out["origin"], utc=True)
+    out["min_duration"] = out["min_duration"].astype(np.int64)
+    out["window"] = out["window"].astype(np.int64)
+    for col in ("improvement_bps", "tracking_error_bps"):
+        values = out[col].to_numpy(np.float64)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"column {col!r} contains NaN or inf")
+        out[col] = values
+    return out
+
+
+def read_frames(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """Read backtest frames written as Parquet (``.parquet``/``.pq``) or CSV and concatenate them.
+
+    Raises:
+        ValueError: a missing or unreadable file, or a file that is not a backtest frame.
+    """
+    frames = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ValueError(f"frame file not found: {path}")
+        try:
+            if path.suffix.lower() in (".parquet", ".pq"):
+                frames.append(pd.read_parquet(path))
+            else:
+                frames.append(pd.read_csv(path))
+        except Exception as exc:  # pyarrow / parser errors of many kinds
+            raise ValueError(f"unreadable frame file {path}: {str(exc).splitlines()[0]}") from None
+        try:
+            frames[-1] = _prepare(frames[-1])
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return _prepare(frames)
+
+
+class PrecomputedPolicy:
+    """A policy that returns allocations computed beforehand (so a policy runs once for tables and plots).
+
+    Args:
+        name: Label of the policy.
+        allocations: ``(N, H, H+1, 4, 2)`` allocations for the windows it will be asked about.
+    """
+
+    def __init__(self, name: str, allocations: np.ndarray) -> None:
+        self.name = str(name)
+        self.allocations = np.asarray(allocations, dtype=np.float64)
+
+    def allocate(self, windows, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
+        """The stored allocations (``ValueError`` when they do not match the windows)."""
+        if self.allocations.shape[:2] != (len(windows), windows.n_ahead):
+            raise ValueError(f"stored allocations of {self.name!r} have shape {self.allocations.shape}, "
+                             f"not ({len(windows)}, {windows.n_ahead}, ...)")
+        return self.allocations
+
+
+def allocate_and_backtest(policies: Sequence[Any], windows, *, min_rate: Any = 0.0,
+                          max_rate: Any = 1.0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Run each policy once: its allocations (for the figures) and the backtest frame (for the tables).
+
+    Returns:
+        ``(frame, allocations)`` with ``allocations[name]`` shaped ``(N, H, H+1, 4, 2)``.
+    """
+    allocations = {str(p.name): np.asarray(p.allocate(windows, min_rate=min_rate, max_rate=max_rate), np.float64)
+                   for p in policies}
+    frame = backtest([PrecomputedPolicy(k, v) for k, v in allocations.items()], windows,
+                     min_rate=min_rate, max_rate=max_rate)
+    return frame, allocations
+
+
+# --------------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------------
+def summary_table(frame: pd.DataFrame, metric: str = "auto") -> pd.DataFrame:
+    """Seed-style distribution table, policies as rows beside each other (from :func:`lems.backtest.summary`).
+
+    Args:
+        frame: A backtest frame.
+        metric: ``"auto"`` (improvement for flexible "beat" orders, tracking error for fixed "track" orders),
+            ``"improvement_bps"`` or ``"tracking_error_bps"``.
+
+    Returns:
+        Columns ``side, benchmark, target, objective, min_duration, policy, metric, mean, std, median, p5,
+        p95, q25, q75, count`` (bps; ``count`` in orders), sorted by side, benchmark, target, objective
+        (beat first), min duration, then policy in frame order.
+    """
+    if metric not in ("auto", "improvement_bps", "tracking_error_bps"):
+        raise ValueError(f"metric must be 'auto', 'improvement_bps' or 'tracking_error_bps', got {metric!r}")
+    frame = _prepare(frame)
+    stats = summary(frame)
+    if metric == "auto":
+        chosen = np.where(stats["objective"].astype(str) == "track", "tracking_error_bps", "improvement_bps")
+    else:
+        chosen = np.full(len(stats), metric)
+    out = stats[["side", "benchmark", "target", "objective", "min_duration", "policy"]].copy()
+    out["metric"] = chosen
+    for stat in SUMMARY_STATS:
+        out[stat] = np.where(chosen == "improvement_bps", stats[f"improvement_bps_{stat}"],
+                             stats[f"tracking_error_bps_{stat}"])
+    out["count"] = stats["count"].to_numpy()
+    keys = ["side", "benchmark", "target", "objective", "min_duration", "policy"]
+    return out.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _pooled(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every flexible column's min duration set to 0 (= pooled over durations 1..H)."""
+    out = frame.copy()
+    out["min_duration"] = np.where(out["objective"].astype(str) == "beat", 0, out["min_duration"])
+    return out
+
+
+def _cluster_ids(rows: pd.DataFrame, cluster: str) -> np.ndarray:
+    if cluster == "window":
+        key = rows["asset"].astype(str) + "|" + rows["origin"].astype("int64").astype(str)
+    elif cluster == "origin":
+        key = rows["origin"].astype("int64")
+    elif cluster == "day":
+        key = rows["origin"].dt.floor("D").astype("int64")
+    elif cluster == "week":
+        key = rows["origin"].dt.tz_localize(None).dt.to_period("W").astype(str)
+    else:
+        raise ValueError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
+    return pd.factorize(key)[0]
+
+
+def clustered_mean_ci(values: np.ndarray, clusters: np.ndarray, alpha: float = 0.05) -> dict[str, float]:
+    """Mean with a normal-approximation confidence interval and a cluster-robust standard error.
+
+    ``se^2 = G / (G - 1) * sum_g (sum_{i in g} (x_i - mean))^2 / n^2`` (CR1 small-sample factor), ``G``
+    clusters, ``n`` values; with one cluster per value this is the usual ``std / sqrt(n)``. With fewer than
+    two clusters the interval is infinite and nothing is significant.
+
+    Returns:
+        ``mean, se, ci_low, ci_high, n, n_clusters`` (same units as ``values``).
+    """
+    from statistics import NormalDist
+
+    x = np.asarray(values, dtype=np.float64)
+    g = np.asarray(clusters)
+    n = x.size
+    if n == 0:
+        raise ValueError("no values to average")
+    mean = float(x.mean())
+    codes, _ = pd.factorize(g)
+    n_clusters = int(codes.max()) + 1
+    if n_clusters < 2:
+        return {"mean": mean, "se": math.inf, "ci_low": -math.inf, "ci_high": math.inf, "n": n,
+                "n_clusters": n_clusters}
+    sums = np.bincount(codes, weights=x - mean, minlength=n_clusters)
+    se = math.sqrt(n_clusters / (n_clusters - 1) * float(np.sum(sums ** 2)) / n ** 2)
+    z = NormalDist().inv_cdf(1 - alpha / 2)
+    return {"mean": mean, "se": se, "ci_low": mean - z * se, "ci_high": mean + z * se, "n": n,
+            "n_clusters": n_clusters}
+
+
+def paired_comparison(frame: pd.DataFrame, model: str = "model", baseline: str | Sequence[str] | None = None, *,
+                      by: Sequence[str] = ("side", "benchmark", "target", "objective", "min_duration"),
+                      cluster: str = "day", alpha: float = 0.05) -> pd.DataFrame:
+    """Model vs baseline on the same orders: mean difference with a clustered 95 % confidence interval.
+
+    Per order (same window, side, target, benchmark, min duration): flexible ("beat") orders compare
+    improvement, ``model - baseline`` [bps]; fixed ("track") orders compare tracking error,
+    ``baseline - model`` [bps]. Positive always means the model did better. The mean over each group of
+    ``by`` gets a normal-approximation interval whose standard error is clustered by ``cluster`` (default:
+    the UTC calendar day of the order's origin, so that all orders of the same window and of overlapping
+    horizons starting that day count as one cluster; see :func:`clustered_mean_ci`).
+
+    Args:
+        frame: A backtest frame holding the model and the baseline(s).
+        model: The model's policy label.
+        baseline: One label, several, or ``None`` for every other policy of the frame.
+        by: Grouping columns (any of side, benchmark, target, objective, min_duration); ``objective`` is
+            always added (the two objectives compare different metrics).
+        cluster: ``"window"`` (asset × origin), ``"origin"`` (origin time, all assets), ``"day"`` or
+            ``"week"`` (of the origin, UTC).
+        alpha: 1 - confidence level of the interval.
+
+    Returns:
+        One row per baseline × group: the ``by`` columns, ``baseline``, ``metric``, ``model_mean``,
+        ``baseline_mean``, ``mean_diff``, ``se``, ``ci_low``, ``ci_high`` (bps), ``n_orders``,
+        ``n_clusters``, ``significant`` (the interval excludes 0), ``cluster``.
+
+    Raises:
+        ValueError: unknown policies, orders present for one policy and not the other, bad arguments.
+    """
+    if cluster not in CLUSTERS:
+        raise ValueError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    frame = _prepare(frame)
+    policies = list(frame["policy"].cat.categories)
+    if model not in policies:
+        raise ValueError(f"model policy {model!r} is not in the frame (policies: {policies})")
+    baselines = [p for p in policies if p != model] if baseline is None else (
+        [baseline] if isinstance(baseline, str) else list(baseline))
+    unknown = [b for b in baselines if b not in policies]
+    if unknown:
+        raise ValueError(f"baseline policy {unknown} not in the frame (policies: {policies})")
+    by = [c for c in by if c != "objective"]
+    bad = [c for c in by if c not in ("side", "benchmark", "target", "min_duration")]
+    if bad:
+        raise ValueError(f"cannot group by {bad}; use side, benchmark, target, objective, min_duration")
+    groups = ["objective", *by]
+    parts = [_paired_one(frame, model, b, groups, cluster, alpha) for b in baselines]
+    if not parts:
+        return pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
+
+
+def _paired_one(frame: pd.DataFrame, model: str, baseline: str, groups: list[str], cluster: str,
+                alpha: float) -> pd.DataFrame:
+    cols = _ORDER_KEYS + ["improvement_bps", "tracking_error_bps"]
+    left = frame.loc[frame["policy"] == model, cols]
+    right = frame.loc[frame["policy"] == baseline, cols]
+    for name, part in ((model, left), (baseline, right)):
+        if part.duplicated(_ORDER_KEYS).any():
+            raise ValueError(f"policy {name!r} has duplicate orders (frames of different runs concatenated?)")
+    pairs = left.merge(right, on=_ORDER_KEYS, how="inner", suffixes=("_m", "_b"))
+    if len(pairs) != len(left) or len(pairs) != len(right):
+        raise ValueError(f"policies {model!r} and {baseline!r} were not run on the same orders "
+                         f"({len(left)} and {len(right)} orders, {len(pairs)} in common)")
+    track = pairs["objective"].astype(str).to_numpy() == "track"
+    model_value = np.where(track, pairs["tracking_error_bps_m"], pairs["improvement_bps_m"])
+    base_value = np.where(track, pairs["tracking_error_bps_b"], pairs["improvement_bps_b"])
+    pairs = pairs.assign(_model=model_value, _base=base_value,
+                         _diff=np.where(track, base_value - model_value, model_value - base_value),
+                         _cluster=_cluster_ids(pairs, cluster))
+    rows = []
+    for key, part in pairs.groupby(groups, observed=True, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        ci = clustered_mean_ci(part["_diff"].to_numpy(), part["_cluster"].to_numpy(), alpha)
+        objective = str(key[0])
+        row = dict(zip(groups, key))
+        row.update({
+            "baseline": baseline,
+            "metric": "tracking_error_bps" if objective == "track" else "improvement_bps",
+            "model_mean": float(part["_model"].mean()), "baseline_mean": float(part["_base"].mean()),
+            "mean_diff": ci["mean"], "se": ci["se"], "ci_low": ci["ci_low"], "ci_high": ci["ci_high"],
+            "n_orders": ci["n"], "n_clusters": ci["n_clusters"],
+            "significant": bool(ci["ci_low"] > 0 or ci["ci_high"] < 0), "cluster": cluster,
+        })
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    first = ["baseline", *groups]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def headline(frame: pd.DataFrame, model: str = "model", cluster: str = "day") -> dict[str, pd.DataFrame]:
+    """The report's headline numbers.
+
+    Returns:
+        ``{"fixed": ..., "flexible": ...}``. ``fixed``: VWAP tracking error of the fixed-duration orders
+        (mean ``|diff|`` bps over both sides and both targets) per policy, with the model's relative
+        improvement ``(1 - model / policy) * 100`` [%] and the paired difference (policy - model, bps) with
+        its clustered 95 % interval. ``flexible``: mean improvement [bps] of the flexible-duration orders
+        (all min durations, both sides and targets) per benchmark and policy, with the paired difference
+        (model - policy) and its interval. Rows of the model itself carry zeros for the comparison.
+    """
+    frame = _prepare(frame)
+    policies = list(frame["policy"].cat.categories)
+    has_model = model in policies
+    fixed_rows = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
+    te = fixed_rows.groupby("policy", observed=True)["tracking_error_bps"].mean()
+    fixed = pd.DataFrame({"policy": te.index.astype(str), "vwap_tracking_error_bps": te.to_numpy()})
+    flex_rows = frame[frame["objective"] == "beat"]
+    imp = flex_rows.groupby(["benchmark", "policy"], observed=True)["improvement_bps"].mean().reset_index()
+    flexible = imp.rename(columns={"improvement_bps": "mean_improvement_bps"})
+    flexible["policy"] = flexible["policy"].astype(str)
+    flexible["benchmark"] = flexible["benchmark"].astype(str)
+    if has_model and len(policies) > 1:
+        paired = paired_comparison(frame, model, by=("benchmark",), cluster=cluster)
+        fixed_p = paired[(paired["objective"] == "track") & (paired["benchmark"] == "vwap")]
+        fixed = fixed.merge(fixed_p[["baseline", "mean_diff", "ci_low", "ci_high", "significant"]]
+                            .rename(columns={"baseline": "policy"}), on="policy", how="left")
+        model_te = float(te.loc[model])
+        fixed["model_improvement_pct"] = np.where(fixed["vwap_tracking_error_bps"] > 0,
+                                                  (1 - model_te / fixed["vwap_tracking_error_bps"]) * 100, 0.0)
+        flex_p = paired[paired["objective"] == "beat"][["baseline", "benchmark", "mean_diff", "ci_low", "ci_high",
+                                                         "significant"]]
+        flex_p = flex_p.assign(benchmark=flex_p["benchmark"].astype(str)).rename(columns={"baseline": "policy"})
+        flexible = flexible.merge(flex_p, on=["benchmark", "policy"], how="left")
+        for table in (fixed, flexible):
+            is_model = table["policy"] == model
+            table.loc[is_model, ["mean_diff", "ci_low", "ci_high"]] = 0.0
+            table["significant"] = table["significant"].where(~is_model, False).astype(bool)
+    return {"fixed": fixed, "flexible": flexible}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Figures (matplotlib, Agg: no display needed)
+# --------------------------------------------------------------------------------------------------------
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path | None):
+    if path is not None:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        _pyplot().close(fig)
+    return fig
+
+
+def plot_improvement_by_duration(frame: pd.DataFrame, path: str | Path | None = None):
+    """Mean improvement [bps] vs min duration [bars] of the flexible orders, one panel per side × benchmark,
+    one line per policy (both targets pooled). Saves a PNG when ``path`` is given; returns the figure."""
+    plt = _pyplot()
+    frame = _prepare(frame)
+    flex = frame[frame["objective"] == "beat"]
+    means = flex.groupby(["side", "benchmark", "policy", "min_duration"], observed=True)["improvement_bps"].mean()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    for i, side in enumerate(SIDES):
+        for j, bench in enumerate(BENCHMARKS):
+            ax = axes[i, j]
+            for policy in frame["policy"].cat.categories:
+                try:
+                    series = means.loc[(side, bench, policy)]
+                except KeyError:
+                    continue
+                ax.plot(series.index, series.to_numpy(), marker="o", ms=3, label=str(policy))
+            ax.axhline(0, color="grey", lw=0.8)
+            ax.set_title(f"{side} vs {bench.upper()}")
+            ax.set_ylabel("mean improvement [bps]")
+            if i == 1:
+                ax.set_xlabel("min duration d [bars]")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Flexible-duration orders: improvement vs min duration (positive = better for the trader)")
+    return _save(fig, path)
+
+
+def plot_improvement_distribution(frame: pd.DataFrame, path: str | Path | None = None):
+    """Histograms per policy: improvement [bps] of the flexible orders (left) and VWAP tracking error [bps]
+    of the fixed orders (right). Saves a PNG when ``path`` is given; returns the figure."""
+    plt = _pyplot()
+    frame = _prepare(frame)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    panels = [(frame["objective"] == "beat", "improvement_bps", "flexible orders: improvement [bps]"),
+              ((frame["objective"] == "track") & (frame["benchmark"] == "vwap"), "tracking_error_bps",
+               "fixed orders: VWAP tracking error [bps]")]
+    for ax, (mask, col, title) in zip(axes, panels):
+        values = frame.loc[mask, col].to_numpy()
+        lo, hi = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 50)
+        for policy in frame["policy"].cat.categories:
+            v = frame.loc[mask & (frame["policy"] == policy), col].to_numpy()
+            if v.size:
+                ax.hist(np.clip(v, bins[0], bins[-1]), bins=bins, histtype="step", lw=1.4, label=str(policy))
+        ax.set_title(title)
+        ax.set_xlabel("bps")
+        ax.set_ylabel("orders")
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _order_index(side: str, benchmark: str) -> int:
+    return ORDER_TYPES.index((side, benchmark))
+
+
+def plot_allocation_curves(allocations: Mapping[str, np.ndarray], windows, path: str | Path | None = None):
+    """Average allocation per horizon bar [fraction of the order] vs the market's average volume share.
+
+    Left: fixed-duration buy-vs-VWAP orders (quantity target); right: flexible buy-vs-VWAP orders with
+    min duration 1 bar. The market curve is the mean of each window's realised volume share per bar.
+    """
+    plt = _pyplot()
+    horizon = int(windows.n_ahead)
+    steps = np.arange(1, horizon + 1)
+    market = np.asarray(windows.y, dtype=np.float64)[:, :, 0].mean(axis=0)
+    k = _order_index("buy", "vwap")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, column, title in ((axes[0], horizon, f"fixed duration ({horizon} bars), buy vs VWAP"),
+                              (axes[1], 0, "flexible, min duration 1 bar, buy vs VWAP")):
+        ax.bar(steps, market, color="lightgrey", label="market volume share (realised mean)")
+        for name, alloc in allocations.items():
+            ax.plot(steps, np.asarray(alloc)[:, :, column, k, 0].mean(axis=0), marker="o", ms=3, label=name)
+        ax.set_title(title)
+        ax.set_xlabel("horizon bar")
+    axes[0].set_ylabel("mean allocation [fraction of the order]")
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_orders(allocations: Mapping[str, np.ndarray], windows, path: str | Path | None = None,
+                n_orders: int = 3, seed: int = 0):
+    """A few individual fixed-duration buy-vs-VWAP orders: bar volume (bars), bar VWAP (line, right axis) and
+    each policy's allocation per bar. Windows are drawn at random with ``seed``."""
+    plt = _pyplot()
+    n = len(windows)
+    if n == 0:
+        raise ValueError("no windows to draw")
+    rows = np.sort(np.random.default_rng(seed).choice(n, size=min(int(n_orders), n), replace=False))
+    horizon = int(windows.n_ahead)
+    steps = np.arange(1, horizon + 1)
+    k = _order_index("buy", "vwap")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(10, 3 * len(rows)), squeeze=False)
+    for ax, row in zip(axes[:, 0], rows):
+        volumes = np.asarray(windows.volumes[row], dtype=np.float64)
+        ax.bar(steps, volumes / max(volumes.sum(), 1e-300), color="lightgrey", label="market volume share")
+        for name, alloc in allocations.items():
+            ax.step(steps, np.asarray(alloc)[row, :, horizon, k, 0], where="mid", label=name)
+        ax.set_ylabel("fraction")
+        twin = ax.twinx()
+        twin.plot(steps, windows.prices[row], color="black", lw=1, ls="--", label="bar VWAP")
+        twin.set_ylabel("price")
+        ax.set_title(f"{windows.asset[row]} from {pd.Timestamp(windows.origin[row]):%Y-%m-%d %H:%M} UTC: "
+                     "fixed buy vs VWAP")
+    axes[0, 0].legend(fontsize=8, loc="upper left")
+    axes[-1, 0].set_xlabel("horizon bar")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------------------
+def _fmt(value: Any, digits: int = 2) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "–"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if abs(value) < 0.5 * 10 ** -digits:
+            value = 0.0
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _ci(row: pd.Series) -> str:
+    return f"{_fmt(row['mean_diff'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+
+
+def _headline_lines(tables: dict[str, pd.DataFrame], model: str, horizon: int) -> list[str]:
+    lines = []
+    fixed = tables["fixed"].set_index("policy")
+    if model in fixed.index:
+        te = fixed.loc[model, "vwap_tracking_error_bps"]
+        parts = []
+        for base in ("twap", "static_vwap"):
+            if base in fixed.index and "model_improvement_pct" in fixed.columns:
+                r = fixed.loc[base]
+                pct = r["model_improvement_pct"]
+                relative = f"model {_fmt(abs(pct), 1)} % {'lower' if pct >= 0 else 'higher'}"
+                parts.append(f"{base} {_fmt(r['vwap_tracking_error_bps'])} bps ({relative}; {base} − model: "
+                             f"{_ci(r)} bps, {'significant' if r['significant'] else 'not significant'})")
+        lines.append(f"**Fixed duration ({horizon} bars), VWAP tracking error**: model {_fmt(te)} bps"
+                     + (" vs " + "; ".join(parts) if parts else "") + ".")
+    flex = tables["flexible"]
+    for bench in BENCHMARKS:
+        sub = flex[flex["benchmark"] == bench].set_index("policy")
+        if model not in sub.index:
+            continue
+        parts = []
+        for base in ("flexible_rule", "twap"):
+            if base in sub.index and "mean_diff" in sub.columns:
+                r = sub.loc[base]
+                parts.append(f"{base} {_fmt(r['mean_improvement_bps'])} bps (model − {base}: {_ci(r)} bps, "
+                             f"{'significant' if r['significant'] else 'not significant'})")
+        lines.append(f"**Flexible duration vs {bench.upper()}, mean improvement**: model "
+                     f"{_fmt(sub.loc[model, 'mean_improvement_bps'])} bps"
+                     + (" vs " + "; ".join(parts) if parts else "") + ".")
+    return lines
+
+
+def _naive_note(frame: pd.DataFrame) -> str:
+    rows = frame[(frame["policy"] == "twap") & (frame["objective"] == "beat") & (frame["benchmark"] == "twap")
+                 & (frame["target"] == "notional")]
+    base = ("A notional-target order measured against TWAP earns a small \"improvement\" with no skill at all: "
+            "buying a fixed amount of currency per bar buys more shares when the price is low (harmonic vs "
+            "arithmetic mean of prices; EXECUTION.md §4). Compare every number with the naive TWAP schedule's "
+            "beside it, never with zero.")
+    if len(rows):
+        by_side = rows.groupby("side", observed=True)["improvement_bps"].mean()
+        detail = ", ".join(f"{side} {_fmt(v, 3)} bps" for side, v in by_side.items())
+        base += f" Here the naive TWAP schedule shows {detail} on those orders."
+    return base
+
+
+def _blocks(frame: pd.DataFrame, model: str, cluster: str, figures: dict[str, str], meta: Mapping[str, Any],
+            title: str) -> list[tuple]:
+    horizon = int(frame.loc[frame["objective"] == "track", "min_duration"].max()) if (
+        frame["objective"] == "track").any() else int(frame["min_duration"].max())
+    tables = headline(frame, model=model, cluster=cluster)
+    policies = [str(p) for p in frame["policy"].cat.categories]
+    n_windows = frame.drop_duplicates(["asset", "origin"]).shape[0]
+    first, last = frame["origin"].min(), frame["origin"].max()
+    blocks: list[tuple] = [("h1", title), ("h2", "Headline")]
+    if model in policies:
+        for line in _headline_lines(tables, model, horizon):
+            blocks.append(("li", line))
+    else:
+        blocks.append(("p", f"No policy named {model!r} in the frame: no model comparison."))
+    blocks.append(("note", _naive_note(frame)))
+    context = (f"{n_windows} order windows ({', '.join(sorted(frame['asset'].unique()))}), origins "
+               f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC; horizon {horizon} bars; policies: "
+               f"{', '.join(policies)}. Every window carries one order of each side × benchmark × target × "
+               f"min duration. Units: basis points (bps) of the benchmark price; improvement > 0 is better for "
+               f"the trader on both sides; tracking error = |achieved / benchmark − 1| × 10,000.")
+    blocks += [("h2", "What was measured"), ("p", context)]
+    if meta:
+        blocks.append(("p", "; ".join(f"{k}: {v}" for k, v in meta.items()) + "."))
+    blocks.append(("p", f"Confidence intervals: 95 %, normal approximation, standard errors clustered by "
+                        f"{_CLUSTER_WORDS[cluster]}. Paired differences are taken order by order on the same "
+                        f"windows; positive = the model did better."))
+    fixed = tables["fixed"]
+    fixed = fixed[[c for c in ("policy", "vwap_tracking_error_bps", "model_improvement_pct", "mean_diff", "ci_low",
+                               "ci_high", "significant") if c in fixed.columns]].rename(columns={"vwap_tracking_error_bps": "VWAP tracking error [bps]",
+                                            "model_improvement_pct": "model lower by [%]",
+                                            "mean_diff": "policy − model [bps]", "ci_low": "95% CI low",
+                                            "ci_high": "95% CI high"})
+    blocks += [("h3", "Fixed-duration orders: VWAP tracking error (both sides, both targets)"), ("table", fixed)]
+    flex = tables["flexible"].rename(columns={"mean_improvement_bps": "mean improvement [bps]",
+                                              "mean_diff": "model − policy [bps]", "ci_low": "95% CI low",
+                                              "ci_high": "95% CI high"})
+    blocks += [("h3", "Flexible-duration orders: mean improvement (all min durations, both sides and targets)"),
+               ("table", flex)]
+    for key, caption in (("duration", "Improvement vs min duration"), ("distribution", "Distributions"),
+                         ("allocation", "Average schedules vs the market's volume curve"),
+                         ("orders", "Example orders")):
+        if key in figures:
+            blocks += [("h2", caption), ("img", figures[key], caption)]
+    blocks.append(("h2", "Distribution tables"))
+    pooled = summary_table(_pooled(frame))
+    fixed_stats = pooled[pooled["objective"] == "track"].drop(columns=["objective", "min_duration", "metric"])
+    flex_stats = pooled[pooled["objective"] == "beat"].drop(columns=["objective", "min_duration", "metric"])
+    rename = {**_STAT_LABELS, "count": "orders"}
+    blocks += [("h3", f"Fixed duration ({horizon} bars): tracking error [bps]"),
+               ("table", fixed_stats.rename(columns=rename)),
+               ("h3", "Flexible duration, all min durations pooled: improvement [bps]"),
+               ("table", flex_stats.rename(columns=rename)),
+               ("p", "Per-min-duration tables: `summary.csv` (every side × benchmark × target × min duration × "
+                     "policy) and `paired.csv` (model vs each baseline, per group, with intervals).")]
+    return blocks
+
+
+_CLUSTER_WORDS = {
+    "window": "order window (asset × origin)",
+    "origin": "origin time (all assets starting at the same bar together)",
+    "day": "UTC calendar day of the order's origin (all orders starting that day, overlapping horizons included, "
+           "form one cluster)",
+    "week": "calendar week of the order's origin",
+}
+
+
+def _render_md(blocks: list[tuple]) -> str:
+    out = []
+    for kind, *args in blocks:
+        if kind == "h1":
+            out.append(f"# {args[0]}\n")
+        elif kind == "h2":
+            out.append(f"## {args[0]}\n")
+        elif kind == "h3":
+            out.append(f"### {args[0]}\n")
+        elif kind == "p":
+            out.append(f"{args[0]}\n")
+        elif kind == "li":
+            out.append(f"- {args[0]}")
+        elif kind == "note":
+            out.append(f"\n> **Note.** {args[0]}\n")
+        elif kind == "table":
+            out.append(_md_table(args[0]) + "\n")
+        elif kind == "img":
+            out.append(f"![{args[1]}]({args[0]})\n")
+    return "\n".join(out) + "\n"
+
+
+def _render_html(blocks: list[tuple], title: str) -> str:
+    body, items = [], []
+
+    def flush():
+        if items:
+            body.append("<ul>" + "".join(items) + "</ul>")
+            items.clear()
+
+    def inline(text: str) -> str:
+        text = html.escape(text)
+        parts = text.split("**")
+        text = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+        parts = text.split("`")
+        return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+    for kind, *args in blocks:
+        if kind == "li":
+            items.append(f"<li>{inline(args[0])}</li>")
+            continue
+        flush()
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{html.escape(args[0])}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{inline(args[0])}</p>")
+        elif kind == "note":
+            body.append(f"<blockquote><strong>Note.</strong> {inline(args[0])}</blockquote>")
+        elif kind == "table":
+            body.append(_html_table(args[0]))
+        elif kind == "img":
+            body.append(f'<figure><img src="{html.escape(args[0])}" alt="{html.escape(args[1])}"></figure>')
+    flush()
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+             "table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f2f2f2}"
+             "blockquote{background:#fff8e1;border-left:4px solid #f0b400;margin:1em 0;padding:0.5em 1em}"
+             "img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Path, *,
+                 allocations: Mapping[str, np.ndarray] | None = None, windows=None, format: str = "md",  # noqa: A002
+                 model: str = "model", cluster: str = "day", title: str = "lems execution report",
+                 meta: Mapping[str, Any] | None = None) -> Path:
+    """Write the report page, its figures (PNG) and CSV tables into ``out_dir``.
+
+    Files: ``report.md`` or ``report.html``; ``summary.csv`` (:func:`summary_table`, per min duration),
+    ``paired.csv`` (:func:`paired_comparison` vs every other policy, per group), ``headline.csv``;
+    ``improvement_by_duration.png``, ``improvement_distribution.png`` and, when ``allocations`` and
+    ``windows`` are given, ``allocation_curves.png`` and ``example_orders.png``.
+
+    Args:
+        frame: Backtest frame(s) (concatenated).
+        out_dir: Output folder (created).
+        allocations: Optional ``{policy: (N, H, H+1, 4, 2)}`` allocations on ``windows`` (for the schedule
+            figures).
+        windows: The windows the frame was computed on (with ``allocations``).
+        format: ``"md"`` or ``"html"``.
+        model: Label of the model policy (the reference of every comparison).
+        cluster: Clustering of the standard errors (see :func:`paired_comparison`).
+        title: Page title.
+        meta: Extra facts printed under the title (e.g. training time, data files).
+
+    Returns:
+        Path of the report page.
+
+    Raises:
+        ValueError: bad frame, unknown format or cluster.
+    """
+    if format not in ("md", "html"):
+        raise ValueError(f"format must be 'md' or 'html', got {format!r}")
+    if cluster not in CLUSTERS:
+        raise ValueError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
+    frame = _prepare(frame)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary_table(frame).to_csv(out / "summary.csv", index=False)
+    policies = [str(p) for p in frame["policy"].cat.categories]
+    if model in policies and len(policies) > 1:
+        paired_comparison(frame, model, cluster=cluster).to_csv(out / "paired.csv", index=False)
+        tables = headline(frame, model=model, cluster=cluster)
+        pd.concat([tables["fixed"].assign(orders="fixed, VWAP tracking error"),
+                   tables["flexible"].assign(orders="flexible, improvement")],
+                  ignore_index=True).to_csv(out / "headline.csv", index=False)
+    figures = {"duration": FIGURES["duration"], "distribution": FIGURES["distribution"]}
+    plot_improvement_by_duration(frame, out / figures["duration"])
+    plot_improvement_distribution(frame, out / figures["distribution"])
+    if allocations and windows is not None and len(windows):
+        figures["allocation"] = FIGURES["allocation"]
+        figures["orders"] = FIGURES["orders"]
+        plot_allocation_curves(allocations, windows, out / figures["allocation"])
+        plot_orders(allocations, windows, out / figures["orders"])
+    blocks = _blocks(frame, model, cluster, figures, meta or {}, title)
+    page = out / f"report.{format}"
+    text = _render_md(blocks) if format == "md" else _render_html(blocks, title)
+    page.write_text(text, encoding="utf-8")
+    return page
