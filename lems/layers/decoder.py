@@ -95,10 +95,15 @@ class AllocationDecoder(keras.layers.Layer):
         self.n_models = len(ORDER_TYPES) * len(TARGETS)
         self.n_columns = self.n_ahead + 1
         self.context_projection = keras.layers.Dense(self.hidden_dim, name="context_projection")
-        # One head per order type x target, shared by the H + 1 min-duration columns (which differ by their
-        # state features, bias and base curve): 8 weight sets instead of 8 * (H + 1), and large batched matmuls.
+        # One flexible ("beat") head per order type x target, shared by the H flexible columns (which differ by
+        # their state features, bias and base curve), and one tracking head per order type x target for the
+        # fixed column, so that the noisy flexible objective cannot pull the tracking schedule: 2 * 8 weight
+        # sets instead of 8 * (H + 1), evaluated as large batched matmuls.
         self.head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_models,
                              n_fused=1, activation=activation, output_kernel_initializer="zeros", name="head")
+        self.tracking_head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_models,
+                                      n_fused=1, activation=activation, output_kernel_initializer="zeros",
+                                      name="tracking_head")
 
     def build(self, input_shape):
         context_shape = input_shape[0]
@@ -112,7 +117,8 @@ class AllocationDecoder(keras.layers.Layer):
         self.base_curve = self.add_weight(name="base_curve", shape=(m, c, horizon),
                                           initializer=EqualInitializer(axis=-1),
                                           constraint=PositiveSumToOneConstraint(axis=-1))
-        self.head.build((None, m, 1, self.hidden_dim))  # its output layer starts at zero: an untrained decoder
+        self.head.build((None, m, 1, self.hidden_dim))  # output layers start at zero: an untrained decoder
+        self.tracking_head.build((None, m, 1, self.hidden_dim))
         self.built = True  # follows its prior (the base curve, or the given prior)
 
     def _constants(self, dtype):
@@ -218,11 +224,12 @@ class AllocationDecoder(keras.layers.Layer):
 
     def _share(self, hidden, base_logit_s, k):
         """Apply the shared heads to ``(B, M, C, hidden)`` and turn them into shares of what remains."""
-        m, c = self.n_models, self.n_columns
-        rows = ops.reshape(ops.transpose(hidden, (0, 2, 1, 3)), (-1, m, 1, self.hidden_dim))  # (B*C, M, 1, h)
-        raw = ops.transpose(ops.reshape(self.head(rows), (-1, c, m)), (0, 2, 1))  # (B, M, C)
-        bounded = self.max_scale_factor * ops.tanh(raw / self.max_scale_factor)
-        adjust = k["tracking"] * bounded + (1.0 - k["tracking"]) * raw
+        m, flexible = self.n_models, self.n_ahead
+        rows = ops.reshape(ops.transpose(hidden[:, :, :flexible], (0, 2, 1, 3)), (-1, m, 1, self.hidden_dim))
+        raw = ops.transpose(ops.reshape(self.head(rows), (-1, flexible, m)), (0, 2, 1))  # (B, M, H): unbounded
+        tracking = ops.reshape(self.tracking_head(hidden[:, :, flexible][:, :, None]), (-1, m, 1))
+        bounded = self.max_scale_factor * ops.tanh(tracking / self.max_scale_factor)  # (B, M, 1)
+        adjust = ops.concatenate([raw, bounded], axis=2)  # (B, M, C)
         return ops.sigmoid(base_logit_s + adjust)
 
     def market_path(self, returns, log_volumes, dtype):
