@@ -375,8 +375,8 @@ def execution_outcome(allocations, prices, volumes, min_duration, *, notional=0,
     diff = achieved / bench - 1.0
     improvement = -_cast_like(ops, side, diff) * diff * 1e4
     window_length = ops.sum(window, axis=axis, keepdims=True)
-    shape = tuple(np.broadcast_shapes(tuple(diff.shape), tuple(improvement.shape)))
-    fields = [ops.broadcast_to(f, shape) for f in (achieved, bench, diff, improvement, window_length)]
+    common = ops.zeros_like(diff + improvement)  # broadcast every field to the orders' shape (dynamic batch ok)
+    fields = [f + common for f in (achieved, bench, diff, improvement, window_length)]
     return ExecutionOutcome(*[ops.squeeze(f, axis=axis) for f in fields])
 
 
