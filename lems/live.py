@@ -17,7 +17,9 @@ units: shares/coins for a quantity target, quote currency for a notional target)
 Information (EXECUTION.md §3): the decision for horizon bar ``s`` builds the model's window ``X`` exactly as
 :func:`lems.data.windows.make_windows` would for the order's origin (same features, same per-window
 normalisation from the lookback only, same causal seasonal profile), with the bars not yet closed left as
-zeros, and the known-ahead (calendar) features of the coming bar from its open time. The decoder's own state
+zeros, and the known-ahead features of the coming bar from its open time (and the static volume curve from
+the open times of the horizon's bars: inferred on 24/7 markets, ``horizon_times`` from the exchange calendar
+on session markets). The decoder's own state
 (remaining fraction, own achieved price) is fed the ACTUAL fills, through the decoder's per-step API
 (:meth:`lems.layers.decoder.AllocationDecoder.step_share`), so a session replayed with exact fills gives the
 model's batch allocations, and a session whose fills differ re-plans on what really remains.
@@ -41,7 +43,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from lems.data.calendar import add_calendar, bar_minutes_of, timestamps_ns
+from lems.data.calendar import add_calendar, timestamps_ns
 from lems.data.features import (
     N_KNOWN_AHEAD,
     N_OBSERVED,
@@ -66,7 +68,7 @@ from lems.execution import (
 )
 from lems.models import RETURN_CHANNEL, VOLUME_CHANNEL
 
-__all__ = ["ChildOrder", "ExecutionSession", "SessionError", "schedule"]
+__all__ = ["ChildOrder", "ExecutionSession", "SessionError", "model_shares", "schedule"]
 
 #: Remaining fraction of the order under which the order counts as complete.
 DONE_TOL = 1e-9
@@ -226,7 +228,7 @@ def _bucket(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
-def model_shares(model: Any, x: np.ndarray, step: np.ndarray, fills: np.ndarray) -> np.ndarray:
+def model_shares(model: Any, x: np.ndarray, step: np.ndarray, fills: np.ndarray, *, pad_to: int = 1) -> np.ndarray:
     """One compiled forward of the live step for a batch of sessions.
 
     Args:
@@ -234,13 +236,15 @@ def model_shares(model: Any, x: np.ndarray, step: np.ndarray, fills: np.ndarray)
         x: ``(B, W, F)`` windows as known at each session's decision.
         step: ``(B,)`` the decision's bar of the horizon.
         fills: ``(B, H - 1)`` actual fills (fractions of the order) of the closed bars, zeros beyond.
+        pad_to: pad the batch to at least this size (one compiled shape for a stream of varying batches); the
+            batch is padded to a power of two in any case.
 
     Returns:
         ``(B, M, C)`` float64 shares of what remains, per order of the seed layout (M = order type x target,
         C = min-duration column).
     """
     n = x.shape[0]
-    size = _bucket(n)
+    size = _bucket(max(n, int(pad_to)))
     pad = size - n
     xs = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
     steps = np.r_[step, np.zeros(pad)].reshape(-1, 1).astype(np.float32)
@@ -418,24 +422,27 @@ class _PolicyPlan:
             self._times = list(times)
         return self._bars
 
+    def _windows(self, x: np.ndarray, times: list[int], prices: list[float], volumes: list[float]) -> WindowSet:
+        """The one-window set at the origin: closed horizon bars' VWAPs and volumes, placeholders after."""
+        h, ref = self.order.horizon, float(self.history["price"].iloc[-1])
+        p, v = np.full((1, h), ref), np.zeros((1, h))
+        p[0, :len(prices)], v[0, :len(volumes)] = prices, volumes
+        y = np.stack([np.zeros((1, h)), np.ones((1, h))], axis=-1).astype(np.float32)
+        utc = lambda t: pd.DatetimeIndex(pd.to_datetime(np.array([t], dtype=np.int64), utc=True))  # noqa: E731
+        return WindowSet(X=x[None], y=y, origin=utc(times[0]), asset=np.array([self.window.symbol], dtype=object),
+                         origin_index=np.array([len(self.history)]), reference_price=np.array([ref]), prices=p,
+                         volumes=v, horizon_end=utc(times[-1]), lookback=self.window.lookback, n_ahead=h,
+                         bars={self.window.symbol: self._calendar(times)})
+
     def plan(self, x: np.ndarray, times: list[int], prices: list[float], volumes: list[float]) -> np.ndarray:
         """The policy's allocations ``(H,)`` for this order, given the bars closed so far."""
-        h, n = self.order.horizon, len(self.history)
-        bars = self._calendar(times)
-        p = np.full((1, h), float(self.history["price"].iloc[-1]))
-        v = np.zeros((1, h))
-        p[0, :len(prices)], v[0, :len(volumes)] = prices, volumes
-        stamps = pd.DatetimeIndex(pd.to_datetime(np.array([times[0]]), utc=True))
-        windows = WindowSet(X=x[None], y=np.stack([np.zeros((1, h)), np.ones((1, h))], axis=-1).astype(np.float32),
-                            origin=stamps, asset=np.array([self.window.symbol], dtype=object),
-                            origin_index=np.array([n]), reference_price=np.array([float(self.history["price"].iloc[-1])]),
-                            prices=p, volumes=v, horizon_end=pd.DatetimeIndex(pd.to_datetime([times[-1]], utc=True)),
-                            lookback=self.window.lookback, n_ahead=h, bars={self.window.symbol: bars})
-        out = np.asarray(self.policy.allocate(windows, self.order.min_rate, self.order.max_rate), dtype=np.float64)
+        h, o = self.order.horizon, self.order
+        out = np.asarray(self.policy.allocate(self._windows(x, times, prices, volumes), o.min_rate, o.max_rate),
+                         dtype=np.float64)
         if out.shape != (1, h, h + 1, 4, 2) or not np.all(np.isfinite(out)):
             raise ValueError(f"policy returned allocations of shape {out.shape} (expected (1, {h}, {h + 1}, 4, 2), "
                              "finite)")
-        return out[0, :, self.order.seed_column, self.order.order_type_index, self.order.target_index]
+        return out[0, :, o.seed_column, o.order_type_index, o.target_index]
 
 
 def _policy_share(plan: np.ndarray, step: int) -> float:
@@ -477,10 +484,12 @@ class ExecutionSession:
         n_days_profile: past occurrences per slot in the seasonal volume profile (as in make_windows).
         lookback: bars of history in the window (a model's own lookback; default
             :data:`DEFAULT_POLICY_LOOKBACK` for a policy).
-        calendar: "24/7" (the next bar's open time may be inferred from the bar length), "session" (it must be
-            given) or "auto" (24/7 when the history has weekend bars in ``tz``).
-        horizon_times: optional open times of the H bars of the order (used when ``next_allocation`` is
-            called without a time; required by policies on a session calendar).
+        calendar: "24/7" (bar open times follow the bar grid), "session" (exchange sessions: ``horizon_times``
+            required) or "auto" (24/7 when the history has weekend bars in ``tz``).
+        horizon_times: open times of the H bars of the order, from the exchange calendar (known in advance). The
+            window's known-ahead features include the static volume curve over the whole horizon, so every
+            horizon bar's time of day is needed: required on a session calendar; on 24/7 inferred as the bar
+            grid after the history. ``next_allocation(bar_open_time=...)`` may still override the coming bar's.
 
     Raises:
         ValueError: bad history, size, order or model/order mismatch.
@@ -855,7 +864,8 @@ class ExecutionSession:
                       "min_duration": o.min_duration, "objective": o.objective, "min_rate": o.min_rate,
                       "max_rate": o.max_rate},
             "size": self.size, "n_days_profile": self.n_days_profile, "tz": self._tz, "is_24_7": self._is_24_7,
-            "horizon_ns": self._horizon_ns, "times_given": self._times_given, "window": self._window.to_dict(), "fills": self._fills,
+            "horizon_ns": self._horizon_ns, "times_given": self._times_given, "window": self._window.to_dict(),
+            "fills": self._fills,
             "prices": self._prices, "volumes": self._volumes, "stamps": self._stamps, "remaining": self._remaining,
             "pending": self._pending,
             "history": None if self._history is None else _frame_to_dict(self._history),
@@ -1031,6 +1041,7 @@ def _replay(sessions: list[ExecutionSession], feeds: list[tuple[pd.DataFrame, in
     cursor = [i0 for _, i0 in feeds]
     stamps = [timestamps_ns(cal["timestamp"]) for cal, _ in feeds]
     records: list[tuple[Any, int, float, float]] = []
+    widest = [1]  # largest batch so far: pad to it, so the compiled shape only grows
 
     def next_ns(k: int) -> int | None:
         done = sessions[k].ended or cursor[k] >= len(stamps[k])
@@ -1045,7 +1056,8 @@ def _replay(sessions: list[ExecutionSession], feeds: list[tuple[pd.DataFrame, in
         due = [k for k, t in enumerate(times) if t == now]
         deciders = [k for k in due if not sessions[k].complete]
         requests = {k: sessions[k]._request(_ts(now)) for k in deciders}
-        shares = _batch_shares(sessions, requests, driver, is_model)
+        widest[0] = max(widest[0], len(requests))
+        shares = _batch_shares(sessions, requests, driver, is_model, widest[0])
         for k in deciders:
             child = sessions[k]._decide(requests[k], shares[k])
             records.append((order_ids[k], now, child.fraction, child.units))
@@ -1058,7 +1070,7 @@ def _replay(sessions: list[ExecutionSession], feeds: list[tuple[pd.DataFrame, in
 
 
 def _batch_shares(sessions: list[ExecutionSession], requests: dict[int, _Request], driver: Any,
-                  is_model: bool) -> dict[int, float]:
+                  is_model: bool, pad_to: int = 1) -> dict[int, float]:
     """Proposed shares of the due sessions: one model forward for all of them (or the policy, per session)."""
     if not requests:
         return {}
@@ -1068,5 +1080,5 @@ def _batch_shares(sessions: list[ExecutionSession], requests: dict[int, _Request
                                                         sessions[k]._prices, sessions[k]._volumes),
                                  requests[k].step) for k in keys}
     out = model_shares(driver, np.stack([requests[k].x for k in keys]), np.array([requests[k].step for k in keys]),
-                       np.stack([requests[k].fills for k in keys]))
+                       np.stack([requests[k].fills for k in keys]), pad_to=pad_to)
     return {k: float(out[i, sessions[k]._model_index, sessions[k].order.seed_column]) for i, k in enumerate(keys)}

@@ -51,8 +51,11 @@ def model():
 
 
 def batch_allocations(model, win, rows, lo=LO, hi=HI) -> np.ndarray:
-    x = add_config_to_X(win.X[rows], lo, hi)
-    return np.asarray(keras.ops.convert_to_numpy(model.predict_on_batch(x)), dtype=np.float64)
+    """The batch forward on windows ``rows`` (padded to 4 rows: one compiled shape for every test)."""
+    rows = list(rows)
+    x = add_config_to_X(win.X[rows + rows[:1] * (4 - len(rows))], lo, hi)
+    out = keras.ops.convert_to_numpy(model.predict_on_batch(x))
+    return np.asarray(out, dtype=np.float64)[:len(rows)]
 
 
 def horizon_bars(markets, win, cal, i) -> pd.DataFrame:
