@@ -66,7 +66,6 @@ from lems.execution import (
     benchmark_price,
     execution_outcome,
 )
-from lems.models import RETURN_CHANNEL, VOLUME_CHANNEL
 
 __all__ = ["ChildOrder", "ExecutionSession", "SessionError", "model_shares", "schedule"]
 
@@ -171,25 +170,21 @@ class _LiveStep(keras.Model):
     def call(self, inputs):
         x, step, fills = inputs
         lem, dec = self.lem, self.lem.decoder
-        horizon, lookback, k = lem.n_ahead, lem.lookback, lem.n_known_features
+        horizon = lem.n_ahead
         x = ops.cast(x, lem.compute_dtype)
         dtype = x.dtype
-        # Same context as LargeExecutionModel.call: encoder row s (bars <= t0+s-1) + known-ahead of bar s.
-        encoded = lem.encode(x)
-        known_next = x[:, lookback:, x.shape[-1] - k:] if k else x[:, lookback:, :0]
-        known_next = ops.concatenate([known_next, ops.zeros_like(known_next[:, :1])], axis=1)
-        projected, base_logits, base_remaining = dec.prepare(ops.concatenate([encoded, known_next], axis=-1))
+        context, returns, log_volumes, prior = lem.decoder_inputs(x)  # exactly what LargeExecutionModel.call reads
+        projected, base_logits, base_remaining = dec.prepare(context)
         step = ops.cast(step, dtype)
         onehot = ops.one_hot(ops.cast(step[:, 0], "int32"), horizon, dtype=dtype)  # (B, H)
         projected_s = ops.einsum("bh,bhd->bd", onehot, projected)
         base_logit_s = ops.einsum("bh,mch->bmc", onehot, base_logits)
         base_remaining_s = ops.einsum("bh,mch->bmc", onehot, base_remaining)
-        realised = x[:, lookback:]
         constants = dec._constants(dtype)
-        if getattr(lem, "use_prior", False):  # static curve's log-odds (last channel) on the VWAP order types
-            shift = ops.einsum("bh,bh->b", onehot, dec.prior_shift(realised[..., x.shape[-1] - 1], dtype))
+        if prior is not None:  # static curve's log-odds on the VWAP order types
+            shift = ops.einsum("bh,bh->b", onehot, dec.prior_shift(prior, dtype))
             base_logit_s = base_logit_s + constants["is_vwap"] * shift[:, None, None]
-        log_price, volume = dec.market_path(realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL], dtype)
+        log_price, volume = dec.market_path(returns, log_volumes, dtype)
         state = dec.initial_state(ops.shape(x)[0], dtype)
         fills = ops.cast(fills, dtype)
         zeros = ops.zeros_like(state.remaining)

@@ -137,19 +137,28 @@ class LargeExecutionModel(keras.Model):
         attended = self.attention(query, h, h, attention_mask=mask, training=training)
         return self.attention_norm([self.attention_gate(attended), query])
 
-    def call(self, inputs, training=None):
-        x, min_rate, max_rate = self._split_inputs(inputs)
+    def decoder_inputs(self, x, training=None):
+        """What the decoder reads, from a window ``X``: ``(context, returns, log_volumes, prior)``.
+
+        ``context`` ``(B, H, D + K)``: encoder row ``s`` (bars ``<= t0 + s - 1``) and the known-ahead features of
+        bar ``s``; ``returns`` / ``log_volumes`` ``(B, H - 1)``: observed channels of the horizon bars (read by
+        the recursion only once closed); ``prior`` ``(B, H - 1)`` the static curve's log-odds, or None.
+        """
         x = ops.cast(x, self.compute_dtype)
-        lookback, horizon, k = self.lookback, self.n_ahead, self.n_known_features
+        lookback, k = self.lookback, self.n_known_features
         encoded = self.encode(x, training=training)  # (B, H, D), row s: bars <= t0 + s - 1
         known_next = x[:, lookback:, x.shape[-1] - k:] if k else x[:, lookback:, :0]  # bars t0 .. t0+H-2
         known_next = ops.concatenate([known_next, ops.zeros_like(known_next[:, :1])], axis=1)
         context = ops.concatenate([encoded, known_next], axis=-1)
         realised = x[:, lookback:]
-        inputs = [context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL], min_rate, max_rate]
-        if self.use_prior:
-            inputs.append(realised[..., x.shape[-1] - 1])  # static curve's log-odds (last, known-ahead channel)
-        return self.decoder(inputs)
+        prior = realised[..., x.shape[-1] - 1] if self.use_prior else None  # last, known-ahead channel
+        return context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL], prior
+
+    def call(self, inputs, training=None):
+        x, min_rate, max_rate = self._split_inputs(inputs)
+        context, returns, log_volumes, prior = self.decoder_inputs(x, training=training)
+        decoder_inputs = [context, returns, log_volumes, min_rate, max_rate]
+        return self.decoder(decoder_inputs + ([prior] if prior is not None else []))
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0] if isinstance(input_shape, (list, tuple)) and isinstance(
