@@ -20,7 +20,6 @@ from typing import Any
 __all__ = ["build_parser", "main"]
 
 _EXIT_ERROR = 2
-_BASELINE_NAMES = ("twap", "static_vwap", "flexible_rule")
 
 
 class CLIError(Exception):
@@ -51,8 +50,8 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--seed", type=int, default=None, help="random seed (keras, numpy, data); default 0")
     common.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     common.add_argument("--fast-compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="JAX: lower XLA optimisation so the model compiles several times faster on CPU "
-                             "(steps run somewhat slower); default: on for demo, off otherwise")
+                        help="JAX: lower XLA optimisation so the model compiles faster on CPU (each step then "
+                             "runs ~3x slower: worth it for short runs); default: on for 'demo --quick' only")
     return common
 
 
@@ -95,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="tiny model and few windows (about a minute, for CI)")
     demo.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_demo_<timestamp>)")
     demo.add_argument("--minutes", type=float, default=None,
-                      help="training time budget [minutes] (default 2.5, or 0.4 with --quick)")
+                      help="training time budget [minutes] (default 2, about 3 minutes in all; 0.4 with --quick)")
     demo.add_argument("--assets", type=int, default=None, help="synthetic assets (default 3, or 2 with --quick)")
     demo.add_argument("--days", type=int, default=None, help="synthetic days (default 120, or 21 with --quick)")
     _report_options(demo)
@@ -163,14 +162,15 @@ def _check_paths(paths: Sequence[str | Path], what: str) -> None:
 
 
 def _out_dir(out: Path | None, prefix: str) -> Path:
+    """The output folder (checked now, created when the first file is written)."""
     path = Path(out) if out is not None else Path(f"{prefix}_{_stamp()}")
     if path.exists() and not path.is_dir():
         raise CLIError(f"output path exists and is not a folder: {path}")
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def _save_frame(frame, out: Path, fmt: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         try:
             path = out / "backtest.parquet"
@@ -186,6 +186,7 @@ def _save_frame(frame, out: Path, fmt: str) -> Path:
 def _save_training(result, out: Path) -> None:
     import json
 
+    out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / "model.keras")
     result.config.save(out / "config.toml")
     result.config.save(out / "config.json")
@@ -221,12 +222,12 @@ def _print_headline(frame) -> None:
     if "model" in fixed.index:
         parts = [f"{p} {fixed.loc[p, 'vwap_tracking_error_bps']:.2f}" for p in fixed.index
                  if p in ("model", "twap", "static_vwap")]
-        line = "  fixed duration, VWAP tracking error [bps]: " + ", ".join(parts)
-        if "twap" in fixed.index and "model_improvement_pct" in fixed.columns:
-            line += f" (model vs twap: {fixed.loc['twap', 'model_improvement_pct']:+.1f} %"
-            if "static_vwap" in fixed.index:
-                line += f", vs static_vwap: {fixed.loc['static_vwap', 'model_improvement_pct']:+.1f} %"
-            line += " lower is better)"
+        line = "  fixed duration, VWAP tracking error [bps, lower is better]: " + ", ".join(parts)
+        if "model_improvement_pct" in fixed.columns:
+            relative = [f"{abs(fixed.loc[p, 'model_improvement_pct']):.1f} % "
+                        f"{'lower' if fixed.loc[p, 'model_improvement_pct'] >= 0 else 'higher'} than {p}"
+                        for p in ("twap", "static_vwap") if p in fixed.index]
+            line += (" (model " + ", ".join(relative) + ")") if relative else ""
         _say(line)
     flex = tables["flexible"]
     for bench in ("vwap", "twap"):
@@ -234,7 +235,8 @@ def _print_headline(frame) -> None:
         parts = [f"{p} {sub.loc[p, 'mean_improvement_bps']:+.2f}" for p in sub.index
                  if p in ("model", "flexible_rule", "twap")]
         if parts:
-            _say(f"  flexible duration vs {bench.upper()}, mean improvement [bps]: " + ", ".join(parts))
+            _say(f"  flexible duration vs {bench.upper()}, mean improvement [bps, higher is better]: "
+                 + ", ".join(parts))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -244,6 +246,8 @@ def _demo_config(args: argparse.Namespace):
     from lems.training import TrainConfig
 
     seed = 0 if args.seed is None else args.seed
+    if args.minutes is not None and not args.minutes > 0:
+        raise CLIError(f"--minutes must be > 0, got {args.minutes:g}")
     if args.quick:
         minutes = 0.4 if args.minutes is None else args.minutes
         config = TrainConfig(
@@ -252,11 +256,11 @@ def _demo_config(args: argparse.Namespace):
             fused_mlp_hidden_dim=8, batch_size=64, learning_rate=5e-3, epochs=3, patience=2,
             time_budget_s=minutes * 60, seed=seed)
     else:
-        minutes = 2.5 if args.minutes is None else args.minutes
+        minutes = 2.0 if args.minutes is None else args.minutes
+        # a lower learning rate and a little dropout than TrainConfig's defaults: on this market the default
+        # rate overfits the (unpredictable) price path within a couple of epochs
         config = TrainConfig(synthetic_assets=args.assets or 3, synthetic_days=args.days or 120, epochs=200,
-                             patience=5, time_budget_s=minutes * 60, seed=seed)
-    if not minutes > 0:
-        raise CLIError(f"--minutes must be > 0, got {minutes}")
+                             learning_rate=5e-4, dropout=0.1, patience=5, time_budget_s=minutes * 60, seed=seed)
     return config
 
 
@@ -264,7 +268,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     config = _demo_config(args)
     out = _out_dir(args.out, "lems_demo")
-    fast = _apply_backend_options(args, default_fast=True)
+    fast = _apply_backend_options(args, default_fast=bool(args.quick))
+    config = config.replace(fast_compile=fast)  # recorded in config.toml
     from lems.training import build_windows, load_bars, split_windows, train
 
     _say(f"lems demo{' --quick' if args.quick else ''}: synthetic 24/7 market, {config.synthetic_assets} assets × "
@@ -286,7 +291,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     f"seed {config.seed})",
             "training": f"{result.epochs_run} epoch(s), {result.wall_time_s:.0f} s, stopped by {result.stopped_by}"}
     page = write_report(frame, out, allocations=allocations, windows=splits.test, format=args.format,
-                        cluster=args.cluster, title="lems demo: learned execution on a synthetic market", meta=meta)
+                        cluster=args.cluster, title="lems demo: learned execution on a synthetic market", meta=meta,
+                        seed=config.seed)
     _say("headline (test split):")
     _print_headline(frame)
     _say(f"report: {page}")
@@ -324,7 +330,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     val = result.history.get("val_loss")
     best = f", best val_loss {min(val):.4f}" if val else ""
     _say(f"{result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}{best}")
-    _say(f"model, config and history in:")
+    _say("model, config and history in:")
     _say(str(out.resolve()))
     return 0
 
@@ -372,7 +378,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     config.save(out / "config.toml")
     meta = {"model": str(args.model), "data": ", ".join(config.data), "windows": args.split}
     page = write_report(frame, out, allocations=allocations, windows=windows, format=args.format,
-                        cluster=args.cluster, meta=meta)
+                        cluster=args.cluster, meta=meta, seed=config.seed)
     _print_headline(frame)
     _say(f"frame: {frame_path}")
     _say(f"report: {page}")
@@ -411,9 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help(sys.stderr)
-        sys.stderr.write("lems: error: choose a command: demo, train, evaluate or report\n")
+        sys.stderr.write("lems: error: choose a command: demo, train, evaluate or report (see 'lems --help')\n")
         return _EXIT_ERROR
+    from lems.training import fast_compile_enabled, set_fast_compile
+
+    previous = fast_compile_enabled()  # commands choose their own setting; restored on return
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -424,6 +432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         sys.stderr.write(f"lems: error: {_one_line(exc)}\n")
         return _EXIT_ERROR
+    finally:
+        set_fast_compile(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,8 +58,37 @@ _STAT_LABELS = {"mean": "mean", "std": "std", "median": "median", "p5": "P5", "p
 # --------------------------------------------------------------------------------------------------------
 # Frames
 # --------------------------------------------------------------------------------------------------------
+def _categorical(values: pd.Series, name: str, allowed: Sequence[str] | None = None,
+                 lower: bool = False) -> pd.Categorical:
+    """``values`` as a categorical of string labels, working on codes (fast on millions of rows).
+
+    With ``allowed``: exactly those categories, in that order (unknown labels are an error). Without: the used
+    labels, in category order for a categorical input, else in order of first appearance.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes, uniques = values.cat.codes.to_numpy(), values.cat.categories
+    else:
+        codes, uniques = pd.factorize(values, sort=False)
+    if codes.size and codes.min() < 0:
+        raise ValueError(f"column {name!r} has missing values")
+    labels = [str(u).lower() if lower else str(u) for u in uniques]
+    used = np.bincount(codes, minlength=len(labels)) > 0
+    used_labels = [label for label, u in zip(labels, used) if u]
+    if allowed is None:
+        categories = list(dict.fromkeys(used_labels))
+    else:
+        unknown = sorted(set(used_labels) - set(allowed))
+        if unknown:
+            raise ValueError(f"column {name!r} has unknown value(s) {unknown}; expected {list(allowed)}")
+        categories = list(allowed)
+    position = {c: i for i, c in enumerate(categories)}
+    mapping = np.array([position.get(label, -1) for label in labels] or [-1], dtype=np.int64)
+    return pd.Categorical.from_codes(mapping[codes], categories=categories)
+
+
 def _prepare(frame: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """A validated backtest frame with canonical categoricals (policy order = order of appearance).
+    """A validated backtest frame with canonical categoricals (policy order = category order, or order of
+    appearance), UTC origins and float64 metrics. The input is not modified.
 
     Raises:
         ValueError: no rows, missing columns, unknown categories, non-finite numbers.
@@ -74,23 +103,26 @@ def _prepare(frame: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
         raise ValueError(f"not a backtest frame: missing column(s) {missing}")
     if len(frame) == 0:
         raise ValueError("the backtest frame has no rows")
-    out = frame.copy()
-    policies = list(out["policy"].cat.categories) if isinstance(out["policy"].dtype, pd.CategoricalDtype) else []
-    present = list(pd.unique(out["policy"].astype(str)))
-    order = [p for p in policies if p in present] + [p for p in present if p not in policies]
-    out["policy"] = pd.Categorical(out["policy"].astype(str), categories=order)
+    out = frame.copy(deep=False)
+    out["policy"] = _categorical(out["policy"], "policy")
+    out["asset"] = _categorical(out["asset"], "asset")
     for col, cats in _CATEGORIES.items():
-        values = out[col].astype(str).str.lower()
-        unknown = sorted(set(values) - set(cats))
-        if unknown:
-            raise ValueError(f"column {col!r} has unknown value(s) {unknown}; expected {list(cats)}")
-        out[col] = pd.Categorical(values, categories=list(cats))
-    out["asset"] = out["asset"].astype(str)
-    out["origin"] = pd.to_datetime(out["origin"], utc=True)
-    out["min_duration"] = out["min_duration"].astype(np.int64)
-    out["window"] = out["window"].astype(np.int64)
+        out[col] = _categorical(out[col], col, allowed=cats, lower=True)
+    origin = out["origin"]
+    if isinstance(origin.dtype, pd.DatetimeTZDtype):
+        out["origin"] = origin.dt.tz_convert("UTC")
+    else:
+        try:
+            out["origin"] = pd.to_datetime(origin, utc=True)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"column 'origin' holds values that are not times ({exc})") from None
+    for col in ("window", "min_duration"):
+        values = pd.to_numeric(out[col], errors="coerce").to_numpy(np.float64)
+        if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+            raise ValueError(f"column {col!r} must hold whole numbers")
+        out[col] = values.astype(np.int64)
     for col in ("improvement_bps", "tracking_error_bps"):
-        values = out[col].to_numpy(np.float64)
+        values = pd.to_numeric(out[col], errors="coerce").to_numpy(np.float64)
         if not np.all(np.isfinite(values)):
             raise ValueError(f"column {col!r} contains NaN or inf")
         out[col] = values
@@ -192,19 +224,20 @@ def summary_table(frame: pd.DataFrame, metric: str = "auto") -> pd.DataFrame:
 def _pooled(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with every flexible column's min duration set to 0 (= pooled over durations 1..H)."""
     out = frame.copy()
-    out["min_duration"] = np.where(out["objective"].astype(str) == "beat", 0, out["min_duration"])
+    out["min_duration"] = np.where((out["objective"] == "beat").to_numpy(), 0, out["min_duration"].to_numpy())
     return out
 
 
 def _cluster_ids(rows: pd.DataFrame, cluster: str) -> np.ndarray:
     if cluster == "window":
-        key = rows["asset"].astype(str) + "|" + rows["origin"].astype("int64").astype(str)
-    elif cluster == "origin":
-        key = rows["origin"].astype("int64")
+        return rows.groupby(["asset", "origin"], observed=True, sort=False).ngroup().to_numpy()
+    days = ((rows["origin"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=1)).to_numpy(np.int64)
+    if cluster == "origin":
+        key = rows["origin"]
     elif cluster == "day":
-        key = rows["origin"].dt.floor("D").astype("int64")
+        key = days
     elif cluster == "week":
-        key = rows["origin"].dt.tz_localize(None).dt.to_period("W").astype(str)
+        key = (days + 3) // 7  # weeks starting on Monday (1970-01-01 was a Thursday)
     else:
         raise ValueError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
     return pd.factorize(key)[0]
@@ -306,7 +339,7 @@ def _paired_one(frame: pd.DataFrame, model: str, baseline: str, groups: list[str
     if len(pairs) != len(left) or len(pairs) != len(right):
         raise ValueError(f"policies {model!r} and {baseline!r} were not run on the same orders "
                          f"({len(left)} and {len(right)} orders, {len(pairs)} in common)")
-    track = pairs["objective"].astype(str).to_numpy() == "track"
+    track = (pairs["objective"] == "track").to_numpy()
     model_value = np.where(track, pairs["tracking_error_bps_m"], pairs["improvement_bps_m"])
     base_value = np.where(track, pairs["tracking_error_bps_b"], pairs["improvement_bps_b"])
     pairs = pairs.assign(_model=model_value, _base=base_value,
@@ -607,15 +640,19 @@ def _blocks(frame: pd.DataFrame, model: str, cluster: str, figures: dict[str, st
     blocks += [("h2", "What was measured"), ("p", context)]
     if meta:
         blocks.append(("p", "; ".join(f"{k}: {v}" for k, v in meta.items()) + "."))
-    blocks.append(("p", f"Confidence intervals: 95 %, normal approximation, standard errors clustered by "
-                        f"{_CLUSTER_WORDS[cluster]}. Paired differences are taken order by order on the same "
-                        f"windows; positive = the model did better."))
+    ci_text = (f"Confidence intervals: 95 %, normal approximation, standard errors clustered by "
+               f"{_CLUSTER_WORDS[cluster]}. Paired differences are taken order by order on the same windows; "
+               f"positive = the model did better.")
+    n_clusters = len(np.unique(_cluster_ids(frame, cluster)))
+    if n_clusters < _FEW_CLUSTERS:
+        ci_text += (f" Only {n_clusters} clusters: the normal approximation is rough, treat the intervals as "
+                    f"indicative.")
+    blocks.append(("p", ci_text))
+    fixed_cols = {"policy": "policy", "vwap_tracking_error_bps": "VWAP tracking error [bps]",
+                  "model_improvement_pct": "model lower by [%]", "mean_diff": "policy − model [bps]",
+                  "ci_low": "95% CI low", "ci_high": "95% CI high", "significant": "significant"}
     fixed = tables["fixed"]
-    fixed = fixed[[c for c in ("policy", "vwap_tracking_error_bps", "model_improvement_pct", "mean_diff", "ci_low",
-                               "ci_high", "significant") if c in fixed.columns]].rename(columns={"vwap_tracking_error_bps": "VWAP tracking error [bps]",
-                                            "model_improvement_pct": "model lower by [%]",
-                                            "mean_diff": "policy − model [bps]", "ci_low": "95% CI low",
-                                            "ci_high": "95% CI high"})
+    fixed = fixed[[c for c in fixed_cols if c in fixed.columns]].rename(columns=fixed_cols)
     blocks += [("h3", "Fixed-duration orders: VWAP tracking error (both sides, both targets)"), ("table", fixed)]
     flex = tables["flexible"].rename(columns={"mean_improvement_bps": "mean improvement [bps]",
                                               "mean_diff": "model − policy [bps]", "ci_low": "95% CI low",
@@ -641,6 +678,7 @@ def _blocks(frame: pd.DataFrame, model: str, cluster: str, figures: dict[str, st
     return blocks
 
 
+_FEW_CLUSTERS = 20
 _CLUSTER_WORDS = {
     "window": "order window (asset × origin)",
     "origin": "origin time (all assets starting at the same bar together)",
@@ -715,7 +753,7 @@ def _render_html(blocks: list[tuple], title: str) -> str:
 def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Path, *,
                  allocations: Mapping[str, np.ndarray] | None = None, windows=None, format: str = "md",  # noqa: A002
                  model: str = "model", cluster: str = "day", title: str = "lems execution report",
-                 meta: Mapping[str, Any] | None = None) -> Path:
+                 meta: Mapping[str, Any] | None = None, seed: int = 0) -> Path:
     """Write the report page, its figures (PNG) and CSV tables into ``out_dir``.
 
     Files: ``report.md`` or ``report.html``; ``summary.csv`` (:func:`summary_table`, per min duration),
@@ -733,7 +771,8 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         model: Label of the model policy (the reference of every comparison).
         cluster: Clustering of the standard errors (see :func:`paired_comparison`).
         title: Page title.
-        meta: Extra facts printed under the title (e.g. training time, data files).
+        meta: Extra facts printed in the report (e.g. training time, data files).
+        seed: Seed of the choice of example orders.
 
     Returns:
         Path of the report page.
@@ -763,7 +802,7 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         figures["allocation"] = FIGURES["allocation"]
         figures["orders"] = FIGURES["orders"]
         plot_allocation_curves(allocations, windows, out / figures["allocation"])
-        plot_orders(allocations, windows, out / figures["orders"])
+        plot_orders(allocations, windows, out / figures["orders"], seed=seed)
     blocks = _blocks(frame, model, cluster, figures, meta or {}, title)
     page = out / f"report.{format}"
     text = _render_md(blocks) if format == "md" else _render_html(blocks, title)
