@@ -36,8 +36,8 @@ _TARGET_ALIASES = {"quantity": "quantity", "volume": "quantity", "qty": "quantit
 
 #: Default tolerance (fraction of the order) under which an allocation counts as "nothing traded".
 WINDOW_TOL = 1e-6
-#: Default ramp (fraction of the order still to trade) of the smooth benchmark window used by the loss.
-SMOOTH_WINDOW_SCALE = 1e-2
+#: Softness (fraction of the order still to trade) of the loss's straight-through benchmark window.
+SMOOTH_WINDOW_SCALE = 5e-2
 #: Slack (fraction of the order) allowed when checking feasibility ``H * max_rate >= 1``.
 FEASIBILITY_SLACK = 1e-9
 
@@ -282,14 +282,19 @@ def benchmark_window(allocations, min_duration, *, axis: int = 1, smooth: bool =
                      scale: float = SMOOTH_WINDOW_SCALE):
     """Mask of the benchmark window over the step axis (EXECUTION.md §4).
 
-    Hard: bars ``0 .. e-1`` with ``e = max(d, 1 + last bar with a_s > tol)``. Smooth (for gradients): bar
-    ``s`` has weight 1 when ``s < d`` and ``min(1, tail_s / scale)`` otherwise, where ``tail_s`` is the
-    fraction of the order traded at or after ``s``; it equals the hard mask whenever every bar that trades
-    carries at least ``scale`` of the order after it.
+    Hard: bars ``0 .. e-1`` with ``e = max(d, 1 + last bar with a_s > tol)``.
+
+    Smooth (for the loss): the same values as the hard mask (so the loss scores the true benchmark), with the
+    gradient of a soft window (straight-through): bar ``s >= d`` has soft weight ``tail_s / (tail_s + scale)``,
+    ``tail_s`` being the fraction of the order traded at or after ``s``. Finishing earlier visibly shrinks the
+    benchmark window for the optimiser even from a uniform schedule, which a hard window cannot tell it.
 
     Args:
         allocations: allocations with the step axis at ``axis``.
         min_duration: d in bars, broadcastable to ``allocations`` (keep the step axis as size 1).
+        smooth: straight-through soft window (backend tensors; numpy inputs get the hard mask, same values).
+        tol: an allocation at or below ``tol`` does not extend the hard window.
+        scale: softness of the surrogate (fraction of the order).
 
     Returns:
         A mask of the dtype of ``allocations`` and its shape.
@@ -298,13 +303,16 @@ def benchmark_window(allocations, min_duration, *, axis: int = 1, smooth: bool =
     horizon = allocations.shape[axis]
     steps = _step_index(ops, horizon, len(allocations.shape), axis, allocations.dtype)
     d = _cast_like(ops, min_duration, allocations)
-    if smooth:
-        tail = ops.sum(allocations, axis=axis, keepdims=True) - ops.cumsum(allocations, axis=axis) + allocations
-        return ops.where(steps < d, ops.ones_like(allocations), ops.minimum(1.0, ops.maximum(tail, 0.0) / scale))
     last_plus_one = ops.max(ops.where(allocations > tol, steps + 1, ops.zeros_like(allocations)), axis=axis,
                             keepdims=True)
     end = ops.maximum(d, last_plus_one)
-    return _cast_like(ops, steps < end, allocations)
+    hard = _cast_like(ops, steps < end, allocations)
+    if not smooth or ops is np:
+        return hard
+    tail = ops.maximum(ops.sum(allocations, axis=axis, keepdims=True) - ops.cumsum(allocations, axis=axis)
+                       + allocations, 0.0)
+    soft = ops.where(steps < d, ops.ones_like(allocations), tail / (tail + scale))
+    return hard + soft - ops.stop_gradient(soft)
 
 
 def achieved_price(allocations, prices, notional=0, *, axis: int = 1, keepdims: bool = False):

@@ -66,6 +66,8 @@ class AllocationDecoder(keras.layers.Layer):
             per-step log-odds by at most ``± max_scale_factor``. Flexible heads are unbounded (they may
             complete the order at once).
         activation: activation of the heads.
+        flexible_context: let the flexible ("beat") heads read the market context too (default: they read only
+            the order's state, which is what a stopping rule needs and cannot memorise price paths).
 
     Call args:
         inputs: list ``[context, returns, log_volumes, min_rate, max_rate]``:
@@ -83,8 +85,9 @@ class AllocationDecoder(keras.layers.Layer):
     """
 
     def __init__(self, n_ahead: int, hidden_dim: int = 64, head_hidden_dims=(32,), max_scale_factor: float = 1.5,
-                 activation: str = "gelu", **kwargs) -> None:
+                 activation: str = "gelu", flexible_context: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.flexible_context = bool(flexible_context)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
         self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         self.head_hidden_dims = tuple(int(h) for h in head_hidden_dims)
@@ -133,6 +136,9 @@ class AllocationDecoder(keras.layers.Layer):
             "is_vwap": as_tensor(is_vwap.reshape(1, -1, 1)),
             "tracking": as_tensor(tracking.reshape(1, 1, c)),
             "duration": as_tensor(seed_min_durations(horizon).reshape(1, 1, c) / horizon),
+            # Flexible heads read only the order's state (prices relative to the running benchmark, fills, time),
+            # unless flexible_context: the market context mostly lets them memorise price paths.
+            "context_gate": as_tensor((tracking if not self.flexible_context else np.ones(c)).reshape(1, 1, c, 1)),
             "min_duration": seed_min_durations(horizon).reshape(1, 1, c),
         }
 
@@ -218,7 +224,7 @@ class AllocationDecoder(keras.layers.Layer):
             ops.zeros_like(remaining) + k["tracking"],
         ], axis=-1)  # (B, M, C, N_STATE)
         hidden = (ops.einsum("bmcn,mnh->bmch", features, self.state_kernel) + self.state_bias[None]
-                  + projected_s[:, None, None, :])
+                  + projected_s[:, None, None, :] * k["context_gate"])
         hidden = keras.activations.get(self.activation)(hidden)
         return self._share(hidden, base_logit_s, k)
 
@@ -298,5 +304,5 @@ class AllocationDecoder(keras.layers.Layer):
         config = super().get_config()
         config.update({"n_ahead": self.n_ahead, "hidden_dim": self.hidden_dim,
                        "head_hidden_dims": list(self.head_hidden_dims), "max_scale_factor": self.max_scale_factor,
-                       "activation": self.activation})
+                       "activation": self.activation, "flexible_context": self.flexible_context})
         return config
