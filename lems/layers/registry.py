@@ -47,8 +47,9 @@ def fresh_initializer(initializer, offset: int = 0):
     initializer = keras.initializers.get(initializer)
     if not isinstance(initializer, keras.initializers.Initializer):
         return initializer
-    config = keras.initializers.serialize(initializer)
-    inner = config.get("config") if isinstance(config, dict) else None
-    if isinstance(inner, dict) and isinstance(inner.get("seed"), int) and not isinstance(inner["seed"], bool):
-        inner["seed"] = inner["seed"] + offset
-    return keras.initializers.get(config)
+    # get_config/from_config rather than keras.initializers.serialize: the latter goes through Keras'
+    # serialization library, which imports TensorFlow when it is installed (+400 MiB, seconds per process).
+    config = dict(initializer.get_config())
+    if isinstance(config.get("seed"), int) and not isinstance(config["seed"], bool):
+        config["seed"] = config["seed"] + offset
+    return type(initializer).from_config(config)

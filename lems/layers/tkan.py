@@ -285,9 +285,11 @@ class TKAN(keras.layers.Layer):
             self.units,
             sub_kan_configs=self.sub_kan_configs,
             use_bias=self.use_bias,
-            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
-            recurrent_initializer=keras.initializers.serialize(self.recurrent_initializer),
-            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+            # Instances, not serialized configs: serializing in __init__ makes Keras import TensorFlow when it
+            # is installed (+400 MiB and seconds per process); the cell copies them per weight anyway.
+            kernel_initializer=self.kernel_initializer,
+            recurrent_initializer=self.recurrent_initializer,
+            bias_initializer=self.bias_initializer,
             unit_forget_bias=self.unit_forget_bias,
             dtype=self.dtype_policy,
             name="cell",

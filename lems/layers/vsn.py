@@ -90,7 +90,7 @@ class VariableSelectionNetwork(keras.layers.Layer):
         self.selection_grn = GRN(
             self.num_hidden,
             dropout=self.dropout,
-            activation=keras.activations.serialize(self.activation),
+            activation=self.activation,
             output_units=n_var,
             kernel_initializer=fresh_initializer(self.kernel_initializer),
             bias_initializer=fresh_initializer(self.bias_initializer),
