@@ -18,7 +18,12 @@ import numpy as np
 
 from lems.data.features import build_slot_index, seasonal_volume_profile
 from lems.data.windows import WindowSet
-from lems.execution import ORDER_TYPES, allocate_step, check_rates, schedule_from_weights
+from lems.execution import (
+    ORDER_TYPES,
+    allocate_step,
+    rate_columns,
+    schedule_from_weights,
+)
 
 __all__ = [
     "BASELINES",
@@ -67,19 +72,7 @@ class Policy(Protocol):
 # --------------------------------------------------------------------------------------------------------
 def _rates(windows: WindowSet, min_rate: Any, max_rate: Any) -> tuple[np.ndarray, np.ndarray]:
     """Validated rates as float64 arrays ``(N, 1)`` (one limit per window)."""
-    n, horizon = len(windows), int(windows.n_ahead)
-    out = []
-    for name, value in (("min_rate", min_rate), ("max_rate", max_rate)):
-        arr = np.asarray(value, dtype=np.float64)
-        if arr.ndim == 0:
-            arr = np.full((n, 1), float(arr))
-        elif arr.shape in ((n,), (n, 1)):
-            arr = arr.reshape(n, 1)
-        else:
-            raise ValueError(f"{name} must be a scalar or have shape ({n}, 1), got {arr.shape}")
-        out.append(arr)
-    check_rates(horizon, out[0], out[1])
-    return out[0], out[1]
+    return rate_columns(len(windows), min_rate, max_rate, int(windows.n_ahead))
 
 
 def _check_windows(windows: WindowSet) -> None:

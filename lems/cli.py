@@ -205,7 +205,7 @@ def _model_policy(model, n_windows: int):
 
 
 def _evaluate(model, windows, min_rate: float, max_rate: float):
-    from lems.baselines import FlexibleRule, StaticVWAP, TWAP
+    from lems.baselines import TWAP, FlexibleRule, StaticVWAP
     from lems.report import allocate_and_backtest
 
     if len(windows) == 0:

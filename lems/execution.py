@@ -171,31 +171,57 @@ def seed_order_specs(horizon: int, min_rate: float = 0.0, max_rate: float = 1.0)
             for c in range(horizon + 1) for o in range(len(ORDER_TYPES)) for t in range(len(TARGETS))]
 
 
-def check_rates(horizon: int, min_rate: Any, max_rate: Any) -> None:
+def check_rates(horizon: int | None, min_rate: Any, max_rate: Any) -> None:
     """Validate per-bar trading limits (scalars or arrays of any shape, e.g. ``(batch, 1)``).
 
     Args:
-        horizon: H in bars.
+        horizon: H in bars; ``None`` skips the feasibility check ``H * max_rate >= 1``.
         min_rate: minimum fraction of the order per bar while it is open.
         max_rate: maximum fraction of the order per bar.
 
     Raises:
-        ValueError: NaN/inf, negative rates, ``min_rate > max_rate``, ``max_rate <= 0`` or an infeasible
-            order (``H * max_rate < 1``).
+        ValueError: NaN/inf, negative rates, ``min_rate > max_rate``, ``max_rate`` outside ``(0, 1]`` or an
+            infeasible order (``H * max_rate < 1``).
     """
     lo = np.asarray(keras.ops.convert_to_numpy(min_rate) if not _is_numpy_like(min_rate) else min_rate, dtype=float)
     hi = np.asarray(keras.ops.convert_to_numpy(max_rate) if not _is_numpy_like(max_rate) else max_rate, dtype=float)
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         raise ValueError("min_rate and max_rate must be finite numbers")
     if np.any(lo < 0) or np.any(hi < 0):
-        raise ValueError(f"rates must be non-negative, got min_rate={lo.min()}, max_rate={hi.min()}")
-    if np.any(lo > 1):
-        raise ValueError(f"min_rate must be at most 1 (a fraction of the order), got {lo.max()}")
+        raise ValueError(f"infeasible order: rates must be non-negative, got min_rate={lo.min()}, "
+                         f"max_rate={hi.min()}")
+    if np.any(hi <= 0) or np.any(hi > 1):
+        raise ValueError("infeasible order: max_rate must be in (0, 1] (a fraction of the order per bar)")
     if np.any(lo > hi):
-        raise ValueError("min_rate must not exceed max_rate")
-    if np.any(horizon * hi < 1 - FEASIBILITY_SLACK):
+        raise ValueError("infeasible order: min_rate must not exceed max_rate")
+    if horizon is not None and np.any(horizon * hi < 1 - FEASIBILITY_SLACK):
         raise ValueError(f"infeasible order: horizon {horizon} bars * max_rate {hi.min():g} < 1, "
                          "the order cannot complete within its horizon")
+
+
+def rate_columns(n: int, min_rate: Any, max_rate: Any, horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-order limits as validated float64 columns ``(n, 1)``.
+
+    Args:
+        n: number of orders.
+        min_rate, max_rate: scalars or arrays shaped ``(n,)`` / ``(n, 1)`` (fractions of the order per bar).
+        horizon: H in bars, for the feasibility check (``None``: not checked).
+
+    Raises:
+        ValueError: a wrong shape, or anything :func:`check_rates` rejects.
+    """
+    columns = []
+    for name, value in (("min_rate", min_rate), ("max_rate", max_rate)):
+        arr = np.asarray(keras.ops.convert_to_numpy(value) if not _is_numpy_like(value) else value, dtype=np.float64)
+        if arr.ndim == 0:
+            arr = np.full((n, 1), float(arr))
+        elif arr.shape in ((n,), (n, 1)):
+            arr = arr.reshape(n, 1)
+        else:
+            raise ValueError(f"{name} must be a scalar or have shape ({n},) or ({n}, 1), got shape {arr.shape}")
+        columns.append(arr)
+    check_rates(horizon, columns[0], columns[1])
+    return columns[0], columns[1]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -486,6 +512,6 @@ __all__ = [
     "BENCHMARKS", "ORDER_TYPES", "ORDER_TYPE_NAMES", "OBJECTIVES", "SIDES", "TARGETS",
     "ExecutionOutcome", "OrderSpec", "achieved_price", "allocate_step", "array_namespace", "benchmark_price",
     "benchmark_window", "check_allocations", "check_rates", "execution_outcome", "feasible_interval",
-    "schedule_from_weights", "seed_market", "seed_min_durations", "seed_order_specs", "seed_outcome",
+    "rate_columns", "schedule_from_weights", "seed_market", "seed_min_durations", "seed_order_specs", "seed_outcome",
     "uniform_allocations",
 ]

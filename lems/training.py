@@ -19,13 +19,13 @@ import datetime as _dt
 import json
 import math
 import time
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import tomllib
 
 __all__ = [
     "DATA_SYNTHETIC",

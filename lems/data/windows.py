@@ -32,6 +32,7 @@ from lems.data.features import (
     seasonal_volume_profile,
     window_features,
 )
+from lems.execution import rate_columns
 
 __all__ = [
     "Batch",
@@ -436,7 +437,7 @@ def _utc_index(ns: np.ndarray) -> pd.DatetimeIndex:
 # Order-rate inputs
 # ----------------------------------------------------------------------------------------------
 def rate_arrays(n: int, min_rate, max_rate, n_ahead: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Validate per-bar rate limits and shape them as float32 ``(n, 1)`` arrays.
+    """Validate per-bar rate limits and shape them as float32 ``(n, 1)`` arrays (model inputs).
 
     Args:
         n: Number of samples.
@@ -444,40 +445,11 @@ def rate_arrays(n: int, min_rate, max_rate, n_ahead: int | None = None) -> tuple
         max_rate: Maximum fraction of the order per bar (scalar or ``(n,)`` / ``(n, 1)``).
         n_ahead: Horizon ``H`` [bars]; when given, ``H * max_rate >= 1`` is required.
 
-    Returns:
-        ``(min_rate, max_rate)`` float32 arrays of shape ``(n, 1)``.
-
     Raises:
-        ValueError: non-finite, negative, ``max_rate <= 0`` or ``> 1``, ``min_rate > max_rate``,
-            or ``H * max_rate < 1`` (infeasible order, EXECUTION.md §2).
+        ValueError: see :func:`lems.execution.rate_columns`.
     """
-    lo = _rate_column(min_rate, n, "minimum_traded_per_period")
-    hi = _rate_column(max_rate, n, "maximum_traded_per_period")
-    if np.any(lo < 0):
-        raise ValueError("infeasible order: negative minimum_traded_per_period")
-    if np.any(hi <= 0) or np.any(hi > 1):
-        raise ValueError("infeasible order: maximum_traded_per_period must be in (0, 1]")
-    if np.any(lo > hi):
-        raise ValueError("infeasible order: minimum_traded_per_period > maximum_traded_per_period")
-    if n_ahead is not None and np.any(int(n_ahead) * hi < 1.0 - 1e-9):
-        raise ValueError(
-            f"infeasible order: n_ahead * maximum_traded_per_period < 1 (n_ahead={n_ahead}, "
-            f"max rate={hi.min():.6g}): the order cannot complete"
-        )
+    lo, hi = rate_columns(n, min_rate, max_rate, n_ahead)
     return lo.astype(np.float32), hi.astype(np.float32)
-
-
-def _rate_column(value, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full((n, 1), float(arr))
-    elif arr.shape in ((n,), (n, 1)):
-        arr = arr.reshape(n, 1)
-    else:
-        raise ValueError(f"{name} must be a scalar or have shape ({n},) or ({n}, 1), got {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite")
-    return arr
 
 
 # ----------------------------------------------------------------------------------------------

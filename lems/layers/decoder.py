@@ -25,9 +25,14 @@ import numpy as np
 from keras import ops
 
 from lems.execution import ORDER_TYPES, TARGETS, allocate_step, seed_min_durations
-from lems.layers.constraints import EqualInitializer, FusedGlorotUniform, PositiveSumToOneConstraint
+from lems.layers.constraints import (
+    EqualInitializer,
+    FusedGlorotUniform,
+    PositiveSumToOneConstraint,
+)
 from lems.layers.fused import FusedMLP
 from lems.layers.registry import check_positive_int, register
+
 
 class DecoderState(NamedTuple):
     """The decoder's recurrent state at the open of a bar (per-step API, see :class:`AllocationDecoder`).

@@ -12,7 +12,12 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from lems.layers.registry import check_positive_int, check_rate, fresh_initializer, register
+from lems.layers.registry import (
+    check_positive_int,
+    check_rate,
+    fresh_initializer,
+    register,
+)
 
 
 def _serialize_initializers(layer: keras.layers.Layer) -> dict:

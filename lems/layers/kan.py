@@ -15,9 +15,8 @@ Only `keras.ops` are used: the arithmetic is the same on every backend.
 
 from __future__ import annotations
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 from lems.layers.registry import check_positive_int, register

@@ -6,7 +6,12 @@ import keras
 from keras import ops
 
 from lems.layers.grn import GRN
-from lems.layers.registry import check_positive_int, check_rate, fresh_initializer, register
+from lems.layers.registry import (
+    check_positive_int,
+    check_rate,
+    fresh_initializer,
+    register,
+)
 
 
 @register
