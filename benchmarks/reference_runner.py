@@ -248,6 +248,132 @@ def leak_run(args, full_generate, add_config_to_X, add_config_to_y, lem_loss, mo
     np.savez(args.out, dates_ns=np.asarray(pd_ns(dates)), n_train=len(x_train), y_test=np.asarray(y_test), **out)
 
 
+def _per_asset_windows(full_generate, volumes, notionals, lookback: int, n_ahead: int, split):
+    """The reference's own windows of every asset of the panels (one single-column panel per asset), stacked.
+
+    Returns:
+        ``(x_train, y_train, x_eval, y_eval, asset_eval, dates_eval_ns)``: eval = every window after ``split``.
+    """
+    xs_tr, ys_tr, xs_ev, ys_ev, assets, dates_ev = [], [], [], [], [], []
+    for asset in volumes.columns:
+        x_tr, x_ev, y_tr, y_ev, dates = full_generate(volumes[[asset]], notionals[[asset]], target_asset=asset,
+                                                      lookback=lookback, n_ahead=n_ahead, split_date=split)
+        dates = pd_ns(dates)
+        dates = dates[len(x_tr):] if len(dates) > len(x_ev) else dates
+        xs_tr.append(np.asarray(x_tr, np.float32))
+        ys_tr.append(np.asarray(y_tr, np.float32))
+        xs_ev.append(np.asarray(x_ev, np.float32))
+        ys_ev.append(np.asarray(y_ev, np.float32))
+        assets += [asset] * len(x_ev)
+        dates_ev.append(dates)
+        print(f"reference windows {asset}: train {x_tr.shape}, eval {x_ev.shape}", flush=True)
+    return (np.concatenate(xs_tr), np.concatenate(ys_tr), np.concatenate(xs_ev), np.concatenate(ys_ev),
+            np.asarray(assets), np.concatenate(dates_ev))
+
+
+def _checkpoint_callback(budget_s: float, every_s: float, evaluate: Callable[[float], None]):
+    """Stops training after ``budget_s`` seconds of training time and calls ``evaluate(training_seconds)`` at
+    the first epoch end after every ``every_s`` seconds of it (Keras on JAX syncs the weights only at epoch
+    ends, so the "epochs" of :func:`_chunked_batches` are short); evaluation time is off the training clock."""
+    import keras
+
+    class Checkpoints(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start, self.paused, self.next_eval = time.perf_counter(), 0.0, every_s
+
+        def _trained(self) -> float:
+            return time.perf_counter() - self.start - self.paused
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self._trained() >= budget_s:
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            trained = self._trained()
+            if trained >= self.next_eval or trained >= budget_s:
+                pause = time.perf_counter()
+                evaluate(trained)
+                self.paused += time.perf_counter() - pause
+                self.next_eval = trained + every_s
+
+    return Checkpoints()
+
+
+def _chunked_batches(x, y, batch_size: int, steps: int, seed: int):
+    """A ``keras.utils.PyDataset`` of shuffled ``(x, y)`` batches, ``steps`` batches per "epoch"; the
+    permutation runs on across epochs (a new one each time the data is exhausted)."""
+    import keras
+
+    class Chunks(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order, self.pos = self.rng.permutation(len(x)), 0
+            self.rows = [self._draw() for _ in range(steps)]
+
+        def _draw(self):
+            if self.pos + batch_size > len(self.order):
+                self.order, self.pos = self.rng.permutation(len(x)), 0
+            rows = self.order[self.pos:self.pos + batch_size]
+            self.pos += batch_size
+            return rows
+
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, index):
+            rows = self.rows[index]
+            return _rows(x, rows), y[rows]
+
+        def on_epoch_end(self):
+            self.rows = [self._draw() for _ in range(steps)]
+
+    return Chunks()
+
+
+def curve_run(args, full_generate, add_config_to_X, add_config_to_y, lem_loss, model_cls) -> None:
+    """Train the reference once per variant (``published``; ``shifted`` one bar) for ``args.curve_budget``
+    seconds of training time each (compilation included), predicting every window after the split date at
+    checkpoints: the fixed-duration column (``[:, :, H]``) of every ``args.eval_stride``-th window at each
+    checkpoint, and every window's full allocations at the end."""
+    import keras
+
+    volumes, notionals, _, lookback, n_ahead, split = load_panels(args.panels)
+    x_train, y_train, x_eval, y_eval, assets, dates = _per_asset_windows(full_generate, volumes, notionals, lookback,
+                                                                 n_ahead, split)
+    config = README_CONFIG if args.config == "readme" else SMALL_CONFIG
+    sub = np.arange(0, len(x_eval), args.eval_stride)
+    out: dict[str, np.ndarray] = {"assets": assets, "dates_ns": dates, "ckpt_rows": sub, "y_eval": y_eval,
+                                  "budget_s": np.asarray(args.curve_budget)}
+    for name in args.variants.split(","):
+        transform = shift_one_bar if name == "shifted" else (lambda a: a)
+        keras.utils.set_random_seed(args.seed)
+        model = model_cls(lookback=lookback, n_ahead=n_ahead, **config)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=lem_loss)
+        xt, xe = add_config_to_X(transform(x_train), 0.0, 1.0), add_config_to_X(transform(x_eval), 0.0, 1.0)
+        times, fixed = [], []
+
+        def evaluate(trained_s: float) -> None:
+            pred = np.asarray(model.predict(_rows(xe, sub), batch_size=512, verbose=0))
+            times.append(trained_s)
+            fixed.append(pred[:, :, n_ahead].astype(np.float32))
+            print(f"  {name}: checkpoint at {trained_s:.0f} s of training", flush=True)
+
+        start = time.perf_counter()
+        data = _chunked_batches(xt, add_config_to_y(y_train), 64, args.chunk_steps, args.seed)
+        hist = model.fit(data, epochs=1_000_000, verbose=0,
+                         callbacks=[_checkpoint_callback(args.curve_budget, args.eval_every, evaluate)])
+        losses = np.asarray(hist.history["loss"])
+        print(f"  {name}: {len(losses)} chunks in {time.perf_counter() - start:.0f} s, loss {losses[0]:.4f} -> "
+              f"{losses[-1]:.4f}", flush=True)
+        out[f"alloc_{name}"] = np.asarray(model.predict(xe, batch_size=512, verbose=0), dtype=np.float32)
+        out[f"ckpt_times_{name}"] = np.asarray(times)
+        out[f"ckpt_fixed_{name}"] = np.stack(fixed)
+        out[f"loss_{name}"] = losses
+        out[f"params_{name}"] = np.asarray(model.count_params())
+    np.savez(args.out, **out)
+
+
 def pd_ns(dates) -> np.ndarray:
     """Datetimes (any numpy / pandas form, naive = UTC) as int64 nanoseconds."""
     import pandas as pd
@@ -265,6 +391,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="leak check: total training budget [s] (two models); 0 = performance benchmark")
     parser.add_argument("--config", choices=("small", "readme"), default="small", help="leak check model size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--curve-budget", type=float, default=0.0,
+                        help="learning curve: training time per variant [s]; panels may hold several assets")
+    parser.add_argument("--eval-every", type=float, default=120.0, help="learning curve: checkpoint period [s]")
+    parser.add_argument("--eval-stride", type=int, default=3, help="learning curve: every k-th eval window")
+    parser.add_argument("--chunk-steps", type=int, default=10, help="learning curve: batches per Keras epoch")
+    parser.add_argument("--variants", default="shifted,published", help="learning curve: variants to train")
     args = parser.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     repo_root = os.path.dirname(here)
@@ -277,6 +409,9 @@ def main(argv: list[str] | None = None) -> None:
     from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
 
+    if args.curve_budget > 0:
+        curve_run(args, full_generate, add_config_to_X, add_config_to_y, lem_loss, LargeExecutionModel)
+        return
     if args.leak_budget > 0:
         leak_run(args, full_generate, add_config_to_X, add_config_to_y, lem_loss, LargeExecutionModel)
         return

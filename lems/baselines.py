@@ -21,6 +21,7 @@ from lems.data.windows import WindowSet
 from lems.execution import (
     ORDER_TYPES,
     allocate_step,
+    check_allocations,
     rate_columns,
     schedule_from_weights,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "FlexibleRule",
     "ModelPolicy",
     "Policy",
+    "ScheduleTable",
     "StaticVWAP",
     "TWAP",
     "lookback_volatility",
@@ -410,3 +412,63 @@ class ModelPolicy:
 
 #: The classical baselines by name (classes; instantiate with their defaults or parameters).
 BASELINES: dict[str, type] = {"twap": TWAP, "static_vwap": StaticVWAP, "flexible_rule": FlexibleRule}
+
+
+class ScheduleTable:
+    """Allocations computed elsewhere (another model, a desk's schedules), looked up by asset and origin.
+
+    Lets :func:`lems.backtest.backtest` score any external schedule with the same arithmetic as the
+    built-in policies. The table is checked once against the trading limits given to :meth:`allocate`.
+
+    Args:
+        allocations: ``(M, H, H+1, 4, 2)`` fractions of each order per bar (seed layout).
+        asset: ``(M,)`` symbol of each row.
+        origin: ``(M,)`` origin bar open times ``t0`` (UTC, or naive = UTC).
+        name: Label of the policy.
+
+    Raises:
+        ValueError: shapes that disagree, duplicate ``(asset, origin)`` keys.
+    """
+
+    def __init__(self, allocations: Any, asset: Any, origin: Any, name: str = "schedule_table") -> None:
+        import pandas as pd
+
+        self.allocations = np.asarray(allocations, dtype=np.float64)
+        if self.allocations.ndim != 5 or self.allocations.shape[2] != self.allocations.shape[1] + 1:
+            raise ValueError(f"allocations must be (M, H, H+1, 4, 2), got shape {self.allocations.shape}")
+        origin = pd.DatetimeIndex(pd.to_datetime(np.asarray(origin), utc=True))
+        asset = np.asarray(asset).astype(str)
+        if not len(asset) == len(origin) == len(self.allocations):
+            raise ValueError(f"allocations ({len(self.allocations)}), asset ({len(asset)}) and origin "
+                             f"({len(origin)}) must have the same length")
+        self.index = pd.MultiIndex.from_arrays([asset, origin.as_unit("ns")])
+        if self.index.has_duplicates:
+            raise ValueError("ScheduleTable has duplicate (asset, origin) rows")
+        self.name = str(name)
+
+    def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
+        """The stored allocations of ``windows`` (see :class:`Policy`).
+
+        Raises:
+            ValueError: a window with no stored row, a horizon that differs, or stored allocations that break
+                the invariants or the limits (EXECUTION.md §2).
+        """
+        import pandas as pd
+
+        lo, hi = _rates(windows, min_rate, max_rate)
+        horizon = int(windows.n_ahead)
+        if self.allocations.shape[1] != horizon:
+            raise ValueError(f"ScheduleTable has horizon {self.allocations.shape[1]}, the windows {horizon}")
+        keys = pd.MultiIndex.from_arrays([np.asarray(windows.asset).astype(str),
+                                          pd.DatetimeIndex(windows.origin).tz_convert("UTC").as_unit("ns")])
+        rows = self.index.get_indexer(keys)
+        if (rows < 0).any():
+            first = keys[int(np.flatnonzero(rows < 0)[0])]
+            raise ValueError(f"ScheduleTable {self.name!r} has no allocations for {int((rows < 0).sum())} "
+                             f"window(s), e.g. asset {first[0]!r} origin {first[1]}")
+        out = self.allocations[rows]
+        check_allocations(out, lo.reshape(-1, 1, 1, 1, 1), hi.reshape(-1, 1, 1, 1, 1))
+        return out
+
+    def __repr__(self) -> str:
+        return f"ScheduleTable(rows={len(self.allocations)}, name={self.name!r})"

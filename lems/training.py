@@ -652,7 +652,7 @@ def _subsample(windows, max_windows: int | None, seed: int):
     return windows.subset(rows)
 
 
-def train(config: TrainConfig | None = None, windows=None, verbose: int = 1) -> TrainResult:
+def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, callbacks=()) -> TrainResult:
     """Train a model on the config's data (or on ``windows``), with early stopping and a time budget.
 
     Args:
@@ -660,6 +660,7 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1) -> 
         windows: Prebuilt windows (a :class:`lems.data.windows.WindowSet`, split here by the config, or a
             :class:`Splits`); default: built from ``config.data``.
         verbose: Keras verbosity (1: progress bar per epoch, 2: one line per epoch, 0: silent).
+        callbacks: Extra Keras callbacks, run after the built-in ones (early stopping, time budget, clock).
 
     Returns:
         A :class:`TrainResult`.
@@ -685,7 +686,7 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1) -> 
     has_val = len(splits.val) > 0
     val = batches(splits.val, config.batch_size, config.min_rate, config.max_rate, False, 0) if has_val else None
     model = build_model(config, n_features=train_set.X.shape[-1])
-    callbacks, budget, clock = [], None, _EpochClock()
+    extra_callbacks, callbacks, budget, clock = list(callbacks), [], None, _EpochClock()
     early = None
     if has_val and config.patience > 0:
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
@@ -695,6 +696,7 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1) -> 
         budget = TimeBudget(config.time_budget_s)
         callbacks.append(budget)
     callbacks.append(clock)
+    callbacks += extra_callbacks
     start = time.perf_counter()
     with fast_compile(config.fast_compile):
         fitted = model.fit(data, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=verbose)

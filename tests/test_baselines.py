@@ -16,6 +16,7 @@ from lems.baselines import (
     FlexibleRule,
     ModelPolicy,
     Policy,
+    ScheduleTable,
     StaticVWAP,
     TWAP,
     lookback_volatility,
@@ -265,3 +266,41 @@ def test_model_policy_returns_valid_allocations():
     alloc = ModelPolicy(model, batch_size=16).allocate(windows, lo, hi)  # one batch: one trace
     assert alloc.shape == (12, 4, 5, 4, 2) and alloc.dtype == np.float64
     check_allocations(alloc, lo, hi)
+
+
+# ------------------------------------------------------------------------------------------------
+# ScheduleTable (external schedules)
+# ------------------------------------------------------------------------------------------------
+def _table_of(policy, windows, name: str = "table") -> ScheduleTable:
+    return ScheduleTable(policy.allocate(windows), windows.asset, windows.origin, name=name)
+
+
+def test_schedule_table_reproduces_the_stored_policy_in_any_row_order():
+    from lems.backtest import backtest
+
+    windows = _windows(5)
+    rows = np.random.default_rng(0).permutation(len(windows))
+    shuffled = windows.subset(rows)
+    table = _table_of(StaticVWAP(n_days=5), shuffled)
+    assert isinstance(table, Policy)
+    np.testing.assert_array_equal(table.allocate(windows), StaticVWAP(n_days=5).allocate(windows))
+    frame = backtest({"static": StaticVWAP(n_days=5), "table": table}, windows)
+    per_policy = frame.pivot_table(index=frame.index % (len(frame) // 2), columns="policy",
+                                   values="improvement_bps", observed=True)
+    np.testing.assert_allclose(per_policy["static"], per_policy["table"])
+
+
+def test_schedule_table_rejects_missing_windows_and_broken_limits():
+    windows = _windows(5)
+    table = _table_of(TWAP(), windows.subset(np.arange(len(windows) - 1)))
+    with pytest.raises(ValueError, match="no allocations for 1 window"):
+        table.allocate(windows)
+    full = _table_of(TWAP(), windows)
+    full.allocate(windows, max_rate=0.2)  # uniform over 5 bars: exactly at the limit
+    with pytest.raises(ValueError, match="above max_rate"):
+        _table_of(FlexibleRule(n_days=5), windows).allocate(windows, max_rate=0.5)
+    with pytest.raises(ValueError, match="duplicate"):
+        ScheduleTable(np.concatenate([full.allocations] * 2), np.concatenate([windows.asset] * 2),
+                      windows.origin.append(windows.origin))
+    with pytest.raises(ValueError, match="horizon"):
+        full.allocate(_windows(4))
