@@ -306,53 +306,53 @@ def _time_piece(fn, layers, inputs, repeats: int) -> tuple[float, float]:
     return compile_s, float(np.median(times))
 
 
-def profile(quick: bool = False) -> None:
-    """Print per-sub-module forward + backward timings of our README-configuration step (batch 64)."""
+def profile(quick: bool = False, config: str = "ours-readme", batch: int = BATCH) -> None:
+    """Print per-sub-module forward + backward timings of one training step of a configuration."""
     sys.path.insert(0, str(ROOT))
     from keras import ops
 
     from lems.loss import lem_loss
-    from lems.models import RETURN_CHANNEL, VOLUME_CHANNEL, LargeExecutionModel
+    from lems.models import LargeExecutionModel
 
     with tempfile.TemporaryDirectory(prefix="lems_prof_") as tmp:
         panels = Path(tmp) / "panels.npz"
         write_panels(panels)
         x, y = our_data(panels)
-    xb, lo, hi = (a[:BATCH] for a in x)
-    yb = y[:BATCH]
-    m = LargeExecutionModel(lookback=LOOKBACK, n_ahead=N_AHEAD, **README_CONFIG)
+    xb, lo, hi = (a[:batch] for a in x)
+    yb = y[:batch]
+    m = LargeExecutionModel(lookback=LOOKBACK, n_ahead=N_AHEAD, **CONFIGS[config])
     m.build([(None,) + xb.shape[1:], (None, 1), (None, 1)])
-    length, horizon, k = m.window_length, m.n_ahead, m.n_known_features
+    length, horizon = m.window_length, m.n_ahead
     emb = m.embedding(xb)
     sel = m.variable_selection(emb)
-    h1 = m.rnn_layers[0](sel)
-    h2 = m.rnn_layers[1](h1)
-    g = m.grn(m.rnn_norm([m.rnn_gate(h2), sel]))
-    enc = m.encode(xb)
-    known = ops.concatenate([xb[:, LOOKBACK:, xb.shape[-1] - k:], ops.zeros_like(xb[:, :1, :k])], axis=1)
-    realised = xb[:, LOOKBACK:]
-    dec_in = [ops.concatenate([enc, known], axis=-1), realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL],
-              lo, hi, realised[..., -1]]
+    hidden = [sel]
+    for layer in m.rnn_layers:
+        hidden.append(layer(hidden[-1]))
+    g = m.grn(m.rnn_norm([m.rnn_gate(hidden[-1]), sel]))
+    context, returns, log_volumes, prior = m.decoder_inputs(xb)
+    dec_in = [context, returns, log_volumes, lo, hi] + ([prior] if prior is not None else [])
     pred = m([xb, lo, hi])
     mask = np.tril(np.ones((length, length), dtype=bool))[length - horizon:]
-    mask = np.broadcast_to(mask, (BATCH, horizon, length))
+    mask = np.broadcast_to(mask, (batch, horizon, length))
 
     def attention(h):
         q = h[:, length - horizon:]
         return m.attention_norm([m.attention_gate(m.attention(q, h, h, attention_mask=mask)), q])
 
+    n_orders = (horizon + 1) * 8
     pieces = [
         ("embedding", lambda a: m.embedding(a), [m.embedding], [xb]),
         ("variable selection (VSN)", lambda a: m.variable_selection(a), [m.variable_selection], [emb]),
-        ("TKAN layer 1 (131 steps)", lambda a: m.rnn_layers[0](a), [m.rnn_layers[0]], [sel]),
-        ("TKAN layer 2 (131 steps)", lambda a: m.rnn_layers[1](a), [m.rnn_layers[1]], [h1]),
+        *[(f"TKAN layer {i + 1} ({length} steps)", layer, [layer], [hidden[i]]) for i, layer in
+          enumerate(m.rnn_layers)],
         ("gate + add&norm + GRN", lambda a, b: m.grn(m.rnn_norm([m.rnn_gate(a), b])),
-         [m.rnn_gate, m.rnn_norm, m.grn], [h2, sel]),
+         [m.rnn_gate, m.rnn_norm, m.grn], [hidden[-1], sel]),
         ("causal attention + gate + norm", attention, [m.attention, m.attention_gate, m.attention_norm], [g]),
-        ("decoder (12-step scan, 104 orders)", lambda *a: m.decoder(list(a)), [m.decoder], dec_in),
+        (f"decoder ({horizon}-step scan, {n_orders} orders)", lambda *a: m.decoder(list(a)), [m.decoder], dec_in),
         ("loss (lem_loss)", lambda p: lem_loss(yb, p), [], [pred]),
         ("whole model + loss", lambda a, b, c: lem_loss(yb, m([a, b, c])), [m], [xb, lo, hi]),
     ]
+    print(f"profile: {config}, batch {batch}, lookback {LOOKBACK}, n_ahead {N_AHEAD}, F {xb.shape[-1]}", flush=True)
     repeats = 2 if quick else 5
     rows = []
     for name, fn, layers, inputs in pieces:
@@ -374,7 +374,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the three subprocesses")
     parser.add_argument("--only", nargs="*", default=list(ORDER), choices=ORDER)
     parser.add_argument("--out", default=str(HERE / "results" / "perf_cpu.md"))
-    parser.add_argument("--profile", action="store_true", help="per-sub-module timing of the README step")
+    parser.add_argument("--profile", action="store_true", help="per-sub-module timing of one training step")
+    parser.add_argument("--profile-config", default="ours-readme", choices=list(CONFIGS))
+    parser.add_argument("--profile-batch", type=int, default=BATCH)
     parser.add_argument("--raw-dir", help="keep each subprocess's result .npz here; the table then takes "
                         "medians over ALL results found there (accumulate rounds across invocations)")
     parser.add_argument("--worker", choices=list(CONFIGS), help=argparse.SUPPRESS)
@@ -384,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         worker(args.worker, Path(args.panels), Path(args.out), args.quick)
         return
     if args.profile:
-        profile(quick=args.quick)
+        profile(quick=args.quick, config=args.profile_config, batch=args.profile_batch)
         return
     start = time.perf_counter()
     peak = matmul_gflops()

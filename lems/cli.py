@@ -52,6 +52,9 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--fast-compile", action=argparse.BooleanOptionalAction, default=None,
                         help="JAX: lower XLA optimisation so the model compiles faster on CPU (each step then "
                              "runs ~3x slower: worth it for short runs); default: on for 'demo --quick' only")
+    common.add_argument("--compile-cache", nargs="?", const="", default=None, metavar="DIR",
+                        help="JAX: reuse compiled programs across runs from a disk cache (DIR, default "
+                             "$LEMS_COMPILATION_CACHE or ~/.cache/lems/jax)")
     return common
 
 
@@ -148,6 +151,10 @@ def _apply_backend_options(args: argparse.Namespace, default_fast: bool) -> bool
 
     fast = default_fast if args.fast_compile is None else bool(args.fast_compile)
     set_fast_compile(fast)
+    if getattr(args, "compile_cache", None) is not None:
+        from lems.training import enable_compilation_cache
+
+        enable_compilation_cache(args.compile_cache or None)
     return fast
 
 

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from lems.batching import FixedBatchShapes
 from lems.layers.decoder import AllocationDecoder
 from lems.layers.embedding import EmbeddingLayer
 from lems.layers.grn import GRN, AddAndNorm, Gate
@@ -39,7 +40,7 @@ def _default_known_features() -> int:
 
 
 @register
-class LargeExecutionModel(keras.Model):
+class LargeExecutionModel(FixedBatchShapes, keras.Model):
     """Allocates a parent order over ``n_ahead`` bars for every order type, target and min duration.
 
     Args:

@@ -260,3 +260,28 @@ def test_split_windows_fractions_and_dates():
     assert len(dated.val) == 0 and dated.test.origin.min() >= cut
     with pytest.raises(ValueError, match="no training window"):
         split_windows(_tiny_config(train_end="2000-01-01", val_end="2000-01-02"), windows)
+
+
+def test_train_runs_extra_callbacks():
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        epochs = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            Count.epochs += 1
+
+    result = train(_tiny_config(epochs=2, patience=0, seed=1), verbose=0, callbacks=[Count()])
+    assert Count.epochs == result.epochs_run == 2
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "jax") != "jax", reason="JAX compilation cache")
+def test_compilation_cache_is_opt_in_and_set_process_wide(tmp_path):
+    code = ("import lems, jax; from lems.training import enable_compilation_cache; "
+            "assert not jax.config.jax_compilation_cache_dir; "
+            f"p = enable_compilation_cache({str(tmp_path / 'cache')!r}); "
+            "assert jax.config.jax_compilation_cache_dir == str(p) and p.is_dir(); print('ok')")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env.pop("LEMS_COMPILATION_CACHE", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

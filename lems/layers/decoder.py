@@ -70,7 +70,8 @@ class AllocationDecoder(keras.layers.Layer):
         max_scale_factor: bound on the tracking (fixed-duration) heads: they move the base curve's
             per-step log-odds by at most ``± max_scale_factor``. Flexible heads are unbounded (they may
             complete the order at once).
-        activation: activation of the heads.
+        activation: activation of the heads (default relu: exact gelu made the decoder 2.8x slower on CPU,
+            benchmarks/PROFILE.md).
         flexible_context: let the flexible ("beat") heads read the market context too (default: they read only
             the order's state, which is what a stopping rule needs and cannot memorise price paths).
 
@@ -90,7 +91,7 @@ class AllocationDecoder(keras.layers.Layer):
     """
 
     def __init__(self, n_ahead: int, hidden_dim: int = 64, head_hidden_dims=(32,), max_scale_factor: float = 1.5,
-                 activation: str = "gelu", flexible_context: bool = False, **kwargs) -> None:
+                 activation: str = "relu", flexible_context: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.flexible_context = bool(flexible_context)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)

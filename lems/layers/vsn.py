@@ -143,9 +143,12 @@ class VariableSelectionNetwork(keras.layers.Layer):
         weights = ops.softmax(self.selection_grn(flat, training=training), axis=-1)
         if self.per_variable_grn:
             transformed = self._variable_grns(inputs, training=training)
+            output = ops.einsum("...f,...fh->...h", weights, transformed)
         else:
-            transformed = ops.einsum("...fe,feh->...fh", inputs, self.kernel) + self.bias
-        output = ops.einsum("...f,...fh->...h", weights, transformed)
+            # sum_f w_f (x_f K_f + b_f) as ONE (F*E, H) matmul of the weighted inputs: no (..., F, H) tensor.
+            weighted = ops.reshape(weights[..., None] * inputs, tuple(shape[:-2]) + (n_var * n_emb,))
+            output = (ops.matmul(weighted, ops.reshape(self.kernel, (n_var * n_emb, self.num_hidden)))
+                      + ops.matmul(weights, self.bias))
         if self.return_weights:
             return output, weights
         return output
