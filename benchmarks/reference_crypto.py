@@ -130,8 +130,8 @@ def fixed_vwap_error(fixed: np.ndarray, y: np.ndarray) -> float:
 # Our curve
 # --------------------------------------------------------------------------------------------------------
 def curve_callback(windows, y: np.ndarray):
-    """Keras callback: at every epoch end, the fixed-duration test tracking error of ``windows`` and the
-    training time so far (evaluation time excluded)."""
+    """Keras callback: before training and at every epoch end, the fixed-duration test tracking error of
+    ``windows`` and the training time so far (evaluation time excluded)."""
     import keras
 
     from lems.baselines import ModelPolicy
@@ -139,6 +139,7 @@ def curve_callback(windows, y: np.ndarray):
     class Curve(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.start, self.paused, self.points = time.perf_counter(), 0.0, []
+            self.on_epoch_end(-1)  # the untrained model: the static curve for VWAP orders, by construction
 
         def on_epoch_end(self, epoch, logs=None):
             pause = time.perf_counter()
@@ -171,6 +172,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reference-npz", type=Path, default=None,
                    help="reuse a finished reference run (the runner's output); default: run it now")
+    p.add_argument("--ours-budget", type=float, default=None, help="our training seconds (default: --budget)")
     p.add_argument("--learning-rate", type=float, default=5e-3)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", type=Path, default=real_data.RESULTS)
@@ -217,10 +219,20 @@ def main(argv=None) -> None:
         rows.append({"model": name, "train_s": 0.0,
                      "test_te_bps": fixed_vwap_error(policy.allocate(curve_windows)[:, :, -1], y_curve)})
 
+    reference_policies = {}
+    for name in VARIANTS:
+        alloc = ref[f"alloc_{name}"][ref_rows].astype(np.float64)
+        alloc /= alloc.sum(axis=1, keepdims=True)  # float32 output of the reference: sums within 1e-6
+        table = ScheduleTable(alloc, test_set.asset[win_rows], test_set.origin[win_rows], name=f"reference_{name}")
+        table.allocate(test_set)  # every test window present, invariants hold: checked before training ours
+        reference_policies[f"reference_{name}"] = table
+    print(pd.DataFrame(rows).to_string(), flush=True)
+
     # Ours: the real_data crypto configuration, same budget.
     cfg = real_data.base_config(argparse.Namespace(lookback=None, hidden_size=32, batch_size=args.batch_size,
                                                    learning_rate=args.learning_rate, epochs=1000, patience=3,
-                                                   minutes=args.budget / 60.0, seed=args.seed,
+                                                   minutes=(args.ours_budget or args.budget) / 60.0,
+                                                   seed=args.seed,
                                                    fast_compile=False), setup, files)
     from lems.training import Splits, train
 
@@ -234,11 +246,7 @@ def main(argv=None) -> None:
     # Every test order: ours, the reference (both), the classical baselines.
     policies = {"model": ModelPolicy(result.model), "static_vwap": StaticVWAP(), "flexible_rule": FlexibleRule(),
                 "twap": TWAP()}
-    for name in VARIANTS:
-        alloc = ref[f"alloc_{name}"][ref_rows].astype(np.float64)
-        alloc /= alloc.sum(axis=1, keepdims=True)  # float32 output of the reference: sums within 1e-6
-        policies[f"reference_{name}"] = ScheduleTable(alloc, test_set.asset[win_rows], test_set.origin[win_rows],
-                                                      name=f"reference_{name}")
+    policies.update(reference_policies)
     frame = backtest(policies, test_set)
     write(args, command, ref, result, curves, ttq, frame, offset, corr, time.perf_counter() - t0)
 
@@ -265,8 +273,9 @@ def write(args, command, ref, result, curves, ttq, frame, offset, corr, wall) ->
         f"({len(frame[frame['policy'] == 'model']) // (13 * 8)} test windows common to both packages; the "
         f"reference's rows matched on (asset, origin) with a date offset of {offset} bar(s), volume-share "
         f"correlation {corr:.4f})",
-        f"- **budget**: {args.budget:.0f} s of training per model on this 2-core shared CPU, compilation included, "
-        "evaluation excluded; JAX backend for both",
+        f"- **budget**: reference {float(ref['budget_s']):.0f} s of training per variant, ours "
+        f"{args.ours_budget or args.budget:.0f} s, on this 2-core shared CPU, compilation included, evaluation "
+        "excluded; JAX backend for both",
         f"- **reference**: LargeExecutionModel(lookback=120, n_ahead=12, hidden_size=32, hidden_rnn_layer=1, "
         f"num_heads=4, num_embedding=8, fused_mlp_hidden_dim=32) = {int(ref['params_shifted']):,} parameters, "
         f"Adam 1e-3, batch 64, seed {args.seed}; loss first -> last chunk: shifted "
