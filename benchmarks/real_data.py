@@ -226,7 +226,8 @@ def fixed_table(frame: pd.DataFrame) -> pd.DataFrame:
     paired = paired[(paired["objective"] == "track") & (paired["benchmark"] == "vwap")].set_index("baseline")
     table["paired_diff_bps"] = paired["mean_diff"]
     table["ci_low"], table["ci_high"] = paired["ci_low"], paired["ci_high"]
-    return table.reindex([p for p in POLICY_ORDER if p in table.index])
+    return table.reindex([p for p in POLICY_ORDER if p in table.index]
+                         + [p for p in table.index if p not in POLICY_ORDER])
 
 
 def flexible_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -280,7 +280,9 @@ def write(args, command, ref, result, curves, ttq, frame, offset, corr, wall) ->
         f"num_heads=4, num_embedding=8, fused_mlp_hidden_dim=32) = {int(ref['params_shifted']):,} parameters, "
         f"Adam 1e-3, batch 64, seed {args.seed}; loss first -> last chunk: shifted "
         f"{ref['loss_shifted'][0]:.4f} -> {ref['loss_shifted'][-1]:.4f}, published "
-        f"{ref['loss_published'][0]:.4f} -> {ref['loss_published'][-1]:.4f}",
+        f"{ref['loss_published'][0]:.4f} -> {ref['loss_published'][-1]:.4f}; samples seen: shifted "
+        f"{len(ref['loss_shifted']) * 640:,}, published {len(ref['loss_published']) * 640:,} (chunks of 10 batches "
+        "of 64; the two variants ran one after the other on the shared machine, so their step counts differ)",
         f"- **ours**: {result.config.hidden_size=}, lookback {result.config.lookback}, "
         f"{result.model.count_params():,} parameters, Adam {result.config.learning_rate:g}, batch "
         f"{result.config.batch_size}, {result.epochs_run} epochs, stopped by {result.stopped_by}",

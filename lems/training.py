@@ -121,6 +121,8 @@ class TrainConfig:
     epochs: int = _f(20, "training", "maximum epochs")
     time_budget_s: float | None = _f(None, "training", "wall-clock budget of fit [s], compilation included")
     patience: int = _f(5, "training", "early-stopping patience on val_loss [epochs]; 0 = off")
+    weight_averaging: float | None = _f(None, "training", "EMA momentum of the weights (e.g. 0.99), written into "
+                                        "the model at every epoch end; unset = off")
     metrics: bool = _f(False, "training", "compute the seed's ten metrics while training")
     fast_compile: bool = _f(False, "training", "JAX: lower XLA optimisation (faster compile)")
     seed: int = _f(0, "training", "seed of keras, numpy and subsampling")
@@ -160,6 +162,8 @@ class TrainConfig:
             raise ValueError(f"config: learning_rate must be a positive number, got {self.learning_rate}")
         if self.patience < 0:
             raise ValueError(f"config: patience must be >= 0 (0 = no early stopping), got {self.patience}")
+        if self.weight_averaging is not None and not 0.0 < self.weight_averaging < 1.0:
+            raise ValueError(f"config: weight_averaging must be in (0, 1) (or unset), got {self.weight_averaging}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"config: time_budget_s must be > 0 seconds (or unset), got {self.time_budget_s}")
         if self.max_windows is not None and self.max_windows < 1:
@@ -522,12 +526,14 @@ def fast_compile(enabled: bool = True):
         set_fast_compile(previous)
 
 
-def build_model(config: TrainConfig, n_features: int | None = None):
+def build_model(config: TrainConfig, n_features: int | None = None, steps_per_epoch: int | None = None):
     """A compiled :class:`~lems.models.LargeExecutionModel` (Adam, :func:`lems.loss.lem_loss`).
 
     Args:
         config: Hyperparameters.
         n_features: Channels of ``X``; when given, the model is built for that input shape.
+        steps_per_epoch: Batches per epoch: with ``config.weight_averaging``, the averaged weights replace the
+            model's every that many steps (default: only at the end of ``fit``).
     """
     import keras
 
@@ -544,8 +550,11 @@ def build_model(config: TrainConfig, n_features: int | None = None):
         from lems.metrics import ALL_METRICS
 
         metrics = list(ALL_METRICS)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=config.learning_rate), loss=lem_loss,
-                  metrics=metrics)
+    averaging = config.weight_averaging
+    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, use_ema=averaging is not None,
+                                      ema_momentum=averaging or 0.99,
+                                      ema_overwrite_frequency=steps_per_epoch if averaging else None)
+    model.compile(optimizer=optimizer, loss=lem_loss, metrics=metrics)
     if n_features is not None:
         model.build([(None, config.lookback + config.n_ahead - 1, n_features), (None, 1), (None, 1)])
     return model
@@ -713,7 +722,7 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     data = batches(train_set, config.batch_size, config.min_rate, config.max_rate, True, config.seed)
     has_val = len(splits.val) > 0
     val = batches(splits.val, config.batch_size, config.min_rate, config.max_rate, False, 0) if has_val else None
-    model = build_model(config, n_features=train_set.X.shape[-1])
+    model = build_model(config, n_features=train_set.X.shape[-1], steps_per_epoch=len(data))
     extra_callbacks, callbacks, budget, clock = list(callbacks), [], None, _EpochClock()
     early = None
     if has_val and config.patience > 0:

@@ -211,11 +211,13 @@ def test_config_validation_and_overrides():
     config = TrainConfig()
     assert config.replace(n_ahead="6", learning_rate="1e-3", patience=None).n_ahead == 6
     assert config.replace(time_budget_s="none").time_budget_s is None
+    assert config.replace(weight_averaging="0.99").weight_averaging == 0.99
     assert TrainConfig.from_dict({"model": {"hidden-size": 16}, "seed": 4}).hidden_size == 16
     for bad, match in (({"n_ahead": 1}, "n_ahead"), ({"lookback": 2.5}, "lookback"), ({"train_end": 1.5}, "train_end"),
                        ({"train_end": 0.8, "val_end": 0.5}, "not be after"), ({"kan_basis": "cheb"}, "kan_basis"),
                        ({"min_rate": 0.5, "max_rate": 0.2}, "min_rate"), ({"epochs": True}, "epochs"),
-                       ({"time_budget_s": -1}, "time_budget_s"), ({"train_end": "not a date"}, "train_end")):
+                       ({"time_budget_s": -1}, "time_budget_s"), ({"train_end": "not a date"}, "train_end"),
+                       ({"weight_averaging": 1.0}, "weight_averaging")):
         with pytest.raises(ValueError, match=match):
             TrainConfig.from_dict(bad)
     with pytest.raises(ValueError, match="unknown setting"):
@@ -262,7 +264,7 @@ def test_split_windows_fractions_and_dates():
         split_windows(_tiny_config(train_end="2000-01-01", val_end="2000-01-02"), windows)
 
 
-def test_train_runs_extra_callbacks():
+def test_train_runs_extra_callbacks_and_weight_averaging():
     import keras
 
     class Count(keras.callbacks.Callback):
@@ -271,8 +273,10 @@ def test_train_runs_extra_callbacks():
         def on_epoch_end(self, epoch, logs=None):
             Count.epochs += 1
 
-    result = train(_tiny_config(epochs=2, patience=0, seed=1), verbose=0, callbacks=[Count()])
+    result = train(_tiny_config(epochs=2, patience=0, seed=1, weight_averaging=0.9), verbose=0,
+                   callbacks=[Count()])
     assert Count.epochs == result.epochs_run == 2
+    assert result.model.optimizer.use_ema and np.isfinite(result.history["loss"]).all()
 
 
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "jax") != "jax", reason="JAX compilation cache")
