@@ -88,7 +88,13 @@ def our_data(panels: Path):
 # Worker (one model, its own process)
 # ------------------------------------------------------------------------------------------------------
 def worker(name: str, panels: Path, out: Path, quick: bool) -> None:
-    """Measure one of our configurations and write the result ``.npz``."""
+    """Measure one of our configurations and write the result ``.npz``.
+
+    TensorFlow is made unimportable in this process (``sys.modules["tensorflow"] = None``): the reference's
+    virtual environment has no TensorFlow, and Keras imports it, when installed, from a few utilities
+    (``keras.utils.set_random_seed``, ``.keras`` saving), which would add ~400 MiB and seconds to our rows.
+    """
+    sys.modules.setdefault("tensorflow", None)  # type: ignore[arg-type]
     sys.path.insert(0, str(ROOT))
     from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
@@ -250,7 +256,8 @@ def write_report(path: Path, med: dict, rounds: dict, args, wall: float, peak: f
         ("Data: built-in synthetic market (1 asset, 24/7 hourly, 90 days, seed 0) written once as wide panels; "
         "each package turns them into windows with its own `full_generate` (lookback 120, n_ahead 12, same "
         "split date), `add_config_to_X(X, 0, 1)`; the reference also gets `add_config_to_y(y)` (tiled), ours "
-        "the compact y. Loss `lem_loss` only (no metrics) for all, optimizer Adam, batch 64."),
+        "the compact y. Loss `lem_loss` only (no metrics) for all, optimizer Adam, batch 64. Neither process can "
+        "import TensorFlow (the reference venv has none; our workers block it)."),
         "",
         table(med),
         "",

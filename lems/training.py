@@ -707,11 +707,13 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     """
     import keras
 
+    from lems.utils import set_random_seed
+
     config = TrainConfig() if config is None else config
     config.validate()
     if windows is None:
         windows = build_windows(config)  # data errors surface before any model work
-    keras.utils.set_random_seed(config.seed)
+    set_random_seed(config.seed)
     splits = windows if isinstance(windows, Splits) else split_windows(config, windows)
     for part in splits:
         if (part.lookback, part.n_ahead) != (config.lookback, config.n_ahead):

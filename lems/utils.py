@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import sys
+
 import keras
+import numpy as np
 
 
 def backend_name() -> str:
@@ -29,3 +33,32 @@ def gpu_available() -> bool:
     except Exception:  # pragma: no cover - a broken backend install means "no GPU"
         return False
     return False
+
+
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed`` without importing TensorFlow when another backend is in use.
+
+    Seeds Python's ``random``, numpy, Keras' global seed generator, torch on the torch backend, and
+    TensorFlow only when it is the backend or already imported. (Keras' own function imports TensorFlow
+    whenever it is installed, only to seed it: ~400 MiB and seconds per process, benchmarks/PROFILE.md.)
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if backend_name() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    try:  # the state keras.utils.set_random_seed resets (Keras 3 internals; fall back if they move)
+        from keras.src.backend.common import global_state
+        from keras.src.random import seed_generator
+        from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
+    except ImportError:  # pragma: no cover - a Keras without these internals
+        keras.utils.set_random_seed(seed)
+        return
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if backend_name() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
