@@ -90,7 +90,7 @@ class PaddedBatches(keras.utils.PyDataset):
         self.n = num_rows(x)
         if self.n < 1 or num_rows(y) != self.n:
             raise ValueError(f"x and y must have the same number (>= 1) of rows, got {self.n} and {num_rows(y)}")
-        self.batch_size = max(1, min(int(batch_size), self.n))
+        self.batch_size = max(1, int(batch_size))  # also when n < batch_size: one compiled shape
         weights = np.ones(self.n, np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
         if weights.shape != (self.n,):
             raise ValueError(f"sample_weight must have shape ({self.n},), got {weights.shape}")

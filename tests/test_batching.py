@@ -69,6 +69,8 @@ def test_padded_batches_have_one_shape_and_the_unpadded_mean_loss(data):
     np.testing.assert_allclose(weighted_mean, per_row[:13].mean(), rtol=1e-5)
     with pytest.raises(IndexError):
         batches[3]
+    small_x, small_y, small_w = PaddedBatches([a[:5] for a in x], y[:5], 16)[0]  # fewer rows than a batch
+    assert small_y.shape[0] == 16 and np.count_nonzero(small_w) == 5
 
 
 def test_pad_to_repeats_real_rows_and_detects_array_data(data):
@@ -95,6 +97,7 @@ def test_no_recompilation_for_partial_batches_and_new_inference_sizes(data):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)  # 45 rows: 16 + 16 + 13 (padded)
     traced = train.calls
     model.fit([a[:37] for a in x], y[:37], batch_size=16, epochs=2, verbose=0, validation_data=(x, y))
+    model.fit([a[:9] for a in x], y[:9], batch_size=16, epochs=1, verbose=0)  # fewer rows than one batch
     assert traced >= 1 and train.calls == traced, "a partial training batch recompiled the train step"
     model.predict_on_batch([a[:5] for a in x])
     model.predict([a[:30] for a in x], batch_size=16, verbose=0)
