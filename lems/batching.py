@@ -61,6 +61,16 @@ def take_rows(data: Any, rows: np.ndarray) -> Any:
     return keras.tree.map_structure(lambda a: a[rows], data)
 
 
+def as_tuples(data: Any) -> Any:
+    """``data`` with every list turned into a tuple (``tf.data``, behind Keras' PyDataset adapter on the
+    TensorFlow backend, accepts tuples but not lists in a batch's structure)."""
+    if isinstance(data, (list, tuple)):
+        return tuple(as_tuples(a) for a in data)
+    if isinstance(data, dict):
+        return {k: as_tuples(v) for k, v in data.items()}
+    return data
+
+
 def pad_to(data: Any, n_rows: int) -> Any:
     """``data`` with its first row repeated at the end up to ``n_rows`` rows (structure kept)."""
     n = num_rows(data)
@@ -116,7 +126,7 @@ class PaddedBatches(keras.utils.PyDataset):
         if real < self.batch_size:
             rows = np.concatenate([rows, np.full(self.batch_size - real, rows[0])])
             weights = np.concatenate([weights, np.zeros(self.batch_size - real, np.float32)])
-        return take_rows(self.x, rows), take_rows(self.y, rows), weights
+        return as_tuples(take_rows(self.x, rows)), as_tuples(take_rows(self.y, rows)), weights
 
     def on_epoch_end(self) -> None:
         self.order = self._permutation()
@@ -168,4 +178,4 @@ class FixedBatchShapes:
         return take_rows(super().predict_on_batch(pad_to(x, bucket_size(n))), np.arange(n))
 
 
-__all__ = ["FixedBatchShapes", "PaddedBatches", "bucket_size", "is_array_data", "num_rows", "pad_to", "take_rows"]
+__all__ = ["FixedBatchShapes", "PaddedBatches", "as_tuples", "bucket_size", "is_array_data", "num_rows", "pad_to", "take_rows"]

@@ -641,7 +641,7 @@ def _full_batches_class():
             if not 0 <= index < len(self):
                 raise IndexError(f"batch {index} out of range [0, {len(self)})")
             rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-            return [self.x[rows], self.lo, self.hi], self.y[rows]
+            return (self.x[rows], self.lo, self.hi), self.y[rows]  # tuples: tf.data rejects lists
 
         def on_epoch_end(self) -> None:
             if self.shuffle:
