@@ -91,16 +91,21 @@ class PaddedBatches(keras.utils.PyDataset):
         sample_weight: Optional ``(N,)`` per-row weights (multiplied into the padding weights).
         shuffle: Draw a new row order at every epoch.
         seed: Seed of the row order (default: numpy's global generator).
+        drop_remainder: Serve only full batches (the rows left over change from epoch to epoch when
+            shuffling) instead of padding the last one; the batch size is then at most the number of rows.
     """
 
     def __init__(self, x: Any, y: Any, batch_size: int, sample_weight: Any = None, shuffle: bool = False,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, drop_remainder: bool = False) -> None:
         super().__init__()
         self.x, self.y = x, y
         self.n = num_rows(x)
         if self.n < 1 or num_rows(y) != self.n:
             raise ValueError(f"x and y must have the same number (>= 1) of rows, got {self.n} and {num_rows(y)}")
         self.batch_size = max(1, int(batch_size))  # also when n < batch_size: one compiled shape
+        self.drop_remainder = bool(drop_remainder)
+        if self.drop_remainder:
+            self.batch_size = min(self.batch_size, self.n)
         weights = np.ones(self.n, np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
         if weights.shape != (self.n,):
             raise ValueError(f"sample_weight must have shape ({self.n},), got {weights.shape}")
@@ -115,6 +120,8 @@ class PaddedBatches(keras.utils.PyDataset):
         return self.rng.permutation(self.n) if self.rng is not None else np.random.permutation(self.n)
 
     def __len__(self) -> int:
+        if self.drop_remainder:
+            return self.n // self.batch_size
         return -(-self.n // self.batch_size)
 
     def __getitem__(self, index: int):

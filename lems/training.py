@@ -615,39 +615,16 @@ class _EpochClock(_callback_base()):
         self.times.append(time.perf_counter() - self._start)
 
 
-def _full_batches_class():
-    import keras
+def _full_batches(windows, config: TrainConfig, shuffle: bool, seed: int):
+    """``((X, min_rate, max_rate), y, weight)`` batches of one fixed size (the remainder is dropped, re-drawn
+    each epoch when shuffling), so that the train step compiles once."""
+    from lems.batching import PaddedBatches
 
-    class FullBatches(keras.utils.PyDataset):
-        """``([X, min_rate, max_rate], y)`` batches of a fixed size (the remainder is dropped, re-drawn each
-        epoch when shuffling), so that the train step compiles once."""
-
-        def __init__(self, windows, batch_size: int, min_rate: float, max_rate: float, shuffle: bool,
-                     seed: int) -> None:
-            super().__init__()
-            self.x = np.asarray(windows.X, dtype=np.float32)
-            self.y = np.asarray(windows.y, dtype=np.float32)
-            self.batch_size = max(1, min(int(batch_size), len(self.x)))
-            self.lo = np.full((self.batch_size, 1), min_rate, dtype=np.float32)
-            self.hi = np.full((self.batch_size, 1), max_rate, dtype=np.float32)
-            self.shuffle = shuffle
-            self.rng = np.random.default_rng(seed)
-            self.order = self.rng.permutation(len(self.x)) if shuffle else np.arange(len(self.x))
-
-        def __len__(self) -> int:
-            return len(self.x) // self.batch_size
-
-        def __getitem__(self, index: int):
-            if not 0 <= index < len(self):
-                raise IndexError(f"batch {index} out of range [0, {len(self)})")
-            rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
-            return (self.x[rows], self.lo, self.hi), self.y[rows]  # tuples: tf.data rejects lists
-
-        def on_epoch_end(self) -> None:
-            if self.shuffle:
-                self.order = self.rng.permutation(len(self.x))
-
-    return FullBatches
+    n = len(windows)
+    x = (np.asarray(windows.X, dtype=np.float32), np.full((n, 1), config.min_rate, dtype=np.float32),
+         np.full((n, 1), config.max_rate, dtype=np.float32))
+    return PaddedBatches(x, np.asarray(windows.y, dtype=np.float32), config.batch_size, shuffle=shuffle, seed=seed,
+                         drop_remainder=True)
 
 
 @dataclass
@@ -720,10 +697,9 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
             raise ValueError(f"windows have lookback={part.lookback}, n_ahead={part.n_ahead}; the config has "
                              f"{config.lookback}, {config.n_ahead}")
     train_set = _subsample(splits.train, config.max_windows, config.seed)
-    batches = _full_batches_class()
-    data = batches(train_set, config.batch_size, config.min_rate, config.max_rate, True, config.seed)
+    data = _full_batches(train_set, config, shuffle=True, seed=config.seed)
     has_val = len(splits.val) > 0
-    val = batches(splits.val, config.batch_size, config.min_rate, config.max_rate, False, 0) if has_val else None
+    val = _full_batches(splits.val, config, shuffle=False, seed=0) if has_val else None
     model = build_model(config, n_features=train_set.X.shape[-1], steps_per_epoch=len(data))
     extra_callbacks, callbacks, budget, clock = list(callbacks), [], None, _EpochClock()
     early = None

@@ -71,6 +71,9 @@ def test_padded_batches_have_one_shape_and_the_unpadded_mean_loss(data):
         batches[3]
     small_x, small_y, small_w = PaddedBatches([a[:5] for a in x], y[:5], 16)[0]  # fewer rows than a batch
     assert small_y.shape[0] == 16 and np.count_nonzero(small_w) == 5
+    full = PaddedBatches(x, y, 16, shuffle=True, seed=1, drop_remainder=True)
+    assert len(full) == 2 and all(np.all(full[i][2] == 1.0) and full[i][1].shape[0] == 16 for i in range(2))
+    assert PaddedBatches([a[:5] for a in x], y[:5], 16, drop_remainder=True)[0][1].shape[0] == 5
 
 
 def test_pad_to_repeats_real_rows_and_detects_array_data(data):
