@@ -316,8 +316,6 @@ def _time_piece(fn, layers, inputs, repeats: int) -> tuple[float, float]:
 def profile(quick: bool = False, config: str = "ours-readme", batch: int = BATCH) -> None:
     """Print per-sub-module forward + backward timings of one training step of a configuration."""
     sys.path.insert(0, str(ROOT))
-    from keras import ops
-
     from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
 

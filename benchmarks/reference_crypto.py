@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 import real_data  # noqa: E402  (benchmarks/real_data.py: splits, our training, tables)
+from reference_leak import align  # noqa: E402
 from lems.execution import seed_outcome  # noqa: E402
 
 REF_PYTHON = os.environ.get("LEMS_REF_PYTHON", "/work/refvenv/bin/python")
@@ -91,26 +92,11 @@ def run_reference(files: list[Path], setup, budget: float, every: float, seed: i
 # Matching the reference's rows to our windows
 # --------------------------------------------------------------------------------------------------------
 def match_rows(ref: dict, windows, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Reference eval rows of ``windows`` (same asset, origin): ``(ref_rows, window_rows, offset, corr)``.
-
-    The reference's date convention (origin or last lookback bar) is not documented: the offset in bars
-    whose volume shares correlate best with ours is used (the shares are the same data when aligned).
-    """
-    ours = pd.MultiIndex.from_arrays([np.asarray(windows.asset).astype(str),
-                                      pd.DatetimeIndex(windows.origin).tz_convert("UTC").as_unit("ns").asi8])
-    best = None
-    for offset in (-1, 0, 1):
-        keys = pd.MultiIndex.from_arrays([ref["assets"].astype(str), ref["dates_ns"] + offset * 3_600_000_000_000])
-        pos = ours.get_indexer(keys)
-        ref_rows = np.flatnonzero(pos >= 0)
-        if ref_rows.size < 100:
-            continue
-        corr = float(np.corrcoef(ref["y_eval"][ref_rows, :, 0].ravel(), y[pos[ref_rows], :, 0].ravel())[0, 1])
-        if best is None or corr > best[3]:
-            best = (ref_rows, pos[ref_rows], offset, corr)
-    if best is None:
-        raise SystemExit("could not match the reference's windows to ours")
-    return best
+    """Reference eval rows of ``windows`` (same asset, origin): ``(ref_rows, window_rows, offset, corr)``
+    (see :func:`reference_leak.align`)."""
+    our_dates = pd.DatetimeIndex(windows.origin).tz_convert("UTC").as_unit("ns").asi8
+    return align(ref["dates_ns"], ref["y_eval"], our_dates, y, 3_600_000_000_000, ref_assets=ref["assets"],
+                 our_assets=windows.asset)
 
 
 def fixed_vwap_error(fixed: np.ndarray, y: np.ndarray) -> float:

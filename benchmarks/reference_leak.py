@@ -79,30 +79,32 @@ def write_panels(path: Path, vol: pd.DataFrame, notional: pd.DataFrame) -> pd.Ti
     return pd.Timestamp(split)
 
 
-def align(ref_dates_ns: np.ndarray, ref_y: np.ndarray, our_dates_ns: np.ndarray, our_y: np.ndarray, bar_ns: int):
-    """Match reference test rows to our origins.
+def align(ref_dates_ns: np.ndarray, ref_y: np.ndarray, our_dates_ns: np.ndarray, our_y: np.ndarray, bar_ns: int,
+          ref_assets: np.ndarray | None = None, our_assets: np.ndarray | None = None):
+    """Match reference rows to our windows by origin (and asset, when both are given).
 
     The reference's date convention (origin or last lookback bar) is not documented; the offset (in bars)
-    whose matched volume shares correlate best with ours is used.
+    whose matched volume shares correlate best with ours is used (the shares are the same data when aligned).
 
     Returns:
         ``(ref_rows, our_rows, offset_bars, correlation)``.
     """
+    def keys(dates_ns, assets):
+        return pd.Index(dates_ns) if assets is None else pd.MultiIndex.from_arrays([np.asarray(assets).astype(str),
+                                                                                   dates_ns])
+
+    ours = keys(our_dates_ns, our_assets)
     best = None
     for offset in (-1, 0, 1):
-        ours = pd.Index(our_dates_ns)
-        pos = ours.get_indexer(ref_dates_ns + offset * bar_ns)
+        pos = ours.get_indexer(keys(ref_dates_ns + offset * bar_ns, ref_assets))
         ref_rows = np.flatnonzero(pos >= 0)
         if ref_rows.size < 10:
             continue
-        a = ref_y[ref_rows, :, 0].ravel()
-        b = our_y[pos[ref_rows], :, 0].ravel()
-        a, b = a / (np.abs(a).mean() + 1e-12), b / (np.abs(b).mean() + 1e-12)
-        corr = float(np.corrcoef(a, b)[0, 1])
+        corr = float(np.corrcoef(ref_y[ref_rows, :, 0].ravel(), our_y[pos[ref_rows], :, 0].ravel())[0, 1])
         if best is None or corr > best[3]:
             best = (ref_rows, pos[ref_rows], offset, corr)
     if best is None:
-        raise SystemExit("could not align reference test windows with ours")
+        raise SystemExit("could not align reference windows with ours")
     return best
 
 

@@ -204,20 +204,6 @@ def shift_one_bar(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[:, :1], x[:, :-1]], axis=1)
 
 
-def _budget_callback(budget_s: float):
-    import keras
-
-    class Budget(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            if time.perf_counter() - self.start >= budget_s:
-                self.model.stop_training = True
-
-    return Budget()
-
-
 def leak_run(args, full_generate, add_config_to_X, add_config_to_y, lem_loss, model_cls) -> None:
     """Train the reference twice for ``args.leak_budget / 2`` seconds each (X as published; X shifted one bar)
     and save both test allocations, the test origins and the reference's own test targets."""
@@ -237,7 +223,7 @@ def leak_run(args, full_generate, add_config_to_X, add_config_to_y, lem_loss, mo
         xt = add_config_to_X(transform(x_train), 0.0, 1.0)
         start = time.perf_counter()
         hist = model.fit(xt, add_config_to_y(y_train), batch_size=64, epochs=10_000, verbose=0, shuffle=True,
-                         callbacks=[_budget_callback(args.leak_budget / 2)])
+                         callbacks=[_checkpoint_callback(args.leak_budget / 2, float("inf"), lambda _: None)])
         losses = np.asarray(hist.history["loss"])
         print(f"  {name}: {len(losses)} epochs in {time.perf_counter() - start:.0f} s, loss {losses[0]:.4f} -> "
               f"{losses[-1]:.4f}", flush=True)

@@ -421,8 +421,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``lems`` command line; returns the exit code (0 ok, 2 error)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs (if imported) quiet
     if os.environ.get("KERAS_BACKEND", "jax") != "tensorflow":
-        # keras.utils.set_random_seed imports TensorFlow (when installed) only to seed it; TF computes nothing
-        # here, so its oneDNN start-up notice is noise
+        # Keras' .keras saving imports TensorFlow when it is installed; TF computes nothing here, so its oneDNN
+        # start-up notice is noise
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     parser = build_parser()
     args = parser.parse_args(argv)
