@@ -9,7 +9,7 @@ column               dtype                      meaning
 ==================== ========================== =========================================
 symbol               str                        instrument name
 timestamp            datetime64[ns, UTC]        bar OPEN time; bar covers [t, t + dt)
-open/high/low/close  float64 (> 0)              prices in quote currency
+open/high/low/close  float64 (> 0)              prices in quote currency; low <= open, close <= high
 volume               float64 (>= 0)             traded quantity (base units / shares)
 notional             float64 (>= 0)             traded notional (quote currency)
 notional_estimated   bool                       True when notional = volume*(h+l+c)/3
@@ -69,6 +69,9 @@ _EPOCH_UNITS: tuple[tuple[str, float], ...] = (
     ("ns", np.inf),
 )
 _PANDAS_UNIT = {"s": "s", "ms": "ms", "µs": "us", "ns": "ns"}
+
+#: Relative tolerance of the check low <= open, close <= high (float rounding of exported prices only).
+_RANGE_RTOL = 1e-9
 
 RowLabel = Callable[[int], str]
 
@@ -244,7 +247,7 @@ def _numeric(s: pd.Series, name: str, where: Callable[[int], str]) -> np.ndarray
 
 
 def _check_values(cols: dict[str, np.ndarray], where: Callable[[int], str]) -> None:
-    """Range checks on the numeric columns (NaN/inf, signs, high >= low, notional/volume)."""
+    """Range checks on the numeric columns (NaN/inf, signs, low <= open, close <= high, notional/volume)."""
 
     def fail(mask: np.ndarray, msg: str) -> None:
         if mask.any():
@@ -260,6 +263,12 @@ def _check_values(cols: dict[str, np.ndarray], where: Callable[[int], str]) -> N
         fail(cols[c] < 0, f"negative {c} in column '{c}'")
     fail(cols["trades"] < 0, "negative trades in column 'trades'")
     fail(cols["high"] < cols["low"], "high < low")
+    tol = _RANGE_RTOL * cols["high"]
+    for c in ("open", "close"):
+        fail(
+            (cols[c] > cols["high"] + tol) | (cols[c] < cols["low"] - tol),
+            f"{c} outside [low, high] (column '{c}' must lie within the bar's range)",
+        )
     fail(
         (cols["volume"] == 0) & (cols["notional"] > 0),
         "notional inconsistent with volume (volume == 0 but notional > 0)",
@@ -291,7 +300,9 @@ def validate_bars(
         The canonical bars frame (see module docstring), sorted by ``(symbol, timestamp)``.
 
     Raises:
-        ValueError: naming the column and the first offending row (symbol, timestamp).
+        ValueError: naming the column and the first offending row (symbol, timestamp), e.g. a
+            negative volume, ``high < low``, or an open or close outside ``[low, high]`` (relative
+            tolerance 1e-9).
     """
     return _validate(df, tz=tz, symbol=symbol)
 

@@ -227,6 +227,9 @@ BAD_INPUTS = [
     ("zero price", lambda: with_cell(make_bars(3), "low", 2, 0.0), "non-positive price in column 'low'"),
     ("negative price", lambda: with_cell(make_bars(3), "open", 0, -1.0), "non-positive price in column 'open'"),
     ("high < low", lambda: with_cell(make_bars(3), "high", 1, 50.0), "high < low at row 1 (symbol 'ASSET', timestamp 2021-01-01 01:00:00+00:00)"),
+    ("close above high", lambda: with_cell(make_bars(3), "close", 1, 102.5), "close outside [low, high] (column 'close' must lie within the bar's range) at row 1 (symbol 'ASSET', timestamp 2021-01-01 01:00:00+00:00)"),
+    ("open below low", lambda: with_cell(two_symbols(), "open", 4, 99.0), "open outside [low, high] (column 'open' must lie within the bar's range) at row 4 (symbol 'BBB', timestamp 2021-01-01 01:00:00+00:00)"),
+    ("close below low", lambda: with_cell(make_bars(3), "close", 2, 100.9), "close outside [low, high]"),
     ("unsorted", lambda: _swap(make_bars(4), 1, 2), "unsorted for symbol 'ASSET'"),
     ("duplicated", lambda: with_cell(make_bars(3), "timestamp", 2, "2021-01-01T01:00:00Z"), "duplicated (symbol, timestamp) ('ASSET', 2021-01-01 01:00:00+00:00)"),
     ("duplicated 2nd symbol", lambda: with_cell(two_symbols(), "timestamp", 5, "2021-01-01T01:00:00Z"), "('BBB', 2021-01-01 01:00:00+00:00)"),
@@ -250,6 +253,17 @@ def test_bad_inputs_raise_clear_errors(make, fragment):
     with pytest.raises(ValueError) as info:
         validate_bars(make())
     assert fragment in str(info.value)
+
+
+def test_open_close_on_the_range_edges_pass_with_float_tolerance_only():
+    df = make_bars(3)
+    df["open"], df["close"] = df["low"], df["high"]  # on the edges: valid
+    validate_bars(df)
+    df.loc[1, "close"] = df.loc[1, "high"] * (1 + 1e-12)  # rounding noise of an export: accepted
+    validate_bars(df)
+    df.loc[1, "close"] = df.loc[1, "high"] * (1 + 1e-7)  # a real excursion: rejected
+    with pytest.raises(ValueError, match="close outside"):
+        validate_bars(df)
 
 
 def test_unsorted_is_not_sorted_silently_but_reverse_is_caught():
