@@ -97,6 +97,7 @@ def read_bars(
     Raises:
         ValueError: unknown format, malformed file (naming the file and line) or any
             validation error of :func:`lems.data.validation.validate_bars`.
+        ImportError: a parquet file without pyarrow or fastparquet installed.
     """
     if format is not None and format not in _FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {_FORMATS} or None")
@@ -256,9 +257,10 @@ def _is_polars(obj: Any) -> bool:
 
 
 def _polars_to_pandas(frame: Any) -> pd.DataFrame:
+    """polars -> pandas; without pyarrow (polars' ``to_pandas`` needs it) through Python lists, same values."""
     try:
         return frame.to_pandas()
-    except Exception:  # pyarrow missing: go through plain Python lists
+    except ImportError:  # ModuleNotFoundError: pyarrow is not installed
         return pd.DataFrame(frame.to_dict(as_series=False))
 
 
@@ -273,14 +275,22 @@ def _read_file(path: Path, opts: _Options) -> pd.DataFrame:
     if suffix == ".zip":
         return _read_zip(path, opts)
     if fmt == "parquet" or (fmt is None and suffix in (".parquet", ".pq")):
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as exc:
-            raise ValueError(f"{path}: unreadable parquet file ({exc})") from exc
-        return _from_frame(frame, opts, path.stem, where=str(path))
+        return _from_frame(_read_parquet(path), opts, path.stem, where=str(path))
     if fmt in ("binance", "csv") or suffix in (".csv", ".txt"):
         return _read_csv_bytes(path.read_bytes(), path.name, str(path), opts)
     raise ValueError(f"{path}: unknown format (suffix {suffix!r}); pass format='binance', 'csv' or 'parquet'")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """``pd.read_parquet`` whose failures name the file and say why (no engine, or a bad file)."""
+    try:
+        return pd.read_parquet(path)
+    except ImportError as exc:
+        raise ImportError(
+            f"{path}: reading parquet needs pyarrow or fastparquet ({exc}); pip install pyarrow"
+        ) from exc
+    except (OSError, ValueError, TypeError, NotImplementedError) as exc:  # pyarrow's Arrow* errors
+        raise ValueError(f"{path}: unreadable parquet file ({type(exc).__name__}: {exc})") from exc
 
 
 def _read_zip(path: Path, opts: _Options) -> pd.DataFrame:

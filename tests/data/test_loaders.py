@@ -229,6 +229,36 @@ def test_polars_frame():
     pd.testing.assert_frame_equal(out, expected)
 
 
+def test_polars_without_pyarrow_goes_through_lists_and_other_errors_surface(monkeypatch):
+    pl = pytest.importorskip("polars")
+    frame = pl.from_pandas(generic_frame(3))
+    expected = read_bars(generic_frame(3), symbol="PL")
+
+    def no_pyarrow(self, *args, **kwargs):
+        raise ModuleNotFoundError("No module named 'pyarrow'")
+
+    monkeypatch.setattr(type(frame), "to_pandas", no_pyarrow)
+    pd.testing.assert_frame_equal(read_bars(frame, symbol="PL"), expected)
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("a bug, not a missing dependency")
+
+    monkeypatch.setattr(type(frame), "to_pandas", broken)
+    with pytest.raises(RuntimeError, match="a bug"):  # no longer swallowed by a broad except
+        read_bars(frame, symbol="PL")
+
+
+def test_parquet_without_engine_says_so(tmp_path, monkeypatch):
+    (tmp_path / "SPY.parquet").write_bytes(b"PAR1")
+
+    def no_engine(*args, **kwargs):
+        raise ImportError("Unable to find a usable engine")
+
+    monkeypatch.setattr(pd, "read_parquet", no_engine)
+    with pytest.raises(ImportError, match="SPY.parquet: reading parquet needs pyarrow or fastparquet"):
+        read_bars(tmp_path / "SPY.parquet")
+
+
 def test_dict_of_frames_and_paths(tmp_path):
     generic_frame(2).to_csv(tmp_path / "file.csv", index=False)
     out = read_bars({"A": generic_frame(3), "B": tmp_path / "file.csv"})
@@ -380,6 +410,11 @@ def _generic_extra_field(tmp: Path) -> Path:
     return tmp / "G.csv"
 
 
+def _corrupt_parquet(tmp: Path) -> Path:
+    (tmp / "SPY.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    return tmp / "SPY.parquet"
+
+
 def _empty_file(tmp: Path) -> Path:
     (tmp / "E.csv").write_text("")
     return tmp / "E.csv"
@@ -403,6 +438,7 @@ BAD_FILES = [
     ("generic truncated row", _generic_truncated, "column 'low' at line 5"),
     ("generic extra field", _generic_extra_field, "wrong column count"),
     ("empty file", _empty_file, "empty file"),
+    ("corrupt parquet", _corrupt_parquet, "unreadable parquet file (ArrowInvalid"),
     ("empty folder", _empty_folder, "no supported files"),
 ]
 
