@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -15,23 +16,37 @@ def backend_name() -> str:
 
 
 def gpu_available() -> bool:
-    """True when the active backend sees at least one GPU."""
+    """True when the active backend sees at least one GPU.
+
+    A backend that cannot be imported or cannot initialise its devices (``ImportError``, or the
+    ``RuntimeError`` JAX raises when a platform fails to start) counts as "no GPU", with a warning
+    that says why; any other error propagates.
+    """
     name = backend_name()
     try:
-        if name == "jax":
-            import jax
-
-            return any(d.platform == "gpu" for d in jax.devices())
-        if name == "torch":
-            import torch
-
-            return bool(torch.cuda.is_available())
-        if name == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_physical_devices("GPU"))
-    except Exception:  # pragma: no cover - a broken backend install means "no GPU"
+        return _backend_sees_gpu(name)
+    except (ImportError, RuntimeError) as exc:
+        warnings.warn(
+            f"could not query GPUs of the {name} backend ({type(exc).__name__}: {exc}); assuming no GPU",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return False
+
+
+def _backend_sees_gpu(name: str) -> bool:
+    if name == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    if name == "torch":
+        import torch
+
+        return bool(torch.cuda.is_available())
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
     return False
 
 

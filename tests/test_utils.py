@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from lems.utils import set_random_seed
+import lems.utils
+from lems.utils import gpu_available, set_random_seed
 
 
 def test_set_random_seed_is_reproducible_and_validates():
@@ -33,3 +34,21 @@ def test_training_on_jax_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_gpu_available_says_why_when_the_backend_cannot_answer(monkeypatch):
+    assert isinstance(gpu_available(), bool)
+
+    def broken(name):
+        raise RuntimeError("Unable to initialize backend 'cuda'")
+
+    monkeypatch.setattr(lems.utils, "_backend_sees_gpu", broken)
+    with pytest.warns(RuntimeWarning, match="Unable to initialize backend 'cuda'.*assuming no GPU"):
+        assert gpu_available() is False
+
+    def bug(name):
+        raise KeyError("not a device problem")
+
+    monkeypatch.setattr(lems.utils, "_backend_sees_gpu", bug)
+    with pytest.raises(KeyError):  # anything else is not turned into "no GPU"
+        gpu_available()
