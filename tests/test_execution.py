@@ -174,13 +174,24 @@ def test_smooth_window_has_hard_values_and_soft_gradients():
     tensors = [keras.ops.convert_to_tensor(a, "float32") for a in (allocs, y)]
     smooth = seed_outcome(*tensors, smooth=True)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(smooth.diff), hard.diff, rtol=1e-4, atol=1e-6)
+    horizon = allocs.shape[1]
+    late, early = np.zeros_like(allocs), np.zeros_like(allocs)
+    late[:, -1], early[:, 0] = 1.0, 1.0  # everything traded in the last bar / in the first bar
+    # the window effect on the values: column 0 (flexible, d = 1) benchmarks over the bars it trades in
+    assert (seed_outcome(late, y).window[:, 0] == horizon).all()
+    assert (seed_outcome(early, y).window[:, 0] == 1).all()
+    np.testing.assert_allclose(seed_outcome(early, y).diff[:, 0, [0, 2], 0], 0.0, atol=1e-12)  # VWAP of its own bar
+    assert (seed_outcome(early, y).window[:, -1] == horizon).all()  # the fixed column keeps the whole horizon
     if keras.backend.backend() == "jax":
         import jax
 
-        def diff_sum(a):
-            return seed_outcome(a, tensors[1], smooth=True).diff[:, 0].sum()  # d = 1 column
+        def grad(a, smooth, column):
+            def diff_sum(t):
+                return seed_outcome(t, tensors[1], smooth=smooth).diff[:, column].sum()
 
-        late = np.zeros_like(allocs, dtype=np.float32)
-        late[:, -1] = 1.0  # all traded in the last bar: the window effect must show in the gradient
-        grad = np.asarray(jax.grad(diff_sum)(tensors[0]))
-        assert np.abs(grad).max() > 0
+            return np.asarray(jax.grad(diff_sum)(keras.ops.convert_to_tensor(a, "float32")))
+
+        # the window effect on the gradient: only the soft window differs from the hard one
+        window_part = grad(late, True, 0) - grad(late, False, 0)
+        assert np.abs(window_part).max() > 1e-5  # ~2e-4 here; float32 noise is ~1e-8
+        np.testing.assert_allclose(grad(late, True, -1), grad(late, False, -1), atol=1e-7)  # fixed: d = H
