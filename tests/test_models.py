@@ -133,7 +133,7 @@ def test_fit_save_load_identical_predictions(trained, windows, tmp_path):
         loaded = keras.models.load_model(path, compile=compile_)
         np.testing.assert_allclose(predict(loaded, x), expected, atol=1e-6)
     loaded = keras.models.load_model(path)
-    assert loaded.loss is lem_loss or getattr(loaded.loss, "__name__", "") == "lem_loss" or loaded.loss is not None
+    assert loaded.loss is lem_loss  # registered serializable: the reloaded model trains on the same function
 
 
 def test_compile_with_all_seed_metrics_and_reload(windows, tmp_path):
