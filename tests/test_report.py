@@ -172,9 +172,15 @@ def test_paired_comparison_on_backtest_frame():
     assert set(paired["baseline"]) == {"twap", "static_vwap", "flexible_rule"}
     assert len(paired) == 3 * 2 * 2 * 2 * (H + 1)
     assert np.isfinite(paired[["mean_diff", "se", "ci_low", "ci_high"]].to_numpy()).all()
-    # TWAP vs TWAP benchmark, quantity target: both are exactly TWAP -> identical zero for TWAP baseline rows
-    fixed = paired[(paired["baseline"] == "twap") & (paired["objective"] == "track")]
-    assert (fixed["ci_low"] <= fixed["ci_high"]).all()
+    # fixed orders vs the TWAP benchmark: the "model" (a static curve of equal TWAP volumes) and the TWAP
+    # baseline both trade 1/H per bar -> identical orders, an identical zero difference with a zero interval
+    fixed = paired[(paired["baseline"] == "twap") & (paired["objective"] == "track") & (paired["benchmark"] == "twap")]
+    assert len(fixed) == 2 * 2  # side x target
+    for col in ("mean_diff", "se", "ci_low", "ci_high"):
+        assert (fixed[col] == 0.0).all(), col
+    assert not fixed["significant"].any()
+    assert (fixed["model_mean"] == fixed["baseline_mean"]).all()
+    assert (fixed.loc[fixed["target"] == "quantity", "model_mean"] < 1e-9).all()  # both ARE the benchmark
     pooled = paired_comparison(frame, baseline="twap", by=("benchmark",))
     assert len(pooled) == 4  # objective x benchmark
     beat_vwap = pooled[(pooled["objective"] == "beat") & (pooled["benchmark"] == "vwap")].iloc[0]
