@@ -127,6 +127,10 @@ def bars_from_wide(
 
     A NaN volume means the asset has no bar at that time (the row is dropped for that
     asset). ``price`` is ``notional / volume``, carried forward over zero-volume bars.
+    Without ``prices_df``, the zero-volume bars of an asset before its first trade (e.g. the
+    night before an equity's first session on a 24-hour grid) have no price: they are dropped,
+    with one ``UserWarning`` that counts them per asset. Zero-volume bars after the first trade
+    are kept.
 
     Args:
         volumes_df: Traded quantity per bar and asset (base units / shares).
@@ -142,7 +146,9 @@ def bars_from_wide(
 
     Raises:
         ValueError: mismatched panels, notional missing where volume is present (or the
-            reverse), a leading zero-volume bar without ``prices_df``, or any validation error.
+            reverse), an asset that never trades (without ``prices_df``), a bar before an
+            asset's first trade with a negative volume or a non-zero notional, or any
+            validation error.
     """
     frames = {"volumes_df": volumes_df, "notionals_df": notionals_df}
     if prices_df is not None:
@@ -156,6 +162,8 @@ def bars_from_wide(
     if prices_df is not None:
         prices = prices_df.loc[volumes_df.index, volumes_df.columns].to_numpy(dtype=np.float64)
         _check_panel_holes(has_bar, np.isnan(prices), volumes_df, "prices_df")
+    else:
+        has_bar = _drop_before_first_trade(has_bar, vol, notn, volumes_df)
 
     rows, cols = np.nonzero(has_bar.T)  # column-major: grouped by asset, time-ordered
     long = pd.DataFrame(
@@ -512,21 +520,55 @@ def _check_panel_holes(
             raise ValueError(f"{msg}: asset '{volumes_df.columns[c]}', timestamp {volumes_df.index[r]}")
 
 
+def _drop_before_first_trade(
+    has_bar: np.ndarray, vol: np.ndarray, notn: np.ndarray, volumes_df: pd.DataFrame
+) -> np.ndarray:
+    """``has_bar`` without each asset's bars before its first trade (volume > 0); one warning.
+
+    Those bars carry no information and have no VWAP to carry forward (EXECUTION.md §1).
+    """
+    traded = has_bar & (vol > 0)
+    names = volumes_df.columns.astype(str)
+    never = has_bar.any(axis=0) & ~traded.any(axis=0)
+    if never.any():
+        raise ValueError(
+            f"asset(s) {list(names[never])} never trade (no bar with volume > 0): no price to load; "
+            "drop the column(s) or pass prices_df"
+        )
+    n_rows = vol.shape[0]
+    first = np.where(traded.any(axis=0), traded.argmax(axis=0), n_rows)
+    leading = has_bar & (np.arange(n_rows)[:, None] < first[None, :])
+    if not leading.any():
+        return has_bar
+    odd = leading & ((vol != 0) | (notn != 0))
+    if odd.any():
+        r, c = (int(x[0]) for x in np.nonzero(odd))
+        raise ValueError(
+            f"asset '{names[c]}', timestamp {volumes_df.index[r]}: volume {vol[r, c]:g} and notional "
+            f"{notn[r, c]:g} before the asset's first trade (expected 0 and 0)"
+        )
+    counts = leading.sum(axis=0)
+    cols = np.flatnonzero(counts)
+    detail = ", ".join(
+        f"'{names[c]}' {counts[c]} bar(s) before {volumes_df.index[first[c]]}" for c in cols
+    )
+    warnings.warn(
+        f"bars_from_wide: dropped {int(counts.sum())} zero-volume bar(s) before the first trade "
+        f"(no price to carry; pass prices_df to keep them): {detail}",
+        UserWarning,
+        stacklevel=3,
+    )
+    return has_bar & ~leading
+
+
 def _panel_vwap(long: pd.DataFrame) -> np.ndarray:
-    """VWAP per bar of a long frame grouped by symbol (time-ordered); no leading zero volume."""
+    """VWAP per bar of a long frame grouped by symbol (time-ordered), each symbol starting with a trade."""
     vol = long["volume"].to_numpy()
-    nan_fallback = np.full(len(long), np.nan)
+    notional = long["notional"].to_numpy()
     out = np.empty(len(long))
     sym = long["symbol"].to_numpy()
     bounds = np.flatnonzero(np.r_[True, sym[1:] != sym[:-1], True])
     for a, b in zip(bounds[:-1], bounds[1:]):  # one iteration per asset, vectorised inside
-        out[a:b] = bar_vwap(vol[a:b], long["notional"].to_numpy()[a:b], nan_fallback[a:b])
-    bad = np.isnan(out) & np.isfinite(vol) & (vol >= 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(
-            f"asset '{sym[i]}' starts with zero-volume bars at {long['timestamp'].iloc[i]}: "
-            "no VWAP to carry; pass prices_df to price them"
-        )
+        out[a:b] = bar_vwap(vol[a:b], notional[a:b], np.full(b - a, np.nan))
     return out
 

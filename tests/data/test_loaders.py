@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -327,12 +328,46 @@ def test_bars_from_wide_with_prices_and_errors():
         bars_from_wide(vol, bad)
     with pytest.raises(ValueError, match="same index and columns"):
         bars_from_wide(vol, notl[["X"]])
-    lead0_v = vol.copy()
-    lead0_v.iloc[0, 0] = 0.0
-    lead0_n = notl.copy()
-    lead0_n.iloc[0, 0] = 0.0
-    with pytest.raises(ValueError, match="starts with zero-volume"):
-        bars_from_wide(lead0_v, lead0_n)
+
+
+def test_bars_from_wide_drops_bars_before_the_first_trade_with_one_warning():
+    """A 24-hour grid whose first rows are the night before the first session: zero volume, no price."""
+    idx = pd.date_range("2021-01-04", periods=8, freq="1h", tz="UTC").as_unit("ns")
+    vol = pd.DataFrame({"X": [0, 0, 0, 5, 0, 6, 0, 7.0], "Y": [np.nan, 0, 2, 0, 3, 0, 0, 4.0]}, index=idx)
+    notl = vol * pd.Series({"X": 10.0, "Y": 20.0})
+    with pytest.warns(UserWarning) as record:
+        bars = bars_from_wide(vol, notl)
+    assert len(record) == 1
+    msg = str(record[0].message)
+    assert "dropped 4 zero-volume bar(s) before the first trade" in msg
+    assert "'X' 3 bar(s) before 2021-01-04 03:00:00+00:00" in msg and "'Y' 1 bar(s) before 2021-01-04 02:00" in msg
+    check_canonical(bars)
+    x, y = bars[bars["symbol"] == "X"], bars[bars["symbol"] == "Y"]
+    assert x["timestamp"].iloc[0] == idx[3] and len(x) == 5  # zero-volume bars after the first trade stay
+    assert y["timestamp"].iloc[0] == idx[2] and len(y) == 6
+    np.testing.assert_allclose(x["price"], 10.0)
+    assert (x["volume"] == 0).sum() == 2
+    with pytest.warns(UserWarning, match="before the first trade"):  # the seed API goes through the same path
+        assert len(bars_from_wide(vol[["X"]], notl[["X"]])) == 5
+    px = (notl / vol.where(vol > 0)).bfill().where(vol.notna())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # with prices, nothing is dropped and nothing is said
+        assert len(bars_from_wide(vol, notl, px)) == 8 + 7
+
+
+def test_bars_from_wide_leading_bars_must_be_empty_and_assets_must_trade():
+    idx = pd.date_range("2021-01-04", periods=4, freq="1h", tz="UTC").as_unit("ns")
+    vol = pd.DataFrame({"X": [0, 0, 5, 6.0], "Y": [0, 0, 0, 0.0]}, index=idx)
+    with pytest.raises(ValueError, match=r"asset\(s\) \['Y'\] never trade"):
+        bars_from_wide(vol, vol * 10.0)
+    odd_n = vol[["X"]] * 10.0
+    odd_n.iloc[1, 0] = 3.0
+    with pytest.raises(ValueError, match="asset 'X', timestamp 2021-01-04 01:00:00.00:00: volume 0 and notional 3"):
+        bars_from_wide(vol[["X"]], odd_n)
+    neg = vol[["X"]].copy()
+    neg.iloc[0, 0] = -1.0
+    with pytest.raises(ValueError, match="volume -1 and notional 0 before the asset's first trade"):
+        bars_from_wide(neg, vol[["X"]] * 10.0)
 
 
 # ----------------------------------------------------------------------------------------------
