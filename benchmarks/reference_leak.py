@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         with np.load(tmp / "leak.npz") as d:
             ref = {k: d[k] for k in d.files}
     _, _, _, y_test, (_, our_dates) = full_generate(vol, notional, vol.columns[0], LOOKBACK, N_AHEAD,
-                                                         split_date=split)
+                                                         split_date=split, split_dates=True)
     n_train = int(ref["n_train"])
     ref_dates = ref["dates_ns"][n_train:] if len(ref["dates_ns"]) > len(ref["y_test"]) else ref["dates_ns"]
     bar_ns = int(pd.Timedelta(hours=1).value)

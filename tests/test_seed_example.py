@@ -64,5 +64,6 @@ def test_seed_readme_example_runs():
 
     history = model.fit(X_train, y_train, validation_data=(X_val, y_val), epochs=1, batch_size=64)
     # --- end of the seed's example ---
-    assert len(dates) == 2 and len(dates[0]) == len(y_train) and len(dates[1]) == len(y_val[0] if False else y_val)
+    assert len(dates) == len(y_train) + len(y_val)  # one index of sample origins, train then test
+    assert (dates[: len(y_train)] < split).all() and (dates[len(y_train) :] >= split).all()
     assert "val_unsigned_vwap_avg_risk" in history.history
