@@ -41,9 +41,9 @@ from typing import Any, NamedTuple
 import keras
 import numpy as np
 import pandas as pd
-from keras import ops
 
-from lems.data.calendar import add_calendar, timestamps_ns
+from lems.batching import bucket_size
+from lems.data.calendar import add_calendar, timestamps_ns, to_utc_ns
 from lems.data.features import (
     N_KNOWN_AHEAD,
     N_OBSERVED,
@@ -52,10 +52,9 @@ from lems.data.features import (
     raw_known_ahead,
     raw_observed,
     seasonal_volume_profile,
-    window_features,
 )
 from lems.data.validation import BAR_COLUMNS, validate_bars
-from lems.data.windows import WindowSet
+from lems.data.windows import WindowSet, assemble_windows
 from lems.execution import (
     TARGETS,
     WINDOW_TOL,
@@ -109,16 +108,11 @@ class ChildOrder(NamedTuple):
 # Small helpers
 # --------------------------------------------------------------------------------------------------------
 def _to_ns(value: Any, what: str) -> int:
-    """An aware timestamp (str, datetime, pd.Timestamp, np.datetime64 + tz) as UTC nanoseconds."""
+    """An aware timestamp as UTC nanoseconds (:func:`lems.data.calendar.to_utc_ns`); errors as SessionError."""
     try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise SessionError(f"{what}: cannot parse timestamp {value!r}") from exc
-    if ts is pd.NaT or pd.isna(ts):
-        raise SessionError(f"{what}: missing timestamp")
-    if ts.tzinfo is None:
-        raise SessionError(f"{what}: timestamp {ts} has no time zone; give an aware timestamp (e.g. UTC)")
-    return int(ts.tz_convert("UTC").as_unit("ns").value)
+        return to_utc_ns(value, naive_is_utc=False, what=what)
+    except ValueError as exc:
+        raise SessionError(str(exc)) from exc
 
 
 def _ts(ns: int) -> pd.Timestamp:
@@ -159,8 +153,9 @@ class _LiveStep(keras.Model):
 
     Inputs ``[X (B, W, F), step (B, 1), fills (B, H - 1)]``: the window as known at the open of bar ``step``,
     and the actual fills (fractions of the order) of the closed horizon bars (ignored from ``step`` on).
-    Output ``(B, M, C)``: the share of what remains each order would trade now
-    (:meth:`~lems.layers.decoder.AllocationDecoder.step_share`), before the limits.
+    Output ``(B, M, C)``: the share of what remains each order would trade now, before the limits
+    (:meth:`lems.models.LargeExecutionModel.next_share`: the decoder's own step and replay). The wrapper only
+    holds the compiled function, so that the model's saving is unaffected.
     """
 
     def __init__(self, lem: Any, **kwargs) -> None:
@@ -168,32 +163,7 @@ class _LiveStep(keras.Model):
         self.lem = lem
 
     def call(self, inputs):
-        x, step, fills = inputs
-        lem, dec = self.lem, self.lem.decoder
-        horizon = lem.n_ahead
-        x = ops.cast(x, lem.compute_dtype)
-        dtype = x.dtype
-        context, returns, log_volumes, prior = lem.decoder_inputs(x)  # exactly what LargeExecutionModel.call reads
-        projected, base_logits, base_remaining = dec.prepare(context)
-        step = ops.cast(step, dtype)
-        onehot = ops.one_hot(ops.cast(step[:, 0], "int32"), horizon, dtype=dtype)  # (B, H)
-        projected_s = ops.einsum("bh,bhd->bd", onehot, projected)
-        base_logit_s = ops.einsum("bh,mch->bmc", onehot, base_logits)
-        base_remaining_s = ops.einsum("bh,mch->bmc", onehot, base_remaining)
-        constants = dec._constants(dtype)
-        if prior is not None:  # static curve's log-odds on the VWAP order types
-            shift = ops.einsum("bh,bh->b", onehot, dec.prior_shift(prior, dtype))
-            base_logit_s = base_logit_s + constants["is_vwap"] * shift[:, None, None]
-        log_price, volume = dec.market_path(returns, log_volumes, dtype)
-        state = dec.initial_state(ops.shape(x)[0], dtype)
-        fills = ops.cast(fills, dtype)
-        zeros = ops.zeros_like(state.remaining)
-        for u in range(horizon - 1):  # replay the closed bars with the actual fills
-            closed = step > float(u)  # (B, 1)
-            new = dec.advance(state, zeros + fills[:, u:u + 1, None], log_price[:, u:u + 1], volume[:, u:u + 1])
-            state = type(state)(*[ops.where(closed if len(n.shape) == 2 else closed[:, :, None], n, o)
-                                  for n, o in zip(new, state)])
-        return dec.step_share(projected_s, base_logit_s, base_remaining_s, step, state, constants)
+        return self.lem.next_share(inputs)
 
 
 #: Compiled live steps of the most recently used models (id -> (model, step)); bounded, least recent evicted.
@@ -218,11 +188,6 @@ def _live_step(model: Any) -> _LiveStep:
     return step
 
 
-def _bucket(n: int) -> int:
-    """Batch size padded to a power of two (bounded number of compiled shapes)."""
-    return 1 << max(n - 1, 0).bit_length()
-
-
 def model_shares(model: Any, x: np.ndarray, step: np.ndarray, fills: np.ndarray, *, pad_to: int = 1) -> np.ndarray:
     """One compiled forward of the live step for a batch of sessions.
 
@@ -239,7 +204,7 @@ def model_shares(model: Any, x: np.ndarray, step: np.ndarray, fills: np.ndarray,
         C = min-duration column).
     """
     n = x.shape[0]
-    size = _bucket(max(n, int(pad_to)))
+    size = bucket_size(max(n, int(pad_to)))
     pad = size - n
     xs = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
     steps = np.r_[step, np.zeros(pad)].reshape(-1, 1).astype(np.float32)
@@ -363,10 +328,8 @@ class _Window:
         horizon_seasonal = np.asarray(list(self.seasonal[:step]) + [next_seasonal] + list(future_seasonal))
         if horizon_seasonal.shape != (horizon,):
             raise ValueError(f"expected volumes of {horizon} horizon bars needed, got {horizon_seasonal.shape}")
-        x = window_features(obs[None], known[None], seasonal[None], lb, horizon_seasonal[None])[0]
-        x[lb + step:, :N_OBSERVED] = 0.0  # not yet observed
-        x[lb + step + 1:] = 0.0  # not yet known
-        return x.astype(np.float32)
+        return assemble_windows(obs[None], known[None], seasonal[None], lb, horizon_seasonal[None],
+                                closed=np.array([step]))[0]
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("lookback", "horizon", "bar_minutes", "tz", "symbol", "fallback",
@@ -754,6 +717,10 @@ class ExecutionSession:
                 raise SessionError(f"non-positive price in bar field '{c}': {out[c]}")
         if out["high"] < out["low"]:
             raise SessionError(f"bar high {out['high']} < low {out['low']}")
+        slack = 1e-9 * out["high"]
+        for c in ("open", "close"):
+            if not out["low"] - slack <= out[c] <= out["high"] + slack:
+                raise SessionError(f"bar {c} {out[c]} outside [low, high] = [{out['low']}, {out['high']}]")
         if out["volume"] < 0:
             raise SessionError(f"negative volume in bar: {out['volume']}")
         typical = (out["high"] + out["low"] + out["close"]) / 3.0

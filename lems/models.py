@@ -161,6 +161,22 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         decoder_inputs = [context, returns, log_volumes, min_rate, max_rate]
         return self.decoder(decoder_inputs + ([prior] if prior is not None else []))
 
+    def next_share(self, inputs):
+        """The live step: proposed shares of what remains at one decision, after the actual fills.
+
+        Args:
+            inputs: ``[X (B, W, F), step (B, 1), fills (B, H - 1)]``: the window as known at the open of bar
+                ``step`` (later positions are never read), the decision's bar of the horizon, and the actual fills
+                (fractions of the order) of the closed bars.
+
+        Returns:
+            ``(B, 4 * 2, H + 1)`` shares in ``(0, 1)`` per order (order type x target, min-duration column), before
+            the limits (:meth:`lems.layers.decoder.AllocationDecoder.next_share`).
+        """
+        x, step, fills = inputs
+        context, returns, log_volumes, prior = self.decoder_inputs(x)  # exactly what call() reads
+        return self.decoder.next_share(context, returns, log_volumes, prior, step, fills)
+
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0] if isinstance(input_shape, (list, tuple)) and isinstance(
             input_shape[0], (list, tuple)) else input_shape[0]

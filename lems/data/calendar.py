@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["CALENDAR_COLUMNS", "add_calendar", "bar_minutes_of", "timestamps_ns"]
+__all__ = ["CALENDAR_COLUMNS", "add_calendar", "bar_minutes_of", "timestamps_ns", "to_utc_ns"]
 
 #: Columns added by :func:`add_calendar`, in order.
 CALENDAR_COLUMNS: tuple[str, ...] = (
@@ -45,6 +45,31 @@ def bar_minutes_of(bars: pd.DataFrame) -> float:
         raise ValueError("cannot infer the bar length: no symbol has two bars; pass bar_minutes")
     values, counts = np.unique(gaps, return_counts=True)
     return float(values[np.argmax(counts)] / 60e9)
+
+
+def to_utc_ns(value, *, naive_is_utc: bool = True, what: str = "timestamp") -> int:
+    """One timestamp (str, datetime, pd.Timestamp, np.datetime64) as UTC nanoseconds.
+
+    Args:
+        value: the timestamp.
+        naive_is_utc: read a naive timestamp as UTC; when False, a naive timestamp is an error (live trading
+            takes aware timestamps only).
+        what: what the value is, for error messages.
+
+    Raises:
+        ValueError: unparseable, missing, or naive when ``naive_is_utc`` is False.
+    """
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what}: cannot parse timestamp {value!r}") from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise ValueError(f"{what}: missing timestamp")
+    if ts.tzinfo is None:
+        if not naive_is_utc:
+            raise ValueError(f"{what}: timestamp {ts} has no time zone; give an aware timestamp (e.g. UTC)")
+        ts = ts.tz_localize("UTC")
+    return int(ts.tz_convert("UTC").as_unit("ns").value)
 
 
 def timestamps_ns(ts: pd.Series | pd.Index) -> np.ndarray:

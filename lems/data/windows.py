@@ -20,10 +20,11 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lems.data.calendar import add_calendar, bar_minutes_of, timestamps_ns
+from lems.data.calendar import add_calendar, bar_minutes_of, timestamps_ns, to_utc_ns
 from lems.data.features import (
     FEATURE_NAMES,
     N_KNOWN_AHEAD,
+    N_OBSERVED,
     SlotIndex,
     build_slot_index,
     lookback_mean_volume,
@@ -129,17 +130,10 @@ class SymbolState:
         hor_ok = self.traded[cand + self.n_ahead] - self.traded[cand] > 0
         keep = look_ok & hor_ok
         if start is not None:
-            keep &= self.ns[cand] >= _to_ns(start)
+            keep &= self.ns[cand] >= to_utc_ns(start)
         if end is not None:
-            keep &= self.ns[cand] < _to_ns(end)
+            keep &= self.ns[cand] < to_utc_ns(end)
         return cand[keep]
-
-
-def _to_ns(t) -> int:
-    """A timestamp (str / datetime / Timestamp; naive means UTC) as UTC nanoseconds."""
-    ts = pd.Timestamp(t)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.as_unit("ns").value)
 
 
 def make_states(
@@ -200,6 +194,38 @@ class Batch(NamedTuple):
     volumes: np.ndarray  # (N, H) raw volume of the horizon
 
 
+def assemble_windows(
+    observed: np.ndarray,
+    known: np.ndarray,
+    seasonal: np.ndarray,
+    lookback: int,
+    horizon_seasonal: np.ndarray,
+    closed: np.ndarray | None = None,
+) -> np.ndarray:
+    """Model inputs ``X`` from gathered raw arrays: the one window assembly of batch and live.
+
+    Args:
+        observed, known, seasonal: ``(N, W, .)`` raw arrays gathered per window (see
+            :func:`lems.data.features.window_features`).
+        lookback: Lookback length [bars].
+        horizon_seasonal: ``(N, H)`` expected volumes of the horizon bars as of the origin.
+        closed: ``(N,)`` horizon bars closed per window, for a partly known window (live: the decision for
+            bar ``closed``): positions ``>= lookback + closed`` carry no observed value and positions
+            ``> lookback + closed`` nothing at all (zeros; the raw arrays there are ignored). None: every
+            position is known (historical windows).
+
+    Returns:
+        ``(N, W, F)`` float32.
+    """
+    x = window_features(observed, known, seasonal, lookback, horizon_seasonal)
+    if closed is not None:
+        position = np.arange(x.shape[1])[None, :]
+        decision = lookback + np.asarray(closed, dtype=np.int64).reshape(-1, 1)
+        x[..., :N_OBSERVED] = np.where((position < decision)[..., None], x[..., :N_OBSERVED], 0.0)
+        x = np.where((position <= decision)[..., None], x, 0.0)
+    return x.astype(np.float32)
+
+
 def build_batch(symbol_state: SymbolState, origin_indices: np.ndarray) -> Batch:
     """Gather and normalise the windows of one symbol at the given origins.
 
@@ -227,12 +253,12 @@ def build_batch(symbol_state: SymbolState, origin_indices: np.ndarray) -> Batch:
     seasonal = seasonal_volume_profile(st.slots, origin, idx, st.n_days_profile, fallback=m)
     hor = origin[:, None] + np.arange(h, dtype=np.int64)[None, :]  # (N, H)
     horizon_seasonal = seasonal_volume_profile(st.slots, origin, hor, st.n_days_profile, fallback=m)
-    x = window_features(observed, st.known[idx], seasonal, lb, horizon_seasonal)
+    x32 = assemble_windows(observed, st.known[idx], seasonal, lb, horizon_seasonal)
     volumes = st.volume[hor]
     prices = st.price[hor]
     ref = st.price[origin - 1]
     y = np.stack([volumes / volumes.sum(axis=1, keepdims=True), prices / ref[:, None]], axis=-1)
-    x32, y32 = x.astype(np.float32), y.astype(np.float32)
+    y32 = y.astype(np.float32)
     for name, arr in (("X", x32), ("y", y32)):
         if not np.all(np.isfinite(arr)):
             bad = origin[np.flatnonzero(~np.isfinite(arr).reshape(len(origin), -1).all(axis=1))]
@@ -343,13 +369,13 @@ class WindowSet:
         Returns:
             ``(train, val, test)``, or ``(train, test)`` when ``val_end`` is None.
         """
-        t_end = _to_ns(train_end)
+        t_end = to_utc_ns(train_end)
         o = self.origin.as_unit("ns").asi8
         last = self.horizon_end.as_unit("ns").asi8
         train = self.subset(last < t_end)
         if val_end is None:
             return train, self.subset(o >= t_end)
-        v_end = _to_ns(val_end)
+        v_end = to_utc_ns(val_end)
         if v_end < t_end:
             raise ValueError(f"val_end ({val_end}) must not be before train_end ({train_end})")
         val = self.subset((o >= t_end) & (last < v_end))

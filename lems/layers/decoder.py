@@ -180,12 +180,98 @@ class AllocationDecoder(keras.layers.Layer):
         return DecoderState(state.remaining - allocation, state.traded_price + allocation * z[:, :, None],
                             state.market_vz + v * z, state.market_v + v, state.market_z + z, z)
 
-    def prepare(self, context):
-        """Step-independent tensors: projected context ``(B, H, hidden)``, base log-odds and base remaining
-        ``(M, C, H)``."""
+    def prepare(self, context, prior=None):
+        """Step-independent tensors of the recursion, time-major (the ``xs`` of the scan).
+
+        Args:
+            context: ``(B, H, Dc)`` context rows (row ``s`` known at the open of bar ``s``).
+            prior: optional ``(B, H - 1)`` prior log-odds of the VWAP order types (see ``call``).
+
+        Returns:
+            ``(projected (H, B, hidden), logits (H, B or 1, M, C), base_remaining (H, 1, M, C))``: the projected
+            context, the starting log-odds of each order's share of what remains, and the base curve's remaining
+            fraction after each step.
+        """
+        dtype = context.dtype
         projected = self.context_projection(context) + self.step_embedding[None]
         base_logits, base_remaining = self._base_logits()
-        return projected, base_logits, base_remaining
+        logits = ops.transpose(base_logits, (2, 0, 1))[:, None]  # (H, 1, M, C)
+        if prior is not None:
+            shift = ops.transpose(self.prior_shift(prior, dtype))  # (H, B)
+            logits = logits + self._constants(dtype)["is_vwap"][None] * shift[:, :, None, None]
+        return (ops.transpose(projected, (1, 0, 2)), logits,
+                ops.transpose(base_remaining, (2, 0, 1))[:, None])
+
+    def decide(self, projected_s, logit_s, base_remaining_s, step, state: DecoderState, constants, min_rate,
+               max_rate):
+        """One step of the recursion: every order's allocation for bar ``step``, within the exact limits.
+
+        Args:
+            projected_s, logit_s, base_remaining_s: the step's rows of :meth:`prepare`'s outputs.
+            step: ``(B, 1)`` the step ``s`` of each row.
+            state: the :class:`DecoderState` at the open of bar ``s``.
+            constants: ``self._constants(dtype)``.
+            min_rate, max_rate: ``(B, 1, 1)`` limits [fraction of the order per bar].
+
+        Returns:
+            ``(share, allocation)``, both ``(B, M, C)``: the proposed share of what remains, and the fraction of
+            the order traded in the bar (:func:`lems.execution.allocate_step`).
+        """
+        share = self.step_share(projected_s, logit_s, base_remaining_s, step, state, constants)
+        bars_left = float(self.n_ahead) - ops.cast(step, share.dtype)[:, :, None]
+        return share, allocate_step(share * state.remaining, state.remaining, bars_left, min_rate, max_rate)
+
+    def replay(self, fills, log_price, volume, step, dtype) -> DecoderState:
+        """The state at the open of bar ``step`` after the closed bars traded ``fills`` (the actual fills).
+
+        The same :meth:`advance` as the batch recursion, run over the closed bars only (a scan, so the compiled
+        graph does not grow with H).
+
+        Args:
+            fills: ``(B, H - 1)`` fractions of the order traded in bars ``0 .. H-2`` (read for bars ``< step``).
+            log_price, volume: ``(B, H - 1)`` from :meth:`market_path`.
+            step: ``(B, 1)`` bars closed.
+            dtype: compute dtype.
+        """
+        state = self.initial_state(ops.shape(fills)[0], dtype)
+        bars = ops.cast(ops.arange(self.n_ahead - 1), dtype)
+        xs = (ops.transpose(ops.cast(fills, dtype)), ops.transpose(log_price), ops.transpose(volume), bars)
+
+        def closed_bar(carry, x):
+            old = DecoderState(*carry)
+            fill, z, v, u = x
+            new = self.advance(old, ops.zeros_like(old.remaining) + fill[:, None, None], z[:, None], v[:, None])
+            closed = step > u  # (B, 1)
+            merged = tuple(ops.where(closed if len(n.shape) == 2 else closed[:, :, None], n, o)
+                           for n, o in zip(new, old))
+            return merged, merged
+
+        final, _ = ops.scan(closed_bar, tuple(state), xs)
+        return DecoderState(*final)
+
+    def next_share(self, context, returns, log_volumes, prior, step, fills):
+        """Proposed shares of what remains at the open of bar ``step``, after the actual ``fills``: the live step.
+
+        Args:
+            context, returns, log_volumes, prior: as in ``call`` (from the window known at the decision).
+            step: ``(B, 1)`` the decision's bar of the horizon.
+            fills: ``(B, H - 1)`` actual fills of the closed bars (ignored from ``step`` on).
+
+        Returns:
+            ``(B, M, C)`` shares in ``(0, 1)``, before the limits: with ``fills`` equal to the batch allocations,
+            exactly the shares ``call`` computes at that step.
+        """
+        dtype = context.dtype
+        step = ops.cast(step, dtype)
+        projected, logits, base_remaining = self.prepare(context, prior)
+        onehot = ops.one_hot(ops.cast(step[:, 0], "int32"), self.n_ahead, dtype=dtype)  # (B, H)
+        logits = logits + ops.zeros_like(projected[:, :, :1, None])  # (H, B, M, C)
+        log_price, volume = self.market_path(returns, log_volumes, dtype)
+        state = self.replay(fills, log_price, volume, step, dtype)
+        return self.step_share(ops.einsum("bh,hbd->bd", onehot, projected),
+                               ops.einsum("bh,hbmc->bmc", onehot, logits),
+                               ops.einsum("bh,hmc->bmc", onehot, base_remaining[:, 0]), step, state,
+                               self._constants(dtype))
 
     def step_share(self, projected_s, base_logit_s, base_remaining_s, step, state: DecoderState, constants):
         """Proposed share of what remains for one step, for every order: ``(B, M, C)`` in ``(0, 1)``.
@@ -267,35 +353,26 @@ class AllocationDecoder(keras.layers.Layer):
     def call(self, inputs):
         context, returns, log_volumes, min_rate, max_rate = inputs[:5]
         prior = inputs[5] if len(inputs) > 5 else None
-        horizon = self.n_ahead
-        dtype = context.dtype
+        horizon, dtype = self.n_ahead, context.dtype
         k = self._constants(dtype)
         batch = ops.shape(context)[0]
-        projected, base_logits, base_remaining = self.prepare(context)  # (B, H, hidden), (M, C, H) x 2
-        logits = ops.transpose(base_logits, (2, 0, 1))[:, None]  # (H, 1, M, C)
-        if prior is not None:
-            shift = ops.transpose(self.prior_shift(prior, dtype))  # (H, B)
-            logits = logits + k["is_vwap"][None] * shift[:, :, None, None]  # (H, B, M, C)
-        else:
-            logits = logits + ops.zeros((horizon, batch, 1, 1), dtype)
+        projected, logits, base_remaining = self.prepare(context, prior)
+        logits = logits + ops.zeros((horizon, batch, 1, 1), dtype)  # (H, B, M, C)
         min_rate = ops.reshape(ops.cast(min_rate, dtype), (-1, 1, 1))
         max_rate = ops.reshape(ops.cast(max_rate, dtype), (-1, 1, 1))
         log_price, volume = self.market_path(returns, log_volumes, dtype)  # (B, H - 1): bars 0 .. H-2
         pad = ops.zeros_like(log_price[:, :1])  # bar H-1 never closes inside the recursion
         steps = ops.cast(ops.arange(horizon), dtype)
-        xs = (ops.transpose(projected, (1, 0, 2)), logits,
-              ops.transpose(base_remaining, (2, 0, 1)), ops.transpose(ops.concatenate([log_price, pad], 1)),
+        xs = (projected, logits, base_remaining, ops.transpose(ops.concatenate([log_price, pad], 1)),
               ops.transpose(ops.concatenate([volume, pad], 1)), steps)
         state = self.initial_state(batch, dtype)
 
         def step(carry, x):
             state = DecoderState(*carry[1:])
             projected_s, logit_s, remaining_s, z, v, s = x
-            row_step = ops.zeros_like(state.last) + s  # (B, 1)
-            share = self.step_share(projected_s, logit_s, remaining_s[None], row_step, state, k)
-            a = allocate_step(share * state.remaining, state.remaining, float(horizon) - s, min_rate, max_rate)
-            new_state = self.advance(state, a, z[:, None], v[:, None])
-            new_carry = (a,) + tuple(new_state)
+            _, a = self.decide(projected_s, logit_s, remaining_s, ops.zeros_like(state.last) + s, state, k,
+                               min_rate, max_rate)
+            new_carry = (a,) + tuple(self.advance(state, a, z[:, None], v[:, None]))
             return new_carry, new_carry  # TensorFlow's scan wants outputs shaped like the carry
 
         _, outputs = ops.scan(step, (ops.zeros_like(state.remaining),) + tuple(state), xs)
