@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ from typing import Any
 __all__ = ["build_parser", "main"]
 
 _EXIT_ERROR = 2
+
+#: Optimizer steps of ``lems demo`` (about 2 minutes of training on 2 CPU cores, 3 minutes in all) and of
+#: ``lems demo --quick``: a fixed number of steps, so that ``--seed`` gives the same numbers on any machine load.
+DEMO_STEPS, QUICK_DEMO_STEPS = 600, 24
 
 
 class CLIError(Exception):
@@ -40,6 +45,10 @@ def _stamp() -> str:
 
 def _say(*parts: Any) -> None:
     print(*parts, flush=True)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"lems: warning: {message}\n")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -65,20 +74,22 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_overrides(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """One ``--field-name`` option per :class:`TrainConfig` field (values are checked by the config)."""
-    from lems.training import TrainConfig
+    """One ``--setting-name`` option per :class:`TrainConfig` setting, grouped by section (values are checked by
+    the config)."""
+    from lems.training import CONFIG_SECTIONS
 
-    group = parser.add_argument_group("config overrides (win over --config)")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in ("data", "seed", "fast_compile", *skip):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            group.add_argument(flag, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None,
-                               help=f.metadata["doc"])
-        else:
-            group.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(),
-                               help=f.metadata["doc"])
+    for section, cls in CONFIG_SECTIONS.items():
+        group = parser.add_argument_group(f"[{section}] settings (win over --config)")
+        for f in dataclasses.fields(cls):
+            if f.name in ("paths", "seed", "fast_compile", *skip):
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            if f.type in ("bool", bool):
+                group.add_argument(flag, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None,
+                                   help=f.metadata["doc"])
+            else:
+                group.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(),
+                                   help=f.metadata["doc"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,13 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", parents=[common], help="synthetic market → train → backtest → report",
-                          description="Build a synthetic 24/7 market, train a small model within a time budget, "
-                                      "backtest it against TWAP, static VWAP and a flexible rule on the test "
-                                      "split, and write a report (md + png + csv) into a folder printed at the end.")
+                          description="Build a synthetic 24/7 market, train a small model for a fixed number of "
+                                      "optimizer steps (same --seed, same numbers on any machine), backtest it "
+                                      "against TWAP, static VWAP and a flexible rule on the test split, and write "
+                                      "a report (md + png + csv) into a folder printed at the end.")
     demo.add_argument("--quick", action="store_true", help="tiny model and few windows (about a minute, for CI)")
     demo.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_demo_<timestamp>)")
+    demo.add_argument("--steps", type=int, default=None,
+                      help=f"optimizer steps (default {DEMO_STEPS}, about 3 minutes in all on 2 CPU cores; "
+                           f"{QUICK_DEMO_STEPS} with --quick): the same numbers for the same --seed on any machine")
     demo.add_argument("--minutes", type=float, default=None,
-                      help="training time budget [minutes] (default 2, about 3 minutes in all; 0.4 with --quick)")
+                      help="train for a wall-clock budget [minutes] instead of a number of steps (results then "
+                           "depend on the machine's speed and load)")
     demo.add_argument("--assets", type=int, default=None, help="synthetic assets (default 3, or 2 with --quick)")
     demo.add_argument("--days", type=int, default=None, help="synthetic days (default 120, or 21 with --quick)")
     _report_options(demo)
@@ -127,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="file format of the backtest frame (default parquet)")
     for name, doc in (("min-rate", "minimum per bar [fraction of the order]"),
                       ("max-rate", "maximum per bar [fraction of the order]"),
-                      ("tz", "local time zone of the calendar features"), ("stride", "origin stride [bars]")):
+                      ("tz", "local time zone of the calendar features"), ("stride", "origin stride [bars]"),
+                      ("bar-minutes", "bar length [minutes]; default: inferred from the data")):
         evaluate.add_argument(f"--{name}", dest=f"cfg_{name.replace('-', '_')}", default=None, help=doc)
     _report_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
@@ -176,15 +193,27 @@ def _out_dir(out: Path | None, prefix: str) -> Path:
     return path
 
 
+def _parquet_errors() -> tuple[type[BaseException], ...]:
+    """What ``to_parquet`` raises when parquet cannot be written but CSV can: no engine, or a type the engine
+    cannot store (disk errors are not in it: CSV would fail the same way)."""
+    try:
+        import pyarrow
+    except ImportError:
+        return (ImportError,)
+    return (ImportError, pyarrow.ArrowException)
+
+
 def _save_frame(frame, out: Path, fmt: str) -> Path:
+    """Write the backtest frame as parquet (falling back to CSV, with a warning naming the error) or CSV."""
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
+        path = out / "backtest.parquet"
         try:
-            path = out / "backtest.parquet"
             frame.to_parquet(path, index=False)
             return path
-        except ImportError:
-            pass  # no pyarrow: fall back to csv
+        except _parquet_errors() as exc:
+            path.unlink(missing_ok=True)
+            _warn(f"cannot write parquet ({type(exc).__name__}: {' '.join(str(exc).split())}); writing CSV instead")
     path = out / "backtest.csv"
     frame.to_csv(path, index=False)
     return path
@@ -199,7 +228,7 @@ def _save_training(result, out: Path) -> None:
     result.config.save(out / "config.json")
     result.history_frame().to_csv(out / "history.csv", index=False)
     info = {"history": result.history, "wall_time_s": result.wall_time_s, "epochs_run": result.epochs_run,
-            "stopped_by": result.stopped_by,
+            "stopped_by": result.stopped_by, "best_epoch": result.best_epoch, "selected_by": result.monitor,
             "windows": {k: len(v) for k, v in result.windows._asdict().items()}}
     (out / "history.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
 
@@ -222,7 +251,7 @@ def _evaluate(model, windows, min_rate: float, max_rate: float):
 
 
 def _print_headline(frame) -> None:
-    from lems.report import headline
+    from lems.report import headline, verdicts
 
     tables = headline(frame)
     fixed = tables["fixed"].set_index("policy")
@@ -244,34 +273,63 @@ def _print_headline(frame) -> None:
         if parts:
             _say(f"  flexible duration vs {bench.upper()}, mean improvement [bps, higher is better]: "
                  + ", ".join(parts))
+    if "model" in fixed.index:
+        _say("in words:")
+        for line in verdicts(tables, "model"):
+            _say(f"  {line}")
+
+
+def _training_summary(result) -> str:
+    """One line: epochs, steps or time, why training stopped, and the kept epoch with its validation scores."""
+    from lems.training import FLEXIBLE_KEY, TRACKING_KEY
+
+    line = f"{result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}"
+    if result.best_epoch is None:
+        return line + "; last weights kept (no validation windows)"
+    k = result.best_epoch - 1
+    scores = (f"validation tracking error {result.history[TRACKING_KEY][k]:.2f} bps, flexible improvement "
+              f"{result.history[FLEXIBLE_KEY][k]:+.2f} bps") if TRACKING_KEY in result.history else ""
+    return line + f"; kept epoch {result.best_epoch} (best {result.monitor}: {scores})"
 
 
 # --------------------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------------------
+def _demo_budget(args: argparse.Namespace) -> dict[str, Any]:
+    """``max_steps`` (default) or ``time_budget_s`` (``--minutes``) of the demo's training."""
+    if args.minutes is not None and not args.minutes > 0:
+        raise CLIError(f"--minutes must be > 0, got {args.minutes:g}")
+    if args.steps is not None and args.steps < 1:
+        raise CLIError(f"--steps must be >= 1, got {args.steps}")
+    if args.minutes is not None and args.steps is not None:
+        raise CLIError("choose --steps or --minutes, not both")
+    if args.minutes is not None:
+        return {"time_budget_s": args.minutes * 60.0}
+    return {"max_steps": args.steps or (QUICK_DEMO_STEPS if args.quick else DEMO_STEPS)}
+
+
 def _demo_config(args: argparse.Namespace):
     from lems.training import TrainConfig
 
     seed = 0 if args.seed is None else args.seed
-    if args.minutes is not None and not args.minutes > 0:
-        raise CLIError(f"--minutes must be > 0, got {args.minutes:g}")
+    budget = _demo_budget(args)
     if args.quick:
-        minutes = 0.4 if args.minutes is None else args.minutes
-        config = TrainConfig(
+        return TrainConfig(
             synthetic_assets=args.assets or 2, synthetic_days=args.days or 21, lookback=24, n_ahead=6,
             train_end=0.6, val_end=0.8, max_windows=512, hidden_size=8, num_heads=2, num_embedding=4,
-            fused_mlp_hidden_dim=8, batch_size=64, learning_rate=5e-3, epochs=3, patience=2,
-            time_budget_s=minutes * 60, seed=seed)
-    else:
-        minutes = 2.0 if args.minutes is None else args.minutes
-        # the settings of the real-data benchmarks (benchmarks/real_data.py): chosen on this market's validation
-        # split among lr 5e-4 / 2e-3 / 5e-3, batch 128 / 256, dropout 0 / 0.1 (stop 9): the flexible heads need
-        # the larger steps to learn when to finish early (+5.5 bps vs the rule's +6.5 on validation; with lr 5e-4
-        # they stayed at 0), at the price of a tracking error near the static curve's instead of 7 % below it
-        config = TrainConfig(synthetic_assets=args.assets or 3, synthetic_days=args.days or 120, epochs=200,
-                             learning_rate=5e-3, batch_size=256, dropout=0.0, patience=5,
-                             time_budget_s=minutes * 60, seed=seed)
-    return config
+            fused_mlp_hidden_dim=8, batch_size=64, learning_rate=5e-3, patience=2, seed=seed, **budget)
+    # the settings of the real-data benchmarks (benchmarks/real_data.py): chosen on this market's validation
+    # split among lr 5e-4 / 2e-3 / 5e-3, batch 128 / 256, dropout 0 / 0.1: the flexible heads need the larger
+    # steps to learn when to finish early (with lr 5e-4 they stayed at 0)
+    return TrainConfig(synthetic_assets=args.assets or 3, synthetic_days=args.days or 120, learning_rate=5e-3,
+                       batch_size=256, dropout=0.0, patience=10, seed=seed, **budget)
+
+
+def _budget_words(config) -> str:
+    t = config.training
+    if t.max_steps is not None:
+        return f"{t.max_steps} optimizer steps"
+    return f"budget {t.time_budget_s:.0f} s"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -288,9 +346,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     splits = split_windows(config, windows)
     _say(f"[1/3] windows: lookback {config.lookback} bars, horizon {config.n_ahead} bars; train {len(splits.train)}"
          f", validation {len(splits.val)}, test {len(splits.test)} (purged time split)")
-    _say(f"[2/3] training (budget {config.time_budget_s:.0f} s{', fast compile' if fast else ''})...")
+    _say(f"[2/3] training ({_budget_words(config)}, selection on validation {config.selection}"
+         f"{', fast compile' if fast else ''})...")
     result = train(config, windows=splits, verbose=1 if sys.stdout.isatty() else 2)
-    _say(f"      {result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}")
+    _say(f"      {_training_summary(result)}")
     _say(f"[3/3] backtest on {len(splits.test)} test windows against TWAP, static VWAP, flexible rule...")
     frame, allocations = _evaluate(result.model, splits.test, config.min_rate, config.max_rate)
     _save_training(result, out)
@@ -299,7 +358,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     meta = {"data": f"synthetic 24/7 market ({config.synthetic_assets} assets, {config.synthetic_days} days, "
                     f"seed {config.seed})",
-            "training": f"{result.epochs_run} epoch(s), {result.wall_time_s:.0f} s, stopped by {result.stopped_by}"}
+            "training": f"{_budget_words(config)}; {_training_summary(result)}"}
     page = write_report(frame, out, allocations=allocations, windows=splits.test, format=args.format,
                         cluster=args.cluster, title="lems demo: learned execution on a synthetic market", meta=meta,
                         seed=config.seed)
@@ -329,17 +388,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.config is not None:
         _check_paths([args.config], "config file")
     config = _train_config(args, [str(p) for p in args.data])
-    _check_paths(config.data, "data")
+    _check_paths(config.data.paths, "data")
     out = _out_dir(args.out, "lems_train")
     _apply_backend_options(args, default_fast=config.fast_compile)
     from lems.training import train
 
-    _say(f"lems train: data {', '.join(config.data)}; lookback {config.lookback}, horizon {config.n_ahead} bars")
+    _say(f"lems train: data {', '.join(config.data.paths)}; lookback {config.lookback}, horizon {config.n_ahead} "
+         f"bars")
     result = train(config, verbose=1 if sys.stdout.isatty() else 2)
     _save_training(result, out)
-    val = result.history.get("val_loss")
-    best = f", best val_loss {min(val):.4f}" if val else ""
-    _say(f"{result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}{best}")
+    _say(_training_summary(result))
     _say("model, config and history in:")
     _say(str(out.resolve()))
     return 0
@@ -353,10 +411,13 @@ def _load_model(path: Path):
     import lems.metrics  # noqa: F401 - registers the metrics
     import lems.models  # noqa: F401 - registers the model and its layers
 
+    if not zipfile.is_zipfile(path):
+        raise CLIError(f"cannot load model {path}: not a valid .keras model file (not a zip archive)")
     try:
         return keras.models.load_model(path, compile=False)
-    except Exception as exc:
-        raise CLIError(f"cannot load model {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise CLIError(f"cannot load model {path}: not a valid .keras model file ({reason})") from None
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -367,7 +428,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _check_paths([config_path], "config file")
     args.config = config_path
     config = _train_config(args, [str(p) for p in args.data])
-    _check_paths(config.data, "data")
+    _check_paths(config.data.paths, "data")
     _apply_backend_options(args, default_fast=config.fast_compile)
     model = _load_model(args.model)
     lookback, n_ahead = getattr(model, "lookback", None), getattr(model, "n_ahead", None)
@@ -386,7 +447,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     frame, allocations = _evaluate(model, windows, config.min_rate, config.max_rate)
     frame_path = _save_frame(frame, out, args.frame_format)
     config.save(out / "config.toml")
-    meta = {"model": str(args.model), "data": ", ".join(config.data), "windows": args.split}
+    meta = {"model": str(args.model), "data": ", ".join(config.data.paths), "windows": args.split}
     page = write_report(frame, out, allocations=allocations, windows=windows, format=args.format,
                         cluster=args.cluster, meta=meta, seed=config.seed)
     _print_headline(frame)

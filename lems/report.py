@@ -35,6 +35,7 @@ __all__ = [
     "plot_orders",
     "read_frames",
     "summary_table",
+    "verdicts",
     "write_report",
 ]
 
@@ -600,6 +601,58 @@ def _headline_lines(tables: dict[str, pd.DataFrame], model: str, horizon: int) -
         lines.append(f"**Flexible duration vs {bench.upper()}, mean improvement**: model "
                      f"{_fmt(sub.loc[model, 'mean_improvement_bps'])} bps"
                      + (" vs " + "; ".join(parts) if parts else "") + ".")
+    words = verdicts(tables, model)
+    if words:
+        lines.append("**In words**: " + " ".join(words))
+    return lines
+
+
+#: Baselines in words (verdict sentences).
+_IN_WORDS = {"static_vwap": "the static volume curve", "twap": "TWAP", "flexible_rule": "the classical flexible rule"}
+
+
+def _significance(row: pd.Series) -> str:
+    interval = f"[{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+    return f"{'significant' if row['significant'] else 'not significant'}, 95 % CI {interval} bps"
+
+
+def verdicts(tables: dict[str, pd.DataFrame], model: str = "model") -> list[str]:
+    """The headline in words: where the model is better than each classical baseline, and where it is not.
+
+    One sentence per comparison that :func:`headline` makes: the fixed-duration VWAP tracking error against
+    the static volume curve and TWAP, and the flexible-duration improvement against the classical flexible
+    rule (per benchmark). A baseline that does better than the model is named as the better one.
+
+    Args:
+        tables: The output of :func:`headline` (with the paired columns, i.e. a model and baselines).
+        model: Label of the model policy.
+    """
+    lines = []
+    fixed = tables["fixed"].set_index("policy")
+    for base in ("static_vwap", "twap"):
+        if base == model or base not in fixed.index or "mean_diff" not in fixed.columns:
+            continue
+        r, name = fixed.loc[base], _IN_WORDS[base]
+        pct = abs(float(r["model_improvement_pct"]))
+        if r["mean_diff"] > 0:
+            lines.append(f"Fixed duration: the model tracks VWAP {_fmt(pct, 1)} % better than {name} "
+                         f"({_significance(r)}).")
+        else:
+            lines.append(f"Fixed duration: {name} tracks VWAP better than the model (the model's tracking error "
+                         f"is {_fmt(pct, 1)} % higher; {_significance(r)}).")
+    flex = tables["flexible"]
+    for bench in BENCHMARKS:
+        sub = flex[flex["benchmark"] == bench].set_index("policy")
+        if "flexible_rule" not in sub.index or "mean_diff" not in sub.columns or model not in sub.index:
+            continue
+        r = sub.loc["flexible_rule"]
+        if r["mean_diff"] > 0:
+            lines.append(f"Flexible duration vs {bench.upper()}: the model beats the classical flexible rule by "
+                         f"{_fmt(r['mean_diff'])} bps ({_significance(r)}).")
+        else:
+            lines.append(f"Flexible duration vs {bench.upper()}: the classical flexible rule is better than the "
+                         f"model by {_fmt(abs(r['mean_diff']))} bps ({_significance(r)}); the learned stopping "
+                         f"policy has no edge over it here.")
     return lines
 
 

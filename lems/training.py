@@ -3,11 +3,20 @@
 The pipeline is the library's own: bars (files read by :func:`lems.data.loaders.read_bars`, or the built-in
 synthetic market) → leak-free windows (:func:`lems.data.windows.make_windows`) → purged time split
 (:meth:`lems.data.windows.WindowSet.split`) → ``model.fit`` on ``[X, min_rate, max_rate]`` with
-:func:`lems.loss.lem_loss`, early stopping on ``val_loss`` (best weights restored) and a wall-clock budget.
+:func:`lems.loss.lem_loss`. After every epoch the validation windows are scored with the backtest's own
+arithmetic (:func:`selection_scores`): the weights kept are those of the best epoch by the reported numbers
+(fixed-column VWAP tracking error and flexible improvement), and training stops when that score stops
+improving (``patience``), at the epoch cap, after ``max_steps`` optimizer steps, or at the wall-clock budget.
+
+The configuration has five sections (``data``, ``windows``, ``model``, ``limits``, ``training``), one small
+dataclass each; TOML files mirror them. Every setting name is unique across sections, so the flat names of
+lems 0.2 (and of the CLI flags) keep working: ``TrainConfig(lookback=24, epochs=3)``,
+``config.replace(n_ahead=6)``, ``config.lookback`` (a read-only alias of ``config.windows.lookback``) and old
+flat config files. The paths of the data are ``config.data.paths`` (flat name ``data``, as before).
 
 Example:
     >>> from lems.training import TrainConfig, train
-    >>> result = train(TrainConfig(epochs=2, time_budget_s=60))  # synthetic market
+    >>> result = train(TrainConfig(max_steps=50, time_budget_s=60))  # synthetic market
     >>> result.model.save("model.keras")
 """
 
@@ -19,225 +28,406 @@ import datetime as _dt
 import json
 import math
 import os
+import sys
 import time
 import typing
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import tomllib
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
 
 __all__ = [
+    "CONFIG_SECTIONS",
     "DATA_SYNTHETIC",
+    "SELECTIONS",
+    "BestWeights",
+    "DataConfig",
+    "LimitsConfig",
+    "ModelConfig",
     "Splits",
+    "StepBudget",
     "TimeBudget",
     "TrainConfig",
     "TrainResult",
+    "TrainingConfig",
+    "ValidationScores",
+    "WindowConfig",
     "build_model",
     "build_windows",
+    "enable_compilation_cache",
     "fast_compile",
     "fast_compile_enabled",
     "load_bars",
+    "selection_scores",
     "set_fast_compile",
     "split_windows",
     "train",
 ]
 
-#: Value of ``TrainConfig.data`` that selects the built-in synthetic market.
+#: Value of ``data.paths`` that selects the built-in synthetic market.
 DATA_SYNTHETIC = "synthetic"
 
-_SECTIONS = ("data", "windows", "model", "limits", "training")
+#: Choices of ``training.selection``: the validation number that picks the kept weights and stops training.
+SELECTIONS = ("tracking", "loss")
+
+#: Bar length of the synthetic market when ``data.bar_minutes`` is unset [minutes].
+_SYNTHETIC_BAR_MINUTES = 60
 
 
-def _f(default: Any, section: str, doc: str, **kw) -> Any:
-    """A dataclass field with its TOML section and one-line documentation in the metadata."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"section": section, "doc": doc}, **kw)
-    return field(default=default, metadata={"section": section, "doc": doc}, **kw)
+def _f(default: Any, doc: str) -> Any:
+    """A dataclass field with its one-line documentation (units in brackets) in the metadata."""
+    return field(default=default, metadata={"doc": doc})
 
 
-@dataclass
-class TrainConfig:
-    """Everything needed to build windows, a model and train it (units in brackets).
+# -------------------------------------------------------------------------------------------------------
+# Sections
+# -------------------------------------------------------------------------------------------------------
+class _Section:
+    """Base of the config sections: values converted to the declared types, then checked (``ValueError``)."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+        self._check()
+
+    def _check(self) -> None:
+        """Range checks of the section (subclasses)."""
+
+    def _at_least(self, minimum: int, *names: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ValueError(f"config: {name} must be >= {minimum}, got {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as a plain dict (lists for sequences, ``None`` for unset settings)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    """Where the bars come from.
 
     Attributes:
-        data: Bar files or folders read by :func:`lems.data.loaders.read_bars`, or ``["synthetic"]`` for the
+        paths: Bar files or folders read by :func:`lems.data.loaders.read_bars`, or ``("synthetic",)`` for the
             built-in synthetic market.
         tz: Local time zone of the calendar features (``"America/New_York"`` for US equities).
+        bar_minutes: Nominal bar length [minutes]; unset: inferred from the data (the modal spacing), 60 for the
+            synthetic market. Set it when the data cannot tell (e.g. one bar per symbol).
         synthetic_assets: Synthetic market: number of assets.
         synthetic_days: Synthetic market: calendar days [days].
         synthetic_calendar: Synthetic market: ``"24/7"`` or ``"session"``.
-        lookback: Bars of history before the origin [bars].
-        n_ahead: Horizon H of every order [bars].
+    """
+
+    paths: tuple[str, ...] = _f((DATA_SYNTHETIC,), "bar files/folders, or 'synthetic'")
+    tz: str = _f("UTC", "local time zone of the calendar features")
+    bar_minutes: float | None = _f(None, "bar length [minutes]; unset = inferred from the data (synthetic: 60)")
+    synthetic_assets: int = _f(3, "synthetic market: number of assets")
+    synthetic_days: int = _f(120, "synthetic market: calendar days [days]")
+    synthetic_calendar: str = _f("24/7", "synthetic market: '24/7' or 'session'")
+
+    def _check(self) -> None:
+        if not self.paths:
+            raise ValueError("config: data must name at least one file/folder, or 'synthetic'")
+        self._at_least(1, "synthetic_assets", "synthetic_days")
+        if self.synthetic_calendar not in ("24/7", "session"):
+            raise ValueError(f"config: synthetic_calendar must be '24/7' or 'session', got {self.synthetic_calendar!r}")
+        if self.bar_minutes is not None and not self.bar_minutes > 0:
+            raise ValueError(f"config: bar_minutes must be > 0 minutes (or unset), got {self.bar_minutes}")
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the data is the built-in synthetic market."""
+        return [p.lower() for p in self.paths] == [DATA_SYNTHETIC]
+
+
+@dataclass(frozen=True)
+class WindowConfig(_Section):
+    """How bars become order windows, and the purged time split.
+
+    Attributes:
+        lookback: Bars of history before the origin [bars], >= 2.
+        n_ahead: Horizon H of every order [bars], >= 2.
         stride: Keep every ``stride``-th origin of each asset [bars].
         train_end: End of training: a fraction of the (unique, sorted) origin times in (0, 1), or a date.
         val_end: End of validation (start of test): a fraction in (train_end, 1) or a date.
         max_windows: Cap on the number of training windows (a seeded random subset); ``None`` keeps all.
+    """
+
+    lookback: int = _f(48, "bars of history before the origin [bars]")
+    n_ahead: int = _f(12, "horizon H of every order [bars]")
+    stride: int = _f(1, "keep every stride-th origin [bars]")
+    train_end: float | str = _f(0.7, "end of training: fraction of origin times, or a date")
+    val_end: float | str = _f(0.85, "end of validation / start of test: fraction or date")
+    max_windows: int | None = _f(None, "cap on training windows (seeded random subset) [windows]")
+
+    def _check(self) -> None:
+        self._at_least(2, "lookback", "n_ahead")
+        self._at_least(1, "stride", "max_windows")
+        ends = []
+        for name in ("train_end", "val_end"):
+            value = getattr(self, name)
+            if isinstance(value, float) and not 0.0 < value < 1.0:
+                raise ValueError(f"config: {name} as a fraction must be in (0, 1), got {value}")
+            ends.append(value if isinstance(value, float) else _parse_date(name, value))
+        if type(ends[0]) is type(ends[1]) and ends[0] > ends[1]:
+            raise ValueError(f"config: train_end ({self.train_end}) must not be after val_end ({self.val_end})")
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Section):
+    """Size of the :class:`~lems.models.LargeExecutionModel`.
+
+    Attributes:
         hidden_size: Width of the encoder [units].
         hidden_rnn_layer: Number of stacked TKAN layers.
         num_heads: Attention heads.
         num_embedding: Embedding width per input feature [units].
         fused_mlp_hidden_dim: Width of the allocation heads' first layer [units].
         kan_basis: ``"rbf"`` (fast) or ``"bspline"`` basis of the TKAN's KAN sub-layers.
-        dropout: Dropout rate of the GRNs [fraction].
-        min_rate: Minimum traded per bar while the order is open [fraction of the order].
-        max_rate: Maximum traded per bar [fraction of the order]; ``n_ahead * max_rate >= 1`` is required.
-        batch_size: Windows per gradient step.
-        learning_rate: Adam learning rate.
-        epochs: Maximum number of epochs.
-        time_budget_s: Wall-clock budget of ``fit`` [seconds], compilation included; checked after every
-            batch; ``None`` = no budget.
-        patience: Epochs without a lower ``val_loss`` before stopping (best weights are restored);
-            0 disables early stopping.
-        metrics: Also compute the seed's ten metrics during training (slower to compile).
-        fast_compile: JAX only: lower XLA's optimisation level while :func:`train` runs (restored after).
-            Compiles faster on CPU; each step runs about 3x slower: for short runs.
-        seed: Seed of Keras, numpy and the window subsampling.
+        dropout: Dropout rate of the GRNs [fraction], in [0, 1).
     """
 
-    data: list[str] = _f([DATA_SYNTHETIC], "data", "bar files/folders, or 'synthetic'")
-    tz: str = _f("UTC", "data", "local time zone of the calendar features")
-    synthetic_assets: int = _f(3, "data", "synthetic market: number of assets")
-    synthetic_days: int = _f(120, "data", "synthetic market: calendar days [days]")
-    synthetic_calendar: str = _f("24/7", "data", "synthetic market: '24/7' or 'session'")
-    lookback: int = _f(48, "windows", "bars of history before the origin [bars]")
-    n_ahead: int = _f(12, "windows", "horizon H of every order [bars]")
-    stride: int = _f(1, "windows", "keep every stride-th origin [bars]")
-    train_end: float | str = _f(0.7, "windows", "end of training: fraction of origin times, or a date")
-    val_end: float | str = _f(0.85, "windows", "end of validation / start of test: fraction or date")
-    max_windows: int | None = _f(None, "windows", "cap on training windows (seeded random subset)")
-    hidden_size: int = _f(32, "model", "encoder width [units]")
-    hidden_rnn_layer: int = _f(1, "model", "stacked TKAN layers")
-    num_heads: int = _f(4, "model", "attention heads")
-    num_embedding: int = _f(8, "model", "embedding width per feature [units]")
-    fused_mlp_hidden_dim: int = _f(32, "model", "allocation heads' first layer [units]")
-    kan_basis: str = _f("rbf", "model", "'rbf' or 'bspline'")
-    dropout: float = _f(0.0, "model", "GRN dropout [fraction]")
-    min_rate: float = _f(0.0, "limits", "minimum per bar [fraction of the order]")
-    max_rate: float = _f(1.0, "limits", "maximum per bar [fraction of the order]")
-    batch_size: int = _f(128, "training", "windows per gradient step")
-    learning_rate: float = _f(2e-3, "training", "Adam learning rate")
-    epochs: int = _f(20, "training", "maximum epochs")
-    time_budget_s: float | None = _f(None, "training", "wall-clock budget of fit [s], compilation included")
-    patience: int = _f(5, "training", "early-stopping patience on val_loss [epochs]; 0 = off")
-    weight_averaging: float | None = _f(None, "training", "EMA momentum of the weights (e.g. 0.99), written into "
-                                        "the model at every epoch end; unset = off")
-    metrics: bool = _f(False, "training", "compute the seed's ten metrics while training")
-    fast_compile: bool = _f(False, "training", "JAX: lower XLA optimisation (faster compile)")
-    seed: int = _f(0, "training", "seed of keras, numpy and subsampling")
+    hidden_size: int = _f(32, "encoder width [units]")
+    hidden_rnn_layer: int = _f(1, "stacked TKAN layers")
+    num_heads: int = _f(4, "attention heads")
+    num_embedding: int = _f(8, "embedding width per feature [units]")
+    fused_mlp_hidden_dim: int = _f(32, "allocation heads' first layer [units]")
+    kan_basis: str = _f("rbf", "'rbf' or 'bspline'")
+    dropout: float = _f(0.0, "GRN dropout [fraction]")
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    # ---------------------------------------------------------------------------------------------------
-    # Validation
-    # ---------------------------------------------------------------------------------------------------
-    def validate(self) -> None:
-        """Coerce field types and check every value.
-
-        Raises:
-            ValueError: naming the first bad field (wrong type, out of range, infeasible order).
-        """
-        hints = typing.get_type_hints(TrainConfig)
-        for f in dataclasses.fields(self):
-            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
-        positive = ("lookback", "n_ahead", "stride", "hidden_size", "hidden_rnn_layer", "num_heads",
-                    "num_embedding", "fused_mlp_hidden_dim", "batch_size", "epochs", "synthetic_assets",
-                    "synthetic_days")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"config: {name} must be >= 1, got {getattr(self, name)}")
-        if self.lookback < 2 or self.n_ahead < 2:
-            raise ValueError(f"config: lookback and n_ahead must be >= 2 bars, got {self.lookback}, {self.n_ahead}")
-        if not self.data:
-            raise ValueError("config: data must name at least one file/folder, or 'synthetic'")
+    def _check(self) -> None:
+        self._at_least(1, "hidden_size", "hidden_rnn_layer", "num_heads", "num_embedding", "fused_mlp_hidden_dim")
         if self.kan_basis not in ("rbf", "bspline"):
             raise ValueError(f"config: kan_basis must be 'rbf' or 'bspline', got {self.kan_basis!r}")
-        if self.synthetic_calendar not in ("24/7", "session"):
-            raise ValueError(f"config: synthetic_calendar must be '24/7' or 'session', got {self.synthetic_calendar!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"config: dropout must be in [0, 1), got {self.dropout}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise ValueError(f"config: learning_rate must be a positive number, got {self.learning_rate}")
-        if self.patience < 0:
-            raise ValueError(f"config: patience must be >= 0 (0 = no early stopping), got {self.patience}")
-        if self.weight_averaging is not None and not 0.0 < self.weight_averaging < 1.0:
-            raise ValueError(f"config: weight_averaging must be in (0, 1) (or unset), got {self.weight_averaging}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"config: time_budget_s must be > 0 seconds (or unset), got {self.time_budget_s}")
-        if self.max_windows is not None and self.max_windows < 1:
-            raise ValueError(f"config: max_windows must be >= 1 (or unset), got {self.max_windows}")
-        self._validate_split()
+
+
+@dataclass(frozen=True)
+class LimitsConfig(_Section):
+    """Trading limits of every order (EXECUTION.md §2).
+
+    Attributes:
+        min_rate: Minimum traded per bar while the order is open [fraction of the order].
+        max_rate: Maximum traded per bar [fraction of the order]; ``n_ahead * max_rate >= 1`` is required.
+    """
+
+    min_rate: float = _f(0.0, "minimum per bar [fraction of the order]")
+    max_rate: float = _f(1.0, "maximum per bar [fraction of the order]")
+
+    def _check(self) -> None:
         from lems.execution import check_rates
 
         try:
-            check_rates(self.n_ahead, self.min_rate, self.max_rate)
+            check_rates(None, self.min_rate, self.max_rate)
         except ValueError as exc:
-            raise ValueError(f"config: {exc} (n_ahead={self.n_ahead}, min_rate={self.min_rate:g}, "
-                             f"max_rate={self.max_rate:g})") from None
+            raise ValueError(f"config: {exc}") from None
 
-    def _validate_split(self) -> None:
-        ends = []
-        for name in ("train_end", "val_end"):
-            value = getattr(self, name)
-            if isinstance(value, float):
-                if not 0.0 < value < 1.0:
-                    raise ValueError(f"config: {name} as a fraction must be in (0, 1), got {value}")
-            else:
-                _parse_date(name, value)
-            ends.append(value)
-        if type(ends[0]) is type(ends[1]):
-            first, second = (ends if isinstance(ends[0], float) else [_parse_date("", v) for v in ends])
-            if first > second:
-                raise ValueError(f"config: train_end ({ends[0]}) must not be after val_end ({ends[1]})")
+
+@dataclass(frozen=True)
+class TrainingConfig(_Section):
+    """Optimisation, stopping and selection.
+
+    Training stops at the first of: ``epochs``, ``max_steps`` optimizer steps, ``time_budget_s`` seconds, or
+    ``patience`` epochs without a better validation score. The kept weights are those of the best validation
+    epoch (``selection``); without validation windows, the last ones.
+
+    Attributes:
+        batch_size: Windows per gradient step.
+        learning_rate: Adam learning rate.
+        epochs: Maximum number of epochs (high by default: patience, steps or the budget stop first).
+        max_steps: Maximum number of optimizer steps (a machine-independent budget); ``None`` = no cap.
+        time_budget_s: Wall-clock budget of ``fit`` [seconds], compilation included; checked after every
+            batch; ``None`` = no budget. Results then depend on the machine's speed and load.
+        patience: Epochs without a better validation score before stopping; 0 = never stop early (the best
+            epoch's weights are still kept).
+        selection: ``"tracking"``: the score is the validation VWAP tracking error of the fixed column [bps]
+            minus the validation mean flexible improvement [bps] (lower is better; both as reported by the
+            backtest); ``"loss"``: the validation ``lem_loss``.
+        weight_averaging: EMA momentum of the weights (e.g. 0.99), written into the model at every epoch end;
+            ``None`` = off.
+        metrics: Also compute the seed's ten metrics during training (slower to compile).
+        fast_compile: JAX only: lower XLA's optimisation level while :func:`train` runs (restored after).
+            Compiles faster on CPU; each step runs about 3x slower: for short runs.
+        seed: Seed of Keras, numpy, the window subsampling and the synthetic market.
+    """
+
+    batch_size: int = _f(128, "windows per gradient step")
+    learning_rate: float = _f(2e-3, "Adam learning rate")
+    epochs: int = _f(1000, "maximum epochs")
+    max_steps: int | None = _f(None, "maximum optimizer steps (machine-independent budget); unset = no cap")
+    time_budget_s: float | None = _f(None, "wall-clock budget of fit [s], compilation included; unset = none")
+    patience: int = _f(10, "epochs without a better validation score before stopping; 0 = never early")
+    selection: str = _f("tracking", "validation score that keeps weights and stops: 'tracking' "
+                                    "(fixed-column tracking error minus flexible improvement [bps]) or 'loss'")
+    weight_averaging: float | None = _f(None, "EMA momentum of the weights (e.g. 0.99) written into the model "
+                                              "at every epoch end; unset = off")
+    metrics: bool = _f(False, "compute the seed's ten metrics while training")
+    fast_compile: bool = _f(False, "JAX: lower XLA optimisation (faster compile, slower steps)")
+    seed: int = _f(0, "seed of keras, numpy, subsampling and the synthetic market")
+
+    def _check(self) -> None:
+        self._at_least(1, "batch_size", "epochs", "max_steps")
+        self._at_least(0, "patience")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"config: learning_rate must be a positive number, got {self.learning_rate}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"config: time_budget_s must be > 0 seconds (or unset), got {self.time_budget_s}")
+        if self.weight_averaging is not None and not 0.0 < self.weight_averaging < 1.0:
+            raise ValueError(f"config: weight_averaging must be in (0, 1) (or unset), got {self.weight_averaging}")
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"config: selection must be one of {SELECTIONS}, got {self.selection!r}")
+
+
+#: The config's sections in file order: name -> dataclass.
+CONFIG_SECTIONS: dict[str, type] = {"data": DataConfig, "windows": WindowConfig, "model": ModelConfig,
+                                   "limits": LimitsConfig, "training": TrainingConfig}
+#: Section of every setting (names are unique across sections: the flat names of files, flags and aliases).
+_SECTION_OF: dict[str, str] = {f.name: s for s, cls in CONFIG_SECTIONS.items() for f in dataclasses.fields(cls)}
+#: Names of lems 0.2's flat config that were renamed inside their section.
+_RENAMED = {"data": "paths"}
+
+
+def _group_settings(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Settings sorted into their sections: the one place where flat names (old files, keyword arguments,
+    CLI overrides) and section tables meet. ``-`` in names reads as ``_``.
+
+    Raises:
+        ValueError: unknown names (with the valid ones), a setting in the wrong section, a setting given twice.
+    """
+    grouped: dict[str, dict[str, Any]] = {s: {} for s in CONFIG_SECTIONS}
+    for key, value in values.items():
+        key = str(key).replace("-", "_")
+        if key in CONFIG_SECTIONS and isinstance(value, Mapping):
+            items = [(str(k).replace("-", "_"), v, key) for k, v in value.items()]
+        elif key in CONFIG_SECTIONS and key not in _RENAMED:
+            raise ValueError(f"config: [{key}] must be a table of settings, got {value!r}")
+        else:
+            items = [(key, value, None)]
+        for name, item, table in items:
+            name = _RENAMED.get(name, name)
+            section = _SECTION_OF.get(name)
+            if section is None:
+                raise ValueError(f"config: unknown setting {name!r}; valid settings: {sorted(_SECTION_OF)}")
+            if table is not None and table != section:
+                raise ValueError(f"config: {name!r} belongs in [{section}], not [{table}]")
+            if name in grouped[section]:
+                raise ValueError(f"config: {name!r} is set twice")
+            grouped[section][name] = item
+    return grouped
+
+
+# -------------------------------------------------------------------------------------------------------
+# The whole configuration
+# -------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, init=False)
+class TrainConfig:
+    """Everything needed to build windows, a model and train it: five sections (immutable, validated).
+
+    Construct it from sections, section mappings, or flat setting names (any mix; flat names win over the
+    sections they belong to)::
+
+        TrainConfig(windows=WindowConfig(lookback=24), training={"epochs": 3})
+        TrainConfig(lookback=24, epochs=3, data=["bars/"])     # flat names (``data`` = data.paths)
+
+    Every setting is also readable by its flat name (``config.lookback`` is ``config.windows.lookback``).
+
+    Attributes:
+        data: :class:`DataConfig`.
+        windows: :class:`WindowConfig`.
+        model: :class:`ModelConfig`.
+        limits: :class:`LimitsConfig`.
+        training: :class:`TrainingConfig`.
+
+    Raises:
+        ValueError: unknown settings, bad values, an infeasible order (``n_ahead * max_rate < 1``).
+    """
+
+    data: DataConfig
+    windows: WindowConfig
+    model: ModelConfig
+    limits: LimitsConfig
+    training: TrainingConfig
+
+    def __init__(self, data: Any = None, windows: Any = None, model: Any = None, limits: Any = None,
+                 training: Any = None, **settings: Any) -> None:
+        self._assign({"data": data, "windows": windows, "model": model, "limits": limits, "training": training},
+                     settings)
+
+    def _assign(self, given: dict[str, Any], settings: dict[str, Any]) -> None:
+        """Set the sections: section instances in ``given`` (else defaults) updated by the other values."""
+        bases = {name: value for name, value in given.items() if isinstance(value, CONFIG_SECTIONS[name])}
+        loose = {name: value for name, value in given.items() if value is not None and name not in bases}
+        grouped = _group_settings({**loose, **settings})
+        for name, cls in CONFIG_SECTIONS.items():
+            base = bases.get(name) or cls()
+            object.__setattr__(self, name, dataclasses.replace(base, **grouped[name]) if grouped[name] else base)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks across sections (each section checks itself when built).
+
+        Raises:
+            ValueError: an infeasible order for the horizon (``n_ahead * max_rate < 1``).
+        """
+        from lems.execution import check_rates
+
+        n_ahead, min_rate, max_rate = self.windows.n_ahead, self.limits.min_rate, self.limits.max_rate
+        try:
+            check_rates(n_ahead, min_rate, max_rate)
+        except ValueError as exc:
+            raise ValueError(f"config: {exc} (n_ahead={n_ahead}, min_rate={min_rate:g}, max_rate={max_rate:g})") \
+                from None
 
     @property
     def synthetic(self) -> bool:
         """True when the data is the built-in synthetic market."""
-        return [str(d).lower() for d in self.data] == [DATA_SYNTHETIC]
+        return self.data.synthetic
 
     # ---------------------------------------------------------------------------------------------------
     # Dict / file round trip
     # ---------------------------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every field (JSON/TOML/YAML friendly; ``None`` for unset optional fields)."""
-        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v)
-                for f in dataclasses.fields(self)}
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain dict ``{section: {setting: value}}`` (JSON/YAML friendly; ``None`` when unset)."""
+        return {name: getattr(self, name).to_dict() for name in CONFIG_SECTIONS}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Config from a dict; nested tables (TOML sections) are flattened, ``-`` in keys reads as ``_``.
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Config from a dict: section tables, flat names (lems 0.2 files), or both.
 
         Raises:
             ValueError: unknown keys (named, with the valid ones) or bad values.
         """
-        if not isinstance(values, dict):
+        if not isinstance(values, Mapping):
             raise ValueError(f"config must be a mapping of settings, got {type(values).__name__}")
-        flat: dict[str, Any] = {}
-        for key, value in values.items():
-            items = value.items() if isinstance(value, dict) else [(key, value)]
-            for k, v in items:
-                name = str(k).replace("-", "_")
-                if name in flat:
-                    raise ValueError(f"config: {name!r} is set twice")
-                flat[name] = v
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(flat) - known)
-        if unknown:
-            raise ValueError(f"config: unknown setting(s) {unknown}; valid settings: {sorted(known)}")
-        return cls(**flat)
+        return cls(**{str(k): v for k, v in values.items()})
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A validated copy with some fields changed (``None`` values in ``changes`` are ignored)."""
+        """A validated copy with some settings changed, by flat name or section (``None`` values are ignored)."""
         kept = {k: v for k, v in changes.items() if v is not None}
-        return TrainConfig.from_dict({**self.to_dict(), **kept})
+        given = {name: (kept.pop(name) if isinstance(kept.get(name), cls) else getattr(self, name))
+                 for name, cls in CONFIG_SECTIONS.items()}
+        copy = object.__new__(TrainConfig)
+        copy._assign(given, kept)
+        return copy
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         """Read a ``.toml`` (tomllib), ``.yaml``/``.yml`` (PyYAML) or ``.json`` config file.
 
-        Relative data paths are kept as written (relative to the working directory).
+        Sections or flat names (files of lems 0.2) are both accepted. Relative data paths are kept as written
+        (relative to the working directory).
 
         Raises:
             ValueError: missing or unreadable file, unknown suffix, bad settings.
@@ -246,28 +436,24 @@ class TrainConfig:
         if not path.is_file():
             raise ValueError(f"config file not found: {path}")
         suffix = path.suffix.lower()
+        if suffix not in (".toml", ".yaml", ".yml", ".json"):
+            raise ValueError(f"config file must end in .toml, .yaml, .yml or .json, got {path.name}")
+        import yaml
+
         try:
             text = path.read_text(encoding="utf-8")
             if suffix == ".toml":
                 values = tomllib.loads(text)
-            elif suffix in (".yaml", ".yml"):
-                import yaml
-
-                values = yaml.safe_load(text) or {}
             elif suffix == ".json":
                 values = json.loads(text)
             else:
-                raise ValueError(f"config file must end in .toml, .yaml, .yml or .json, got {path.name}")
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"unreadable config file {path}: {exc}") from None
-        except Exception as exc:  # yaml.YAMLError and friends
-            if isinstance(exc, ValueError):
-                raise
+                values = yaml.safe_load(text) or {}
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise ValueError(f"unreadable config file {path}: {str(exc).splitlines()[0]}") from None
         return cls.from_dict(values)
 
     def save(self, path: str | Path) -> Path:
-        """Write the config as TOML, YAML or JSON (by suffix) and return the path."""
+        """Write the config as TOML, YAML or JSON (by suffix), in sections; returns the path."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix == ".toml":
@@ -284,36 +470,30 @@ class TrainConfig:
         return path
 
     def to_toml(self) -> str:
-        """The config as TOML, in sections, each setting with its documentation as a comment.
+        """The config as TOML (values written by ``tomli_w``), each setting after its documentation comment.
 
-        Unset optional settings (``None``) are written as comments, so the file reads back to the same
-        config.
+        Unset settings (``None``) are written as comments, so the file reads back to the same config.
         """
+        import tomli_w
+
         lines = ["# lems training configuration (read with lems.training.TrainConfig.load)"]
-        for section in _SECTIONS:
-            lines += ["", f"[{section}]"]
-            for f in dataclasses.fields(self):
-                if f.metadata["section"] != section:
-                    continue
-                value = getattr(self, f.name)
-                doc = f.metadata["doc"]
-                if value is None:
-                    lines.append(f"# {f.name} = (unset)  # {doc}")
-                else:
-                    lines.append(f"{f.name} = {_toml_value(value)}  # {doc}")
+        for name in CONFIG_SECTIONS:
+            section = getattr(self, name)
+            lines += ["", f"[{name}]"]
+            for key, value in section.to_dict().items():
+                lines.append(f"# {section.__dataclass_fields__[key].metadata['doc']}")
+                lines.append(f"# {key} = (unset)" if value is None else tomli_w.dumps({key: value}).rstrip("\n"))
         return "\n".join(lines) + "\n"
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise ValueError(f"cannot write {value!r} to TOML")
+def _alias(section: str, name: str) -> property:
+    return property(lambda self: getattr(getattr(self, section), name),
+                    doc=f"``{section}.{name}`` (read-only flat alias)")
+
+
+for _name, _section in _SECTION_OF.items():
+    setattr(TrainConfig, _name, _alias(_section, _name))
+del _name, _section
 
 
 def _parse_date(name: str, value: Any):
@@ -329,7 +509,8 @@ def _parse_date(name: str, value: Any):
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """``value`` converted to the field's type, or ``ValueError`` naming the field."""
+    """``value`` converted to the declared type ``hint`` (CLI strings, YAML's ``1e-3`` strings, TOML dates), or
+    ``ValueError`` naming the setting."""
     args = set(typing.get_args(hint)) or {hint}
     if isinstance(value, str) and value.lower() in ("none", "null", "") and type(None) in args:
         value = None
@@ -337,42 +518,35 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if type(None) in args:
             return None
         raise ValueError(f"config: {name} must be set")
-    if name == "data":
+    if typing.get_origin(hint) is tuple:  # the data paths
         items = [value] if isinstance(value, (str, Path)) else value
         if not isinstance(items, (list, tuple)) or not all(isinstance(v, (str, Path)) for v in items):
             raise ValueError(f"config: data must be a path or a list of paths, got {value!r}")
-        return [str(v) for v in items]
+        return tuple(str(v) for v in items)
     if isinstance(value, (_dt.date, _dt.datetime)) and str in args:
         return value.isoformat()
     if bool in args:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
+        text = str(value).lower()
+        if isinstance(value, bool) or (isinstance(value, str) and text in ("true", "false", "1", "0", "yes", "no")):
+            return value if isinstance(value, bool) else text in ("true", "1", "yes")
         raise ValueError(f"config: {name} must be true or false, got {value!r}")
-    if isinstance(value, bool):
-        raise ValueError(f"config: {name} must be a number, got {value!r}")
-    if int in args:
+    if (int in args or float in args) and not isinstance(value, bool):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"config: {name} must be an integer, got {value!r}") from None
-        if not number.is_integer():
-            raise ValueError(f"config: {name} must be an integer, got {value!r}")
-        return int(number)
-    if float in args:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            if str in args:  # a date (train_end / val_end)
-                return str(value)
-            raise ValueError(f"config: {name} must be a number, got {value!r}") from None
-        if not math.isfinite(number):
+            number = None
+        if number is not None and not math.isfinite(number):
             raise ValueError(f"config: {name} must be finite, got {value!r}")
-        return number
-    if str in args:
-        return str(value)
-    return value
+        if number is not None and int in args:
+            if not number.is_integer():
+                raise ValueError(f"config: {name} must be an integer, got {value!r}")
+            return int(number)
+        if number is not None:
+            return number
+    if str in args and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)  # a date (train_end / val_end) or a name
+    kind = "an integer" if int in args else "a number" if float in args else "a string"
+    raise ValueError(f"config: {name} must be {kind}, got {value!r}")
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -384,21 +558,27 @@ def load_bars(config: TrainConfig):
     Raises:
         ValueError: a missing path, unreadable or invalid data (from :func:`lems.data.loaders.read_bars`).
     """
-    if config.synthetic:
+    data = config.data
+    if data.synthetic:
         from lems.data.synthetic import synthetic_market
 
-        return synthetic_market(n_assets=config.synthetic_assets, n_days=config.synthetic_days,
-                                calendar=config.synthetic_calendar, seed=config.seed)
+        minutes = _SYNTHETIC_BAR_MINUTES if data.bar_minutes is None else data.bar_minutes
+        if not float(minutes).is_integer():
+            raise ValueError(f"config: the synthetic market needs a whole number of bar_minutes, got {minutes:g}")
+        return synthetic_market(n_assets=data.synthetic_assets, n_days=data.synthetic_days,
+                                bar_minutes=int(minutes), calendar=data.synthetic_calendar,
+                                seed=config.training.seed)
     from lems.data.loaders import read_bars
 
-    missing = [p for p in config.data if not Path(p).exists()]
+    missing = [p for p in data.paths if not Path(p).exists()]
     if missing:
         raise ValueError(f"data not found: {', '.join(missing)}")
-    return read_bars(list(config.data), tz=None)
+    return read_bars(list(data.paths), tz=None)
 
 
 def build_windows(config: TrainConfig, bars=None):
-    """Leak-free windows of ``bars`` (default: :func:`load_bars`) with the config's lookback, horizon, stride.
+    """Leak-free windows of ``bars`` (default: :func:`load_bars`) with the config's lookback, horizon, stride and
+    bar length.
 
     Raises:
         ValueError: no valid window (data too short for ``lookback + n_ahead``), or invalid data.
@@ -406,10 +586,12 @@ def build_windows(config: TrainConfig, bars=None):
     from lems.data.windows import make_windows
 
     bars = load_bars(config) if bars is None else bars
-    windows = make_windows(bars, config.lookback, config.n_ahead, tz=config.tz, stride=config.stride)
+    w = config.windows
+    windows = make_windows(bars, w.lookback, w.n_ahead, tz=config.data.tz, stride=w.stride,
+                           bar_minutes=config.data.bar_minutes)
     if len(windows) == 0:
         raise ValueError(f"no valid window: the data is shorter than lookback + n_ahead "
-                         f"({config.lookback} + {config.n_ahead} bars) or has no volume")
+                         f"({w.lookback} + {w.n_ahead} bars) or has no volume")
     return windows
 
 
@@ -441,8 +623,8 @@ def split_windows(config: TrainConfig, windows) -> Splits:
     if len(windows) == 0:
         raise ValueError("no windows to split")
     origins = np.unique(windows.origin.tz_convert("UTC").tz_localize(None).to_numpy())
-    train_end = _split_time("train_end", config.train_end, origins)
-    val_end = max(_split_time("val_end", config.val_end, origins), train_end)
+    train_end = _split_time("train_end", config.windows.train_end, origins)
+    val_end = max(_split_time("val_end", config.windows.val_end, origins), train_end)
     splits = Splits(*windows.split(train_end, val_end))
     if len(splits.train) == 0:
         raise ValueError(f"no training window before train_end={train_end} (is the data long enough?)")
@@ -450,7 +632,7 @@ def split_windows(config: TrainConfig, windows) -> Splits:
 
 
 # -------------------------------------------------------------------------------------------------------
-# Model and training
+# Backend switches
 # -------------------------------------------------------------------------------------------------------
 def set_fast_compile(enabled: bool = True) -> bool:
     """JAX only, process-wide: lower XLA's optimisation level (``jax_disable_most_optimizations``).
@@ -526,38 +708,68 @@ def fast_compile(enabled: bool = True):
         set_fast_compile(previous)
 
 
+# -------------------------------------------------------------------------------------------------------
+# Model
+# -------------------------------------------------------------------------------------------------------
 def build_model(config: TrainConfig, n_features: int | None = None, steps_per_epoch: int | None = None):
     """A compiled :class:`~lems.models.LargeExecutionModel` (Adam, :func:`lems.loss.lem_loss`).
 
     Args:
         config: Hyperparameters.
         n_features: Channels of ``X``; when given, the model is built for that input shape.
-        steps_per_epoch: Batches per epoch: with ``config.weight_averaging``, the averaged weights replace the
-            model's every that many steps (default: only at the end of ``fit``).
+        steps_per_epoch: Batches per epoch: with ``weight_averaging``, the averaged weights replace the model's
+            every that many steps (default: only at the end of ``fit``).
     """
     import keras
 
     from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
 
-    model = LargeExecutionModel(
-        lookback=config.lookback, n_ahead=config.n_ahead, hidden_size=config.hidden_size,
-        hidden_rnn_layer=config.hidden_rnn_layer, num_heads=config.num_heads, num_embedding=config.num_embedding,
-        fused_mlp_hidden_dim=config.fused_mlp_hidden_dim, kan_basis=config.kan_basis, dropout=config.dropout,
-    )
+    w, m, t = config.windows, config.model, config.training
+    model = LargeExecutionModel(lookback=w.lookback, n_ahead=w.n_ahead, **m.to_dict())
     metrics = None
-    if config.metrics:
+    if t.metrics:
         from lems.metrics import ALL_METRICS
 
         metrics = list(ALL_METRICS)
-    averaging = config.weight_averaging
-    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, use_ema=averaging is not None,
+    averaging = t.weight_averaging
+    optimizer = keras.optimizers.Adam(learning_rate=t.learning_rate, use_ema=averaging is not None,
                                       ema_momentum=averaging or 0.99,
                                       ema_overwrite_frequency=steps_per_epoch if averaging else None)
     model.compile(optimizer=optimizer, loss=lem_loss, metrics=metrics)
     if n_features is not None:
-        model.build([(None, config.lookback + config.n_ahead - 1, n_features), (None, 1), (None, 1)])
+        model.build([(None, w.lookback + w.n_ahead - 1, n_features), (None, 1), (None, 1)])
     return model
+
+
+# -------------------------------------------------------------------------------------------------------
+# Selection on what is reported
+# -------------------------------------------------------------------------------------------------------
+#: Keys the validation scores add to the training logs and history (units: bps).
+TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY = "val_tracking_error_bps", "val_flexible_improvement_bps", "val_selection_score"
+_SCORE_CHUNK = 2048  # windows per forward pass and outcome computation (bounds the float64 temporaries)
+
+
+def selection_scores(allocations: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Sums of the reported numbers over windows (:func:`lems.execution.seed_outcome`, as the backtest).
+
+    Args:
+        allocations: ``(N, H, H+1, 4, 2)`` allocations of one chunk of windows.
+        y: ``(N, H, 2)`` float64 targets (:func:`lems.backtest.seed_targets`).
+
+    Returns:
+        ``tracking`` (sum over windows of the mean ``|diff|`` [bps] of the fixed column's VWAP orders, both
+        sides and targets, as the report's headline), ``flexible`` (sum over windows of the mean improvement
+        [bps] of the flexible columns, all min durations, sides, benchmarks and targets) and ``n`` (windows).
+    """
+    from lems.execution import BENCHMARKS, ORDER_TYPES, seed_outcome
+
+    horizon = allocations.shape[1]
+    vwap = [i for i, (_, bench) in enumerate(ORDER_TYPES) if bench == BENCHMARKS[0]]
+    out = seed_outcome(np.asarray(allocations, dtype=np.float64), y)
+    tracking = np.abs(out.diff[:, horizon][:, vwap]).reshape(len(y), -1).mean(axis=1) * 1e4
+    flexible = out.improvement_bps[:, :horizon].reshape(len(y), -1).mean(axis=1)
+    return {"tracking": float(tracking.sum()), "flexible": float(flexible.sum()), "n": len(y)}
 
 
 def _callback_base():
@@ -566,11 +778,104 @@ def _callback_base():
     return keras.callbacks.Callback
 
 
+class ValidationScores(_callback_base()):
+    """Keras callback: at every epoch end, score the validation windows as the backtest reports them.
+
+    Adds to the epoch's logs (hence to the history): ``val_tracking_error_bps`` (mean ``|diff|`` of the fixed
+    column's VWAP orders [bps], lower is better), ``val_flexible_improvement_bps`` (mean improvement of the
+    flexible columns [bps], higher is better) and ``val_selection_score`` (the first minus the second [bps],
+    lower is better).
+
+    Args:
+        windows: Validation :class:`lems.data.windows.WindowSet`.
+        min_rate, max_rate: Trading limits [fraction of the order per bar].
+        batch_size: Windows per forward pass.
+    """
+
+    def __init__(self, windows, min_rate: float, max_rate: float, batch_size: int = 512) -> None:
+        super().__init__()
+        from lems.backtest import seed_targets
+
+        if len(windows) == 0:
+            raise ValueError("ValidationScores needs at least one validation window")
+        self.windows, self.min_rate, self.max_rate = windows, float(min_rate), float(max_rate)
+        self.batch_size = int(batch_size)
+        self._y = seed_targets(windows)
+
+    def scores(self) -> dict[str, float]:
+        """The three numbers for the model's current weights."""
+        from lems.baselines import ModelPolicy
+
+        policy = ModelPolicy(self.model, batch_size=self.batch_size)
+        total = {"tracking": 0.0, "flexible": 0.0, "n": 0}
+        for lo in range(0, len(self.windows), _SCORE_CHUNK):
+            rows = np.arange(lo, min(lo + _SCORE_CHUNK, len(self.windows)))
+            part = self.windows if len(rows) == len(self.windows) else self.windows.subset(rows)
+            allocations = policy.allocate(part, min_rate=self.min_rate, max_rate=self.max_rate)
+            for key, value in selection_scores(allocations, self._y[rows]).items():
+                total[key] += value
+        tracking, flexible = total["tracking"] / total["n"], total["flexible"] / total["n"]
+        return {TRACKING_KEY: tracking, FLEXIBLE_KEY: flexible, SCORE_KEY: tracking - flexible}
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if logs is not None:
+            logs.update(self.scores())
+
+
+class BestWeights(_callback_base()):
+    """Keras callback: keep the weights of the best epoch by ``monitor`` (lower is better), stop after
+    ``patience`` epochs without improvement, restore the best weights when training ends (however it ends:
+    patience, epoch cap, step cap or time budget).
+
+    Args:
+        monitor: Log key, e.g. ``"val_selection_score"`` or ``"val_loss"``.
+        patience: Epochs without a strictly lower value before stopping; 0 = never stop early.
+
+    Attributes:
+        best: Best value seen. best_epoch: Its epoch (0-based), -1 before any. stopped_epoch: The epoch at
+        which patience ran out, or None.
+    """
+
+    def __init__(self, monitor: str, patience: int = 0) -> None:
+        super().__init__()
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0 epochs, got {patience}")
+        self.monitor, self.patience = str(monitor), int(patience)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best, self.best_epoch, self.stopped_epoch = math.inf, -1, None
+        self.wait, self._weights = 0, None
+
+    def on_train_begin(self, logs=None) -> None:
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise ValueError(f"BestWeights: {self.monitor!r} is not in the epoch logs ({sorted(logs or {})})")
+        if float(value) < self.best:  # NaN is never better
+            self.best, self.best_epoch, self.wait = float(value), int(epoch), 0
+            self._weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.patience and self.wait >= self.patience:
+            self.stopped_epoch = int(epoch)
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None) -> None:
+        if self._weights is not None:
+            self.model.set_weights(self._weights)
+
+
+# -------------------------------------------------------------------------------------------------------
+# Budgets and clock
+# -------------------------------------------------------------------------------------------------------
 class TimeBudget(_callback_base()):
     """Keras callback: stop training once ``budget_s`` seconds of wall-clock time have passed.
 
     The clock starts at ``on_train_begin`` (so compilation counts) and is checked after every batch; the
-    epoch's validation pass still runs after a stop, so early stopping can restore the best weights.
+    epoch's validation pass still runs after a stop, so the best weights can be chosen and restored.
 
     Args:
         budget_s: Budget [seconds], > 0.
@@ -600,6 +905,34 @@ class TimeBudget(_callback_base()):
             self.model.stop_training = True
 
 
+class StepBudget(_callback_base()):
+    """Keras callback: stop training after exactly ``max_steps`` optimizer steps (the same on every machine).
+
+    The epoch's validation pass still runs after the stop.
+
+    Args:
+        max_steps: Steps [batches], >= 1.
+
+    Attributes:
+        triggered: True once the budget stopped training. steps: Steps taken.
+    """
+
+    def __init__(self, max_steps: int) -> None:
+        super().__init__()
+        if int(max_steps) != max_steps or max_steps < 1:
+            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps}")
+        self.max_steps, self.steps, self.triggered = int(max_steps), 0, False
+
+    def on_train_begin(self, logs=None) -> None:
+        self.steps, self.triggered = 0, False
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        self.steps += 1
+        if self.steps >= self.max_steps:
+            self.triggered = True
+            self.model.stop_training = True
+
+
 class _EpochClock(_callback_base()):
     """Records the wall-clock time [s] since the start of training at each epoch end."""
 
@@ -615,16 +948,22 @@ class _EpochClock(_callback_base()):
         self.times.append(time.perf_counter() - self._start)
 
 
-def _full_batches(windows, config: TrainConfig, shuffle: bool, seed: int):
-    """``((X, min_rate, max_rate), y, weight)`` batches of one fixed size (the remainder is dropped, re-drawn
-    each epoch when shuffling), so that the train step compiles once."""
+# -------------------------------------------------------------------------------------------------------
+# Training
+# -------------------------------------------------------------------------------------------------------
+def _batches(windows, config: TrainConfig, shuffle: bool, seed: int):
+    """``((X, min_rate, max_rate), y, weight)`` batches of one fixed size, so that each step compiles once.
+
+    Training (``shuffle``) drops the remainder (re-drawn each epoch); validation pads its last batch with
+    zero-weight rows, so every validation window counts.
+    """
     from lems.batching import PaddedBatches
 
-    n = len(windows)
-    x = (np.asarray(windows.X, dtype=np.float32), np.full((n, 1), config.min_rate, dtype=np.float32),
-         np.full((n, 1), config.max_rate, dtype=np.float32))
-    return PaddedBatches(x, np.asarray(windows.y, dtype=np.float32), config.batch_size, shuffle=shuffle, seed=seed,
-                         drop_remainder=True)
+    n, limits = len(windows), config.limits
+    x = (np.asarray(windows.X, dtype=np.float32), np.full((n, 1), limits.min_rate, dtype=np.float32),
+         np.full((n, 1), limits.max_rate, dtype=np.float32))
+    return PaddedBatches(x, np.asarray(windows.y, dtype=np.float32), config.training.batch_size, shuffle=shuffle,
+                         seed=seed, drop_remainder=shuffle)
 
 
 @dataclass
@@ -632,14 +971,17 @@ class TrainResult:
     """What :func:`train` returns.
 
     Attributes:
-        model: The trained model (best ``val_loss`` weights when early stopping ran).
-        history: Per-epoch logs: ``loss``, ``val_loss`` (when there is a validation set), metrics, and
-            ``wall_time_s`` (seconds since the start of training at each epoch end).
+        model: The trained model (the best validation epoch's weights when there is a validation set).
+        history: Per-epoch logs: ``loss``, ``val_loss``, ``val_tracking_error_bps``,
+            ``val_flexible_improvement_bps``, ``val_selection_score`` (when there is a validation set), metrics,
+            and ``wall_time_s`` (seconds since the start of training at each epoch end).
         config: The config used.
         windows: The :class:`Splits` (train, val, test).
         wall_time_s: Wall-clock time of ``fit`` [seconds].
         epochs_run: Epochs started.
-        stopped_by: ``"epochs"``, ``"early_stopping"`` or ``"time_budget"``.
+        stopped_by: ``"epochs"``, ``"early_stopping"``, ``"max_steps"`` or ``"time_budget"``.
+        best_epoch: Epoch (from 1) whose weights were kept; None without validation (last weights kept).
+        monitor: History key that chose ``best_epoch`` (``"val_selection_score"`` or ``"val_loss"``), or None.
     """
 
     model: Any
@@ -649,6 +991,8 @@ class TrainResult:
     wall_time_s: float
     epochs_run: int
     stopped_by: str
+    best_epoch: int | None = None
+    monitor: str | None = None
 
     def history_frame(self):
         """The history as a DataFrame, one row per epoch (``epoch`` from 1)."""
@@ -666,15 +1010,47 @@ def _subsample(windows, max_windows: int | None, seed: int):
     return windows.subset(rows)
 
 
+def _check_splits(config: TrainConfig, splits: Splits) -> None:
+    w = config.windows
+    for part in splits:
+        if (part.lookback, part.n_ahead) != (w.lookback, w.n_ahead):
+            raise ValueError(f"windows have lookback={part.lookback}, n_ahead={part.n_ahead}; the config has "
+                             f"{w.lookback}, {w.n_ahead}")
+
+
+def _selection_callbacks(config: TrainConfig, val) -> tuple[list, BestWeights | None]:
+    """Validation scoring and best-weights selection, or a warning when there is no validation window."""
+    t = config.training
+    if len(val) == 0:
+        warnings.warn("no validation window (train_end..val_end is empty): early stopping and best-weights "
+                      "selection are off, the last epoch's weights are kept", UserWarning, stacklevel=3)
+        return [], None
+    scores = ValidationScores(val, config.limits.min_rate, config.limits.max_rate,
+                              batch_size=max(t.batch_size, 256))
+    best = BestWeights(SCORE_KEY if t.selection == "tracking" else "val_loss", patience=t.patience)
+    return [scores, best], best
+
+
+def _stopped_by(budgets: dict[str, Any], best: BestWeights | None) -> str:
+    for name, budget in budgets.items():
+        if budget is not None and budget.triggered:
+            return name
+    return "early_stopping" if best is not None and best.stopped_epoch is not None else "epochs"
+
+
 def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, callbacks=()) -> TrainResult:
-    """Train a model on the config's data (or on ``windows``), with early stopping and a time budget.
+    """Train a model on the config's data (or on ``windows``), keeping the best validation epoch's weights.
+
+    Training stops at the first of: the epoch cap, ``max_steps``, the time budget, or ``patience`` epochs
+    without a better validation score (``training.selection``). Without validation windows a warning says that
+    selection and early stopping are off.
 
     Args:
         config: Settings (default :class:`TrainConfig`: synthetic market, small model).
         windows: Prebuilt windows (a :class:`lems.data.windows.WindowSet`, split here by the config, or a
             :class:`Splits`); default: built from ``config.data``.
         verbose: Keras verbosity (1: progress bar per epoch, 2: one line per epoch, 0: silent).
-        callbacks: Extra Keras callbacks, run after the built-in ones (early stopping, time budget, clock).
+        callbacks: Extra Keras callbacks, run after the built-in ones (scores, selection, budgets, clock).
 
     Returns:
         A :class:`TrainResult`.
@@ -682,43 +1058,32 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     Raises:
         ValueError: bad config, unreadable data, no training window.
     """
-    import keras
-
     from lems.utils import set_random_seed
 
     config = TrainConfig() if config is None else config
     config.validate()
+    t = config.training
     if windows is None:
         windows = build_windows(config)  # data errors surface before any model work
-    set_random_seed(config.seed)
+    set_random_seed(t.seed)
     splits = windows if isinstance(windows, Splits) else split_windows(config, windows)
-    for part in splits:
-        if (part.lookback, part.n_ahead) != (config.lookback, config.n_ahead):
-            raise ValueError(f"windows have lookback={part.lookback}, n_ahead={part.n_ahead}; the config has "
-                             f"{config.lookback}, {config.n_ahead}")
-    train_set = _subsample(splits.train, config.max_windows, config.seed)
-    data = _full_batches(train_set, config, shuffle=True, seed=config.seed)
-    has_val = len(splits.val) > 0
-    val = _full_batches(splits.val, config, shuffle=False, seed=0) if has_val else None
+    _check_splits(config, splits)
+    train_set = _subsample(splits.train, config.windows.max_windows, t.seed)
+    data = _batches(train_set, config, shuffle=True, seed=t.seed)
+    val = _batches(splits.val, config, shuffle=False, seed=0) if len(splits.val) else None
     model = build_model(config, n_features=train_set.X.shape[-1], steps_per_epoch=len(data))
-    extra_callbacks, callbacks, budget, clock = list(callbacks), [], None, _EpochClock()
-    early = None
-    if has_val and config.patience > 0:
-        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience,
-                                              restore_best_weights=True, verbose=int(verbose > 0))
-        callbacks.append(early)
-    if config.time_budget_s is not None:
-        budget = TimeBudget(config.time_budget_s)
-        callbacks.append(budget)
-    callbacks.append(clock)
-    callbacks += extra_callbacks
+    selection, best = _selection_callbacks(config, splits.val)
+    budgets = {"time_budget": TimeBudget(t.time_budget_s) if t.time_budget_s is not None else None,
+               "max_steps": StepBudget(t.max_steps) if t.max_steps is not None else None}
+    clock = _EpochClock()
+    all_callbacks = [*selection, *filter(None, budgets.values()), clock, *callbacks]
     start = time.perf_counter()
-    with fast_compile(config.fast_compile):
-        fitted = model.fit(data, validation_data=val, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    with fast_compile(t.fast_compile):
+        fitted = model.fit(data, validation_data=val, epochs=t.epochs, callbacks=all_callbacks, verbose=verbose)
     wall = time.perf_counter() - start
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
-    history["wall_time_s"] = [float(t) for t in clock.times]
-    stopped_by = ("time_budget" if budget is not None and budget.triggered
-                  else "early_stopping" if early is not None and early.stopped_epoch > 0 else "epochs")
+    history["wall_time_s"] = [float(x) for x in clock.times]
+    kept = best is not None and best.best_epoch >= 0
     return TrainResult(model=model, history=history, config=config, windows=splits, wall_time_s=wall,
-                       epochs_run=len(clock.times), stopped_by=stopped_by)
+                       epochs_run=len(clock.times), stopped_by=_stopped_by(budgets, best),
+                       best_epoch=best.best_epoch + 1 if kept else None, monitor=best.monitor if kept else None)

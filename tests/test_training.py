@@ -1,0 +1,281 @@
+"""lems.training: the sectioned config (files, flat names, old files), selection on the reported numbers,
+fixed-step determinism, budgets and the empty-validation warning."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from lems.training import (
+    FLEXIBLE_KEY,
+    SCORE_KEY,
+    TRACKING_KEY,
+    DataConfig,
+    Splits,
+    TrainConfig,
+    ValidationScores,
+    WindowConfig,
+    build_windows,
+    load_bars,
+    split_windows,
+    train,
+)
+
+
+def _tiny_config(**changes) -> TrainConfig:
+    values = dict(synthetic_assets=2, synthetic_days=8, lookback=8, n_ahead=4, stride=2, hidden_size=4,
+                  num_heads=1, num_embedding=2, fused_mlp_hidden_dim=4, batch_size=32, fast_compile=True)
+    return TrainConfig(**{**values, **changes})
+
+
+# --------------------------------------------------------------------------------------------------------
+# Config: sections, flat names, files
+# --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("suffix", [".toml", ".yaml", ".json"])
+def test_config_round_trip(tmp_path, suffix):
+    config = TrainConfig(data=["a.csv", "b/"], tz="America/New_York", bar_minutes=30, n_ahead=8,
+                         train_end="2021-03-01", val_end=0.9, time_budget_s=30.5, max_windows=None, metrics=True,
+                         min_rate=0.01, max_rate=0.25, kan_basis="bspline", max_steps=100, selection="loss")
+    path = config.save(tmp_path / f"config{suffix}")
+    loaded = TrainConfig.load(path)
+    assert loaded == config
+    assert loaded.to_dict() == config.to_dict()
+    assert set(loaded.to_dict()) == {"data", "windows", "model", "limits", "training"}
+    assert loaded.data.paths == ("a.csv", "b/") and loaded.data.bar_minutes == 30.0
+
+
+def test_toml_is_written_by_tomli_w_in_sections(tmp_path):
+    import tomllib
+
+    text = TrainConfig(data=['quote"d.csv'], max_windows=None).to_toml()
+    values = tomllib.loads(text)
+    assert values["data"]["paths"] == ['quote"d.csv'] and values["windows"]["lookback"] == 48
+    assert "max_windows" not in values["windows"] and "# max_windows = (unset)" in text
+    assert "# bars of history before the origin [bars]" in text  # each setting documented
+
+
+def test_sections_flat_names_and_aliases():
+    nested = TrainConfig(windows=WindowConfig(lookback=24), training={"epochs": 3}, data=DataConfig(tz="Asia/Tokyo"))
+    flat = TrainConfig(lookback=24, epochs=3, tz="Asia/Tokyo")
+    assert nested == flat
+    assert flat.lookback == flat.windows.lookback == 24 and flat.epochs == flat.training.epochs == 3
+    with pytest.raises(AttributeError):
+        flat.lookback = 5  # read-only: change with replace()
+    changed = flat.replace(data=["x.csv"], hidden_size=16, model={"num_heads": 2})
+    assert changed.data.paths == ("x.csv",) and changed.data.tz == "Asia/Tokyo"  # other data settings kept
+    assert (changed.model.hidden_size, changed.model.num_heads, changed.lookback) == (16, 2, 24)
+    assert flat.replace(training=changed.training).training == changed.training
+
+
+def test_old_flat_and_old_sectioned_files_still_read(tmp_path):
+    flat = {"data": ["bars/"], "tz": "UTC", "lookback": 30, "n_ahead": 6, "epochs": 20, "patience": 5,
+            "time_budget_s": None, "hidden_size": 16, "max_rate": 0.5}
+    (tmp_path / "flat.json").write_text(json.dumps(flat))
+    old_toml = ('# lems training configuration\n\n[data]\ndata = ["bars/"]  # bar files\ntz = "UTC"\n\n'
+                '[windows]\nlookback = 30  # bars\nn_ahead = 6\n# max_windows = (unset)  # cap\n\n'
+                '[model]\nhidden_size = 16\n\n[limits]\nmax_rate = 0.5\n\n[training]\nepochs = 20\npatience = 5\n')
+    (tmp_path / "old.toml").write_text(old_toml)
+    expected = TrainConfig(data=["bars/"], lookback=30, n_ahead=6, epochs=20, patience=5, hidden_size=16,
+                           max_rate=0.5)
+    assert TrainConfig.load(tmp_path / "flat.json") == expected
+    assert TrainConfig.load(tmp_path / "old.toml") == expected
+
+
+def test_config_validation_and_overrides():
+    config = TrainConfig()
+    assert config.replace(n_ahead="6", learning_rate="1e-3", patience=None).n_ahead == 6
+    assert config.replace(time_budget_s="none").time_budget_s is None
+    assert config.replace(weight_averaging="0.99").weight_averaging == 0.99
+    assert TrainConfig.from_dict({"model": {"hidden-size": 16}, "seed": 4}).hidden_size == 16
+    for bad, match in (({"n_ahead": 1}, "n_ahead"), ({"lookback": 2.5}, "lookback"), ({"train_end": 1.5}, "train_end"),
+                       ({"train_end": 0.8, "val_end": 0.5}, "not be after"), ({"kan_basis": "cheb"}, "kan_basis"),
+                       ({"min_rate": 0.5, "max_rate": 0.2}, "min_rate"), ({"epochs": True}, "epochs"),
+                       ({"time_budget_s": -1}, "time_budget_s"), ({"train_end": "not a date"}, "train_end"),
+                       ({"weight_averaging": 1.0}, "weight_averaging"), ({"selection": "val"}, "selection"),
+                       ({"max_steps": 0}, "max_steps"), ({"bar_minutes": -5}, "bar_minutes"),
+                       ({"n_ahead": 4, "max_rate": 0.2}, "infeasible"),
+                       ({"model": {"lookback": 8}}, r"belongs in \[windows\]"), ({"epoch": 3}, "unknown setting"),
+                       ({"data": ["a"], "paths": ["b"]}, "set twice"), ({"windows": 3}, "table of settings")):
+        with pytest.raises(ValueError, match=match):
+            TrainConfig.from_dict(bad)
+
+
+def test_defaults_train_to_convergence():
+    training = TrainConfig().training
+    assert training.epochs >= 1000 and training.patience > 0 and training.selection == "tracking"
+    assert training.time_budget_s is None and training.max_steps is None
+
+
+# --------------------------------------------------------------------------------------------------------
+# bar_minutes
+# --------------------------------------------------------------------------------------------------------
+def test_bar_minutes_reaches_the_synthetic_market_and_the_windows(monkeypatch):
+    config = _tiny_config(bar_minutes=30, synthetic_days=4)
+    bars = load_bars(config)
+    spacing = bars.groupby("symbol")["timestamp"].diff().dropna().unique()
+    assert list(spacing) == [np.timedelta64(30, "m")]
+    import lems.data.windows as windows_module
+
+    seen = {}
+    original = windows_module.make_windows
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(windows_module, "make_windows", spy)
+    build_windows(config, bars)
+    assert seen["bar_minutes"] == 30.0
+    with pytest.raises(ValueError, match="whole number"):
+        load_bars(_tiny_config(bar_minutes=7.5))
+
+
+# --------------------------------------------------------------------------------------------------------
+# Selection on what is reported
+# --------------------------------------------------------------------------------------------------------
+@pytest.mark.backend
+def test_selection_scores_match_the_report_and_best_weights_are_kept():
+    from lems.backtest import backtest
+    from lems.baselines import ModelPolicy
+    from lems.report import headline
+
+    result = train(_tiny_config(max_steps=12, patience=0, seed=2, learning_rate=2e-2), verbose=0)
+    history = result.history
+    for key in (TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY, "val_loss"):
+        assert len(history[key]) == result.epochs_run, key
+    np.testing.assert_allclose(history[SCORE_KEY], np.subtract(history[TRACKING_KEY], history[FLEXIBLE_KEY]))
+    best = int(np.argmin(history[SCORE_KEY]))
+    assert result.best_epoch == best + 1 and result.monitor == SCORE_KEY
+    # the returned model carries the best epoch's weights, and the scores are the backtest report's numbers
+    tables = headline(backtest({"model": ModelPolicy(result.model)}, result.windows.val))
+    tracking = tables["fixed"].set_index("policy").loc["model", "vwap_tracking_error_bps"]
+    flexible = tables["flexible"].groupby("policy")["mean_improvement_bps"].mean().loc["model"]  # both benchmarks
+    assert tracking == pytest.approx(history[TRACKING_KEY][best], rel=1e-6, abs=1e-9)
+    assert flexible == pytest.approx(history[FLEXIBLE_KEY][best], rel=1e-6, abs=1e-9)
+
+
+def test_selection_by_loss_keeps_the_lowest_val_loss():
+    result = train(_tiny_config(max_steps=8, patience=0, seed=4, selection="loss", learning_rate=2e-2), verbose=0)
+    assert result.monitor == "val_loss"
+    assert result.best_epoch == int(np.argmin(result.history["val_loss"])) + 1
+    assert TRACKING_KEY in result.history  # the reported numbers are recorded either way
+
+
+def test_validation_scores_in_chunks_equal_one_pass(monkeypatch):
+    import lems.training as training
+
+    config = _tiny_config(max_steps=2, patience=0)
+    result = train(config, verbose=0)
+    scores = ValidationScores(result.windows.val, 0.0, 1.0, batch_size=64)
+    scores.set_model(result.model)
+    whole = scores.scores()
+    monkeypatch.setattr(training, "_SCORE_CHUNK", 7)
+    assert scores.scores() == pytest.approx(whole, rel=1e-9)
+
+
+def test_empty_validation_split_warns():
+    windows = build_windows(_tiny_config())
+    cut = str(windows.origin[len(windows) // 2])
+    config = _tiny_config(train_end=cut, val_end=cut, max_steps=2, patience=3)
+    with pytest.warns(UserWarning, match="no validation window.*early stopping"):
+        result = train(config, verbose=0)
+    assert len(result.windows.val) == 0 and result.best_epoch is None and result.monitor is None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Budgets and determinism
+# --------------------------------------------------------------------------------------------------------
+def test_max_steps_is_exact_and_reproducible():
+    """The same seed and step count give the same losses and weights (the demo's reproducibility)."""
+    import keras
+
+    class Steps(keras.callbacks.Callback):
+        count = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            Steps.count += 1
+
+    config = _tiny_config(max_steps=11, patience=0, seed=7, learning_rate=1e-2)
+    first = train(config, verbose=0, callbacks=[Steps()])
+    assert Steps.count == 11 and first.stopped_by == "max_steps"
+    second = train(config, verbose=0)
+    drop = ("wall_time_s",)
+    assert {k: v for k, v in first.history.items() if k not in drop} == \
+        {k: v for k, v in second.history.items() if k not in drop}
+    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_train_stops_within_time_budget():
+    config = _tiny_config(epochs=10_000, time_budget_s=2.0, patience=0, seed=5)
+    start = time.perf_counter()
+    result = train(config, verbose=0)
+    elapsed = time.perf_counter() - start
+    assert result.stopped_by == "time_budget"
+    assert 1 <= result.epochs_run < 10_000
+    assert len(result.history["loss"]) == result.epochs_run == len(result.history["wall_time_s"])
+    # the budget is checked after every batch: training ends within one epoch (a few small steps plus the
+    # validation pass) of the budget, compilation included
+    last_epoch = np.diff([0.0, *result.history["wall_time_s"]]).max() if result.epochs_run > 1 else 60.0
+    assert result.history["wall_time_s"][-1] <= config.time_budget_s + last_epoch + 1.0
+    assert result.wall_time_s <= elapsed
+    assert isinstance(result.windows, Splits) and len(result.windows.test) > 0
+    assert np.isfinite(result.history["loss"]).all()
+
+
+def test_early_stopping_on_the_selection_score():
+    result = train(_tiny_config(epochs=60, patience=1, seed=1, learning_rate=5e-2), verbose=0)
+    scores = result.history[SCORE_KEY]
+    assert result.stopped_by == "early_stopping" and result.epochs_run < 60
+    assert scores[-1] >= min(scores[:-1])  # the last epoch did not improve: patience 1 ran out
+    assert result.best_epoch == int(np.argmin(scores)) + 1
+
+
+def test_split_windows_fractions_and_dates():
+    from lems.data.synthetic import synthetic_market
+    from lems.data.windows import make_windows
+
+    windows = make_windows(synthetic_market(n_assets=2, n_days=10, seed=0), 8, 4, stride=3)
+    splits = split_windows(_tiny_config(train_end=0.5, val_end=0.75), windows)
+    assert splits.train.horizon_end.max() < splits.val.origin.min()
+    assert splits.val.horizon_end.max() < splits.test.origin.min()
+    n_origins = len(np.unique(windows.origin))
+    assert abs(len(np.unique(splits.test.origin)) - 0.25 * n_origins) <= 2
+    cut = windows.origin[len(windows) // 2]
+    dated = split_windows(_tiny_config(train_end=str(cut), val_end=str(cut)), windows)
+    assert len(dated.val) == 0 and dated.test.origin.min() >= cut
+    with pytest.raises(ValueError, match="no training window"):
+        split_windows(_tiny_config(train_end="2000-01-01", val_end="2000-01-02"), windows)
+
+
+def test_train_runs_extra_callbacks_and_weight_averaging():
+    import keras
+
+    class Count(keras.callbacks.Callback):
+        epochs = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            Count.epochs += 1
+
+    result = train(_tiny_config(epochs=2, patience=0, seed=1, weight_averaging=0.9), verbose=0,
+                   callbacks=[Count()])
+    assert Count.epochs == result.epochs_run == 2
+    assert result.model.optimizer.use_ema and np.isfinite(result.history["loss"]).all()
+
+
+@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "jax") != "jax", reason="JAX compilation cache")
+def test_compilation_cache_is_opt_in_and_set_process_wide(tmp_path):
+    code = ("import lems, jax; from lems.training import enable_compilation_cache; "
+            "assert not jax.config.jax_compilation_cache_dir; "
+            f"p = enable_compilation_cache({str(tmp_path / 'cache')!r}); "
+            "assert jax.config.jax_compilation_cache_dir == str(p) and p.is_dir(); print('ok')")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env.pop("LEMS_COMPILATION_CACHE", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
