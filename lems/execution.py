@@ -28,6 +28,10 @@ import numpy as np
 SIDES = ("buy", "sell")
 TARGETS = ("quantity", "notional")
 BENCHMARKS = ("vwap", "twap")
+#: The arrival-price benchmark (implementation shortfall, Perold 1988); not an order type of the seed layout.
+ARRIVAL = "arrival"
+#: Benchmarks an :class:`OrderSpec` accepts: the seed layout's two and the arrival price.
+ORDER_BENCHMARKS = BENCHMARKS + (ARRIVAL,)
 OBJECTIVES = ("beat", "track")
 #: Order types of the seed layout's axis 3, in order.
 ORDER_TYPES = (("buy", "vwap"), ("buy", "twap"), ("sell", "vwap"), ("sell", "twap"))
@@ -83,7 +87,8 @@ class OrderSpec:
         horizon: H, the number of bars within which the order must complete (bars, >= 1).
         target: "quantity" (allocations are fractions of the shares/coins) or "notional" (of the currency).
             "volume" is accepted as the seed's name for "quantity".
-        benchmark: "vwap" or "twap".
+        benchmark: "vwap", "twap" or "arrival" (implementation shortfall against the last price known at the
+            decision, see :func:`implementation_shortfall`; an arrival order has no order type in the seed layout).
         min_duration: d, the minimum benchmark window (bars, 1..H). Defaults to H (a fixed-duration order).
         objective: "track" (fixed duration, minimise tracking error; requires d == H) or "beat" (flexible
             duration, maximise improvement). Defaults to "track" when d == H, else "beat".
@@ -111,8 +116,8 @@ class OrderSpec:
         if target is None:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         benchmark = str(self.benchmark).lower()
-        if benchmark not in BENCHMARKS:
-            raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
+        if benchmark not in ORDER_BENCHMARKS:
+            raise ValueError(f"benchmark must be one of {ORDER_BENCHMARKS}, got {self.benchmark!r}")
         if isinstance(self.horizon, bool) or int(self.horizon) != self.horizon or self.horizon < 1:
             raise ValueError(f"horizon must be an integer number of bars >= 1, got {self.horizon!r}")
         horizon = int(self.horizon)
@@ -138,7 +143,14 @@ class OrderSpec:
 
     @property
     def order_type_index(self) -> int:
-        """Index on the seed layout's order-type axis (buy-VWAP, buy-TWAP, sell-VWAP, sell-TWAP)."""
+        """Index on the seed layout's order-type axis (buy-VWAP, buy-TWAP, sell-VWAP, sell-TWAP).
+
+        Raises:
+            ValueError: for an arrival-price order (the seed layout has VWAP and TWAP order types only).
+        """
+        if self.benchmark == ARRIVAL:
+            raise ValueError("an arrival-price order has no order type in the seed layout (buy/sell x vwap/twap): "
+                             "execute it with a VWAP or TWAP schedule and score it with implementation_shortfall")
         return ORDER_TYPES.index((self.side, self.benchmark))
 
     @property
@@ -153,7 +165,7 @@ class OrderSpec:
 
     @classmethod
     def from_seed_index(cls, horizon: int, column: int, order_type: int, target: int,
-                        min_rate: float = 0.0, max_rate: float = 1.0) -> "OrderSpec":
+                        min_rate: float = 0.0, max_rate: float = 1.0) -> OrderSpec:
         """The order that column ``column``, order type ``order_type`` and target ``target`` of the seed
         layout stand for."""
         if not 0 <= column <= horizon:
@@ -222,6 +234,470 @@ def rate_columns(n: int, min_rate: Any, max_rate: Any, horizon: int | None = Non
         columns.append(arr)
     check_rates(horizon, columns[0], columns[1])
     return columns[0], columns[1]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Order size and participation
+# --------------------------------------------------------------------------------------------------------
+#: A bar without market volume counts, for participation, as one with this fraction of the horizon's mean bar
+#: volume (a fill there is costed as a very large participation instead of dividing by zero).
+ZERO_VOLUME_FLOOR = 1e-3
+_TINY_VOLUME = 1e-30
+#: Allowed ``(low, high]`` range of a participation cap (fraction of a bar's market volume).
+PARTICIPATION_CAP_RANGE = (0.0, 1.0)
+
+
+def _positive_finite(name: str, value: Any, allowed: str) -> float:
+    """``value`` as a float, or ``ValueError`` naming ``name`` and its allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be in {allowed}, got {value!r}")
+    return float(value)
+
+
+def _non_negative_finite(name: str, value: Any, allowed: str = "[0, inf)") -> float:
+    """``value`` as a float >= 0, or ``ValueError`` naming ``name`` and its allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number in {allowed}, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be in {allowed}, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class OrderSize:
+    """The size of a parent order: exactly one of ``participation`` and ``quantity``.
+
+    Attributes:
+        participation: order quantity as a fraction of the EXPECTED market volume over the horizon (> 0; a desk
+            trades 0.01 .. 0.3). Expected means causal: the lookback's mean bar volume times ``H`` (see
+            :func:`lems.baselines.expected_bar_volume`), never the realised horizon volume.
+        quantity: order quantity in units (shares / coins, > 0); the market volumes come from the bars.
+
+    A notional-target order of this size has the notional ``quantity * reference price`` (the reference price is
+    the VWAP of the last closed bar before the origin); its child quantity in bar ``s`` is
+    ``a_s * notional / p_s``. Per-bar participation is child quantity / the bar's market volume
+    (:func:`bar_participation`).
+
+    Raises:
+        ValueError: both or neither given, or a value that is not a finite number > 0.
+    """
+
+    participation: float | None = None
+    quantity: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.participation is None) == (self.quantity is None):
+            raise ValueError("OrderSize needs exactly one of participation (fraction of the expected horizon volume, "
+                             "> 0) and quantity (units, > 0)")
+        if self.participation is not None:
+            object.__setattr__(self, "participation", _positive_finite("participation", self.participation,
+                                                                       "(0, inf) (fraction of the horizon volume)"))
+        else:
+            object.__setattr__(self, "quantity", _positive_finite("quantity", self.quantity, "(0, inf) (units)"))
+
+    def quantity_for(self, expected_horizon_volume: Any) -> np.ndarray:
+        """Order quantity in units for each window.
+
+        Args:
+            expected_horizon_volume: causal expected market volume of each window's horizon [units], ``(N,)``.
+
+        Returns:
+            ``(N,)`` float64 quantities [units].
+
+        Raises:
+            ValueError: a non-finite or non-positive expected volume with a participation size.
+        """
+        volume = np.asarray(expected_horizon_volume, dtype=np.float64)
+        if self.quantity is not None:
+            return np.full(volume.shape, self.quantity)
+        if not (np.all(np.isfinite(volume)) and np.all(volume > 0)):
+            raise ValueError("expected_horizon_volume must be finite and > 0 to size an order by participation")
+        return self.participation * volume
+
+
+def check_participation_cap(max_participation: Any, order_participation: Any = None, *,
+                            require_completion: bool = False) -> float | None:
+    """Validate a participation cap (fraction of each bar's market volume).
+
+    Args:
+        max_participation: ``None`` (no cap) or a number in ``(0, 1]``.
+        order_participation: the order's size as a fraction of the expected horizon volume (scalar or array),
+            used for the completion check.
+        require_completion: raise when the cap cannot complete the order even in expectation, i.e. when
+            ``max_participation < order_participation`` (filling at the cap in every bar of average volume
+            trades ``max_participation`` of the horizon volume).
+
+    Returns:
+        The cap as a float, or ``None``.
+
+    Raises:
+        ValueError: a cap outside ``(0, 1]``, or an infeasible order when completion is required.
+    """
+    if max_participation is None:
+        return None
+    cap = _positive_finite("max_participation", max_participation, "(0, 1] (fraction of a bar's market volume)")
+    if cap > PARTICIPATION_CAP_RANGE[1]:
+        raise ValueError(f"max_participation must be in (0, 1] (fraction of a bar's market volume), got {cap!r}")
+    if require_completion and order_participation is not None:
+        worst = float(np.max(np.asarray(order_participation, dtype=np.float64), initial=0.0))
+        if worst > cap * (1 + FEASIBILITY_SLACK):
+            raise ValueError(f"infeasible order: max_participation {cap:g} of each bar's volume cannot complete an "
+                             f"order of {worst:g} of the expected horizon volume; max_participation must be >= the "
+                             "order's participation when completion is required")
+    return cap
+
+
+def bar_participation(fills, volumes, order_volume, *, prices=None, notional=0, axis: int = 1,
+                      floor: float = ZERO_VOLUME_FLOOR):
+    """Per-bar participation ``pi_s = q_s / V_s``: the order's child quantity over the bar's market volume.
+
+    Args:
+        fills: fractions of the order traded per bar (step axis ``axis``).
+        volumes: market volume ``V_s`` per bar, in the units of ``order_volume`` (e.g. shares of the horizon
+            volume), broadcastable to ``fills``.
+        order_volume: the order's quantity in the units of ``volumes`` (per order, keep the step axis as 1).
+        prices: bar prices relative to the price at which a notional order was sized (needed when ``notional``).
+        notional: 1 where the target is notional (``q_s = a_s * order_volume / p_s``), 0 for quantity.
+        axis: the step axis.
+        floor: a bar volume below ``floor`` times the mean bar volume over the step axis counts as that (no
+            division by zero; a fill in a bar without volume is costed as a very large participation).
+
+    Returns:
+        ``pi_s`` (>= 0), the shape of ``fills`` broadcast with the inputs.
+    """
+    ops = array_namespace(fills, volumes, order_volume, prices, notional)
+    units = fills * order_volume
+    if prices is not None:
+        is_notional = _cast_like(ops, notional, units)
+        units = units * ((1 - is_notional) + is_notional / prices)
+    volumes = _cast_like(ops, volumes, units) if ops is keras.ops else volumes
+    denominator = ops.maximum(volumes, floor * ops.mean(volumes, axis=axis, keepdims=True))
+    return units / ops.maximum(denominator, _TINY_VOLUME)  # rows without any volume (padding) stay finite
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cost models
+# --------------------------------------------------------------------------------------------------------
+class CostInputs(NamedTuple):
+    """What a cost model may read, per bar of each order (arrays of either namespace, broadcastable).
+
+    Attributes:
+        participation: ``pi_s``, the order's child quantity over the bar's market volume (>= 0, realised).
+        sigma: volatility of the bar's relative price per bar (fraction, e.g. 0.002), estimated from the
+            lookback only (:func:`lems.baselines.lookback_volatility`); ``None`` when no model needs it.
+        half_spread: estimated half bid-ask spread (fraction of price, e.g. 2e-4), per order or per bar;
+            ``None`` when not estimated.
+    """
+
+    participation: Any
+    sigma: Any = None
+    half_spread: Any = None
+
+
+def _required(inputs: CostInputs, field_name: str, model: str):
+    value = getattr(inputs, field_name)
+    if value is None:
+        raise ValueError(f"{model} needs {field_name} (pass {field_name}=... estimated from the lookback)")
+    return value
+
+
+def _safe_power(ops, x, exponent: float):
+    """``x ** exponent`` for ``x >= 0`` with value 0 and gradient 0 at ``x == 0`` (no inf * 0 = NaN)."""
+    positive = x > 0
+    safe = ops.where(positive, x, ops.ones_like(x))
+    return ops.where(positive, ops.power(safe, exponent), ops.zeros_like(x))
+
+
+class CostModel:
+    """Interface of an execution cost model (EXECUTION.md §1: "unless an impact model is configured").
+
+    A cost model says, per bar ``s`` of an order, as fractions of the bar's price (never negative):
+
+    * :meth:`temporary` ``c_s``: paid by the order's own fills in bar ``s`` only (spread, temporary impact);
+    * :meth:`permanent` ``g_s``: the permanent price move caused by the order's trading in bar ``s``. It shifts
+      the market price of the LATER bars ``u > s`` only (Almgren & Chriss 2000: the trade of interval ``k`` moves
+      the price ``S_k`` from which interval ``k + 1`` starts; interval ``k`` itself pays only the temporary
+      impact). :func:`cost_adjusted_prices` accumulates the shifts.
+
+    Adverse for the trader on both sides: a buy pays ``p_s (1 + shift_s + c_s)``, a sell receives
+    ``p_s (1 - shift_s - c_s)``. Models are written once on the array namespace of their inputs (numpy float64 or
+    ``keras.ops``, differentiable) and combine with ``+`` (:class:`CompositeCost`).
+
+    Attributes:
+        needs_sigma: the model reads :attr:`CostInputs.sigma`.
+        needs_half_spread: the model reads :attr:`CostInputs.half_spread` (an estimated spread).
+    """
+
+    needs_sigma: bool = False
+    needs_half_spread: bool = False
+
+    def temporary(self, inputs: CostInputs):
+        """Temporary cost ``c_s`` per bar (fraction of price, >= 0), the shape of ``inputs.participation``."""
+        ops = array_namespace(inputs.participation)
+        return ops.zeros_like(inputs.participation)
+
+    def permanent(self, inputs: CostInputs):
+        """Permanent price move ``g_s`` caused by bar ``s`` (fraction of price, >= 0): shifts bars ``> s``."""
+        ops = array_namespace(inputs.participation)
+        return ops.zeros_like(inputs.participation)
+
+    @property
+    def is_free(self) -> bool:
+        """True when the model costs nothing by construction (prices pass through unchanged)."""
+        return False
+
+    def __add__(self, other: CostModel) -> CompositeCost:
+        if not isinstance(other, CostModel):
+            return NotImplemented
+        return CompositeCost((self, other))
+
+
+@dataclass(frozen=True)
+class NoCost(CostModel):
+    """No cost: every child order fills at the bar's VWAP (EXECUTION.md §1, the seed's convention; default)."""
+
+    @property
+    def is_free(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class SpreadCost(CostModel):
+    """The half bid-ask spread, paid on every unit traded (a temporary cost independent of size).
+
+    Args:
+        half_spread_bps: the half-spread in bps (>= 0). ``None``: use the estimate in
+            :attr:`CostInputs.half_spread`, e.g. the Corwin & Schultz (2012) high-low estimator over the lookback
+            (:func:`corwin_schultz_half_spread`, :func:`lems.baselines.lookback_half_spread`).
+
+    Raises:
+        ValueError: a negative or non-finite ``half_spread_bps``.
+    """
+
+    half_spread_bps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.half_spread_bps is not None:
+            object.__setattr__(self, "half_spread_bps", _non_negative_finite(
+                "half_spread_bps", self.half_spread_bps, "[0, inf) bps"))
+
+    @property
+    def needs_half_spread(self) -> bool:  # type: ignore[override]
+        return self.half_spread_bps is None
+
+    def temporary(self, inputs: CostInputs):
+        ops = array_namespace(inputs.participation, inputs.half_spread)
+        if self.half_spread_bps is not None:
+            return ops.zeros_like(inputs.participation) + self.half_spread_bps * 1e-4
+        return ops.zeros_like(inputs.participation) + _required(inputs, "half_spread", "SpreadCost()")
+
+
+@dataclass(frozen=True)
+class SquareRootImpact(CostModel):
+    """Temporary market impact ``c_s = coef * sigma * pi_s ** delta`` (the square-root law for ``delta = 0.5``).
+
+    ``pi_s`` is the participation of the order in bar ``s`` (child quantity / bar volume) and ``sigma`` the
+    per-bar volatility estimated from the lookback. The square-root law: the impact of a metaorder of ``Q`` in a
+    market trading ``V`` is ``Y sigma sqrt(Q / V)`` with ``Y`` of order one (Tóth, Lemperière, Deremble, de
+    Lataillade, Kockelkoren & Bouchaud 2011, "Anomalous price impact and the critical nature of liquidity in
+    financial markets", Phys. Rev. X 1, 021006; Bouchaud, Bonart, Donier & Gould 2018, "Trades, Quotes and
+    Prices", ch. 12: ``Y`` about 0.5 to 1). Almgren, Thum, Hauptmann & Li (2005, "Direct estimation of equity
+    market impact", Risk 18) fit the same form per unit of trading rate with exponent 0.6 (``delta = 0.6``) and
+    ``coef = 0.142`` against DAILY volatility. Here the law is applied bar by bar with the bar's volatility; for a
+    uniform schedule at participation ``rho`` over ``H`` bars the metaorder law ``Y sigma_H sqrt(rho)`` (horizon
+    volatility ``sigma_H = sigma sqrt(H)``) corresponds to ``coef = Y sqrt(H)``. ``delta = 1`` gives the linear
+    temporary impact of Almgren & Chriss (2000) with ``eta = coef * sigma * Q / V``.
+
+    Args:
+        coef: dimensionless coefficient (>= 0), default 1.0.
+        delta: exponent in ``(0, 1]``, default 0.5.
+
+    Raises:
+        ValueError: a negative or non-finite ``coef``, ``delta`` outside ``(0, 1]``.
+    """
+
+    coef: float = 1.0
+    delta: float = 0.5
+    needs_sigma = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coef", _non_negative_finite("coef", self.coef))
+        delta = _positive_finite("delta", self.delta, "(0, 1]")
+        if delta > 1:
+            raise ValueError(f"delta must be in (0, 1], got {self.delta!r}")
+        object.__setattr__(self, "delta", delta)
+
+    def temporary(self, inputs: CostInputs):
+        ops = array_namespace(inputs.participation, inputs.sigma)
+        sigma = _required(inputs, "sigma", "SquareRootImpact")
+        return self.coef * sigma * _safe_power(ops, inputs.participation, self.delta)
+
+
+@dataclass(frozen=True)
+class LinearPermanentImpact(CostModel):
+    """Linear permanent impact (Almgren & Chriss 2000, "Optimal execution of portfolio transactions", J. Risk 3):
+    trading ``pi_s`` of bar ``s``'s volume moves the price of every later bar by ``g_s = coef * sigma * pi_s``.
+
+    Linear in the quantity traded, as the permanent impact ``g(v) = gamma v`` of Almgren & Chriss, with
+    ``gamma = coef * sigma / V_s`` per unit (fraction of price): with constant bar volume ``V`` and an order of
+    ``Q``, ``gamma = coef * sigma * Q / V`` per fraction of the order. The bar of the trade itself is not shifted
+    (its cost is the temporary impact), bars before it never. Almgren et al. (2005) estimate ``gamma = 0.314``
+    against daily volatility and the fraction of DAILY volume; per bar of ``1/n`` of a day that is about
+    ``0.314 / sqrt(n)``.
+
+    Args:
+        coef: dimensionless coefficient (>= 0).
+
+    Raises:
+        ValueError: a negative or non-finite ``coef``.
+    """
+
+    coef: float = 0.1
+    needs_sigma = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coef", _non_negative_finite("coef", self.coef))
+
+    def permanent(self, inputs: CostInputs):
+        sigma = _required(inputs, "sigma", "LinearPermanentImpact")
+        return self.coef * sigma * inputs.participation
+
+
+@dataclass(frozen=True)
+class CompositeCost(CostModel):
+    """The sum of cost models (temporary costs and permanent moves add up).
+
+    Args:
+        models: the cost models (nested composites are flattened).
+
+    Raises:
+        ValueError: an element that is not a :class:`CostModel`.
+    """
+
+    models: tuple = ()
+
+    def __post_init__(self) -> None:
+        flat: list[CostModel] = []
+        for m in tuple(self.models):
+            if not isinstance(m, CostModel):
+                raise ValueError(f"CompositeCost takes CostModel instances, got {type(m).__name__}")
+            flat.extend(m.models if isinstance(m, CompositeCost) else (m,))
+        object.__setattr__(self, "models", tuple(flat))
+
+    @property
+    def needs_sigma(self) -> bool:  # type: ignore[override]
+        return any(m.needs_sigma for m in self.models)
+
+    @property
+    def needs_half_spread(self) -> bool:  # type: ignore[override]
+        return any(m.needs_half_spread for m in self.models)
+
+    @property
+    def is_free(self) -> bool:
+        return all(m.is_free for m in self.models)
+
+    def temporary(self, inputs: CostInputs):
+        return _sum_parts([m.temporary(inputs) for m in self.models], inputs)
+
+    def permanent(self, inputs: CostInputs):
+        return _sum_parts([m.permanent(inputs) for m in self.models], inputs)
+
+
+def _sum_parts(parts: list, inputs: CostInputs):
+    total = CostModel().temporary(inputs)  # zeros of the participation's shape
+    for part in parts:
+        total = total + part
+    return total
+
+
+def corwin_schultz_half_spread(high, low, axis: int = -1) -> np.ndarray:
+    """Half bid-ask spread from high and low prices (Corwin & Schultz 2012, "A simple way to estimate bid-ask
+    spreads from daily high and low prices", J. Finance 67(2), 719-760), averaged over consecutive bar pairs.
+
+    For bars ``t, t+1``: ``beta = ln(H_t/L_t)^2 + ln(H_{t+1}/L_{t+1})^2``, ``gamma = ln(max(H_t, H_{t+1}) /
+    min(L_t, L_{t+1}))^2``, ``alpha = (sqrt(2 beta) - sqrt(beta)) / (3 - 2 sqrt 2) - sqrt(gamma / (3 - 2 sqrt
+    2))``, spread ``S = 2 (e^alpha - 1) / (1 + e^alpha)``. Negative pair estimates are set to zero before
+    averaging (as in the paper); no overnight adjustment. Pass the LOOKBACK bars only to keep it causal.
+
+    Args:
+        high, low: bar highs and lows (positive, ``high >= low``), at least two bars along ``axis``.
+        axis: the bar axis.
+
+    Returns:
+        Half-spread ``S / 2`` (fraction of price, >= 0), reduced over ``axis`` (float64).
+
+    Raises:
+        ValueError: fewer than two bars, non-finite or non-positive prices, or ``high < low``.
+    """
+    hi = np.moveaxis(np.asarray(high, dtype=np.float64), axis, -1)
+    lo = np.moveaxis(np.asarray(low, dtype=np.float64), axis, -1)
+    if hi.shape != lo.shape or hi.shape[-1] < 2:
+        raise ValueError(f"high and low need the same shape with >= 2 bars, got {hi.shape} and {lo.shape}")
+    if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo)) and np.all(lo > 0)):
+        raise ValueError("high and low must be finite and positive")
+    if np.any(hi < lo):
+        raise ValueError("high must be >= low in every bar")
+    log_range2 = np.log(hi / lo) ** 2
+    beta = log_range2[..., 1:] + log_range2[..., :-1]
+    gamma = np.log(np.maximum(hi[..., 1:], hi[..., :-1]) / np.minimum(lo[..., 1:], lo[..., :-1])) ** 2
+    k = 3.0 - 2.0 * np.sqrt(2.0)
+    alpha = (np.sqrt(2.0 * beta) - np.sqrt(beta)) / k - np.sqrt(gamma / k)
+    spread = np.maximum(2.0 * np.expm1(alpha) / (1.0 + np.exp(alpha)), 0.0)
+    return spread.mean(axis=-1) / 2.0
+
+
+# --------------------------------------------------------------------------------------------------------
+# Execution conditions (what a desk states besides the order: size, costs, cap)
+# --------------------------------------------------------------------------------------------------------
+#: Arrival prices the backtest knows: the close of the last closed bar before the origin, or its VWAP.
+ARRIVAL_PRICES = ("close", "reference")
+
+
+@dataclass(frozen=True)
+class ExecutionConditions:
+    """The real-world conditions of an execution: order size, cost model, participation cap, arrival price.
+
+    Attributes:
+        size: the order's size (:class:`OrderSize`).
+        cost_model: the cost model (default :class:`NoCost`: frictionless, today's numbers bit for bit).
+        max_participation: cap on the order's fill in each bar, fraction of that bar's market volume in
+            ``(0, 1]``; ``None`` = no cap. Enforced exactly against the realised volume: what cannot fill carries
+            to later bars, and what is left at the end is reported as unfilled.
+        require_completion: reject (``ValueError``) an order the cap cannot complete even in expectation
+            (``max_participation < participation`` of the expected horizon volume).
+        vwap_includes_order: the market VWAP benchmark includes the order's own fills (at its prices), as the
+            exchange's VWAP would; off by default.
+        arrival: the arrival price of the implementation shortfall: "close" (the close of the last bar before
+            the origin, the last price known at the decision) or "reference" (that bar's VWAP, the reference
+            price of the windows' ``y``).
+
+    Raises:
+        ValueError: a wrong type, a cap outside ``(0, 1]``, an unknown arrival price, or a participation size
+            above the cap when completion is required.
+    """
+
+    size: OrderSize
+    cost_model: CostModel = NoCost()
+    max_participation: float | None = None
+    require_completion: bool = False
+    vwap_includes_order: bool = False
+    arrival: str = "close"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.size, OrderSize):
+            raise ValueError(f"size must be an lems.execution.OrderSize, got {type(self.size).__name__}")
+        if not isinstance(self.cost_model, CostModel):
+            raise ValueError(f"cost_model must be an lems.execution.CostModel, got {type(self.cost_model).__name__}")
+        if str(self.arrival) not in ARRIVAL_PRICES:
+            raise ValueError(f"arrival must be one of {ARRIVAL_PRICES}, got {self.arrival!r}")
+        cap = check_participation_cap(self.max_participation, self.size.participation,
+                                      require_completion=bool(self.require_completion))
+        object.__setattr__(self, "max_participation", cap)
+        object.__setattr__(self, "require_completion", bool(self.require_completion))
+        object.__setattr__(self, "vwap_includes_order", bool(self.vwap_includes_order))
+        object.__setattr__(self, "arrival", str(self.arrival))
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -360,24 +836,36 @@ def achieved_price(allocations, prices, notional=0, *, axis: int = 1, keepdims: 
     return price if keepdims else ops.squeeze(price, axis=axis)
 
 
-def benchmark_price(prices, volumes, window, *, axis: int = 1, keepdims: bool = False):
+def benchmark_price(prices, volumes, window, *, axis: int = 1, keepdims: bool = False, order_volumes=None,
+                    order_prices=None):
     """VWAP (or TWAP when ``volumes`` are ones) of ``prices`` over the window mask.
 
     A window with zero total volume falls back to the TWAP of its bars (never divides by zero).
+
+    Args:
+        prices, volumes, window: bar prices, volumes (ones for TWAP) and the window mask.
+        order_volumes: the order's own quantity per bar, in the units of ``volumes``, to include in the VWAP
+            (``None``: the market's volume only). Zero it for a TWAP benchmark.
+        order_prices: the prices of the order's own fills (default ``prices``).
     """
-    ops = array_namespace(prices, volumes, window)
+    ops = array_namespace(prices, volumes, window, order_volumes, order_prices)
     weights = window * volumes
     total = ops.sum(weights, axis=axis, keepdims=True)
+    value = ops.sum(weights * prices, axis=axis, keepdims=True)
+    if order_volumes is not None:
+        own = window * order_volumes
+        total = total + ops.sum(own, axis=axis, keepdims=True)
+        value = value + ops.sum(own * (prices if order_prices is None else order_prices), axis=axis, keepdims=True)
     safe_total = ops.where(total > 0, total, ops.ones_like(total))
-    vwap = ops.sum(weights * prices, axis=axis, keepdims=True) / safe_total
+    vwap = value / safe_total
     twap = ops.sum(window * prices, axis=axis, keepdims=True) / ops.sum(window, axis=axis, keepdims=True)
     price = ops.where(total > 0, vwap, twap)
     return price if keepdims else ops.squeeze(price, axis=axis)
 
 
 def execution_outcome(allocations, prices, volumes, min_duration, *, notional=0, side=1, axis: int = 1,
-                      smooth: bool = False, tol: float = WINDOW_TOL,
-                      scale: float = SMOOTH_WINDOW_SCALE) -> ExecutionOutcome:
+                      smooth: bool = False, tol: float = WINDOW_TOL, scale: float = SMOOTH_WINDOW_SCALE,
+                      market_prices=None, order_volumes=None) -> ExecutionOutcome:
     """Achieved price, benchmark, signed difference and improvement of executions (EXECUTION.md §4).
 
     All arguments broadcast against ``allocations``; keep the step axis (size 1 where constant) so that
@@ -394,24 +882,239 @@ def execution_outcome(allocations, prices, volumes, min_duration, *, notional=0,
         smooth: use the smooth benchmark window (for gradients in the loss).
         tol: an allocation at or below ``tol`` does not extend the hard window.
         scale: ramp of the smooth window.
+        market_prices: the market's prices for the benchmark when they differ from the order's execution
+            ``prices`` (costs: :func:`cost_adjusted_prices`); ``None``: ``prices``.
+        order_volumes: the order's own quantity per bar to include in the VWAP benchmark (at ``prices``), in
+            the units of ``volumes``; ``None``: market volume only.
 
     Returns:
         An :class:`ExecutionOutcome`, each field with the step axis reduced.
     """
-    if isinstance(side, str):
-        if side.lower() not in SIDES:
-            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
-        side = 1 if side.lower() == "buy" else -1
-    ops = array_namespace(allocations, prices, volumes, min_duration, notional, side)
+    side = _side_sign(side)
+    ops = array_namespace(allocations, prices, volumes, min_duration, notional, side, market_prices, order_volumes)
     window = benchmark_window(allocations, min_duration, axis=axis, smooth=smooth, tol=tol, scale=scale)
     achieved = achieved_price(allocations, prices, notional, axis=axis, keepdims=True)
-    bench = benchmark_price(prices, volumes, window, axis=axis, keepdims=True)
+    bench = benchmark_price(prices if market_prices is None else market_prices, volumes, window, axis=axis,
+                            keepdims=True, order_volumes=order_volumes, order_prices=prices)
     diff = achieved / bench - 1.0
     improvement = -_cast_like(ops, side, diff) * diff * 1e4
     window_length = ops.sum(window, axis=axis, keepdims=True)
     common = ops.zeros_like(diff + improvement)  # broadcast every field to the orders' shape (dynamic batch ok)
     fields = [f + common for f in (achieved, bench, diff, improvement, window_length)]
     return ExecutionOutcome(*[ops.squeeze(f, axis=axis) for f in fields])
+
+
+# --------------------------------------------------------------------------------------------------------
+# Costs, participation cap and implementation shortfall
+# --------------------------------------------------------------------------------------------------------
+class CostedPrices(NamedTuple):
+    """Prices of an execution under a cost model (same shape, step axis kept).
+
+    Attributes:
+        fill: the order's execution price per bar: ``p_s (1 + side * (shift_s + c_s))``.
+        market: the market's price per bar after the order's permanent impact: ``p_s (1 + side * shift_s)``.
+    """
+
+    fill: Any
+    market: Any
+
+
+def _exclusive_cumsum(ops, x, axis: int):
+    """``sum_{u < s} x_u`` along ``axis`` (exact: bar ``s`` never enters its own or an earlier sum)."""
+    moved = ops.moveaxis(x, axis, 0)
+    csum = ops.cumsum(moved, axis=0)
+    shifted = ops.concatenate([ops.zeros_like(moved[:1]), csum[:-1]], axis=0)
+    return ops.moveaxis(shifted, 0, axis)
+
+
+def cost_adjusted_prices(prices, participation, cost_model: CostModel | None = None, *, side=1, sigma=None,
+                         half_spread=None, axis: int = 1) -> CostedPrices:
+    """Execution and market prices of an order under a cost model (differentiable on ``keras.ops``).
+
+    The permanent moves ``g_s`` of bars ``< s`` shift bar ``s`` (``shift_s = sum_{u<s} g_u``, adverse: up for a
+    buy, down for a sell); the order's fills also pay the temporary cost ``c_s`` of their own bar. A free model
+    (:class:`NoCost`) returns ``prices`` unchanged (the same object: every frictionless number is reproduced bit
+    for bit).
+
+    Args:
+        prices: bar prices ``p_s`` (positive, any scale), step axis ``axis``.
+        participation: per-bar participation ``pi_s`` (:func:`bar_participation`).
+        cost_model: the cost model (``None``: :class:`NoCost`).
+        side: +1 buy, -1 sell (broadcastable, or "buy"/"sell").
+        sigma: per-bar volatility (fraction), broadcastable; needed by impact models.
+        half_spread: estimated half-spread (fraction of price), broadcastable; needed by ``SpreadCost()``.
+        axis: the step axis.
+
+    Returns:
+        :class:`CostedPrices`.
+
+    Raises:
+        ValueError: a missing input the model needs; with numpy inputs, costs that make a price non-positive
+            (a sell's costs above 100 %: check the coefficients and the order size).
+    """
+    cost_model = NoCost() if cost_model is None else cost_model
+    if not isinstance(cost_model, CostModel):
+        raise ValueError(f"cost_model must be a lems.execution.CostModel, got {type(cost_model).__name__}")
+    if cost_model.is_free:
+        return CostedPrices(prices, prices)
+    side = _side_sign(side)
+    ops = array_namespace(prices, participation, side, sigma, half_spread)
+    inputs = CostInputs(participation, sigma, half_spread)
+    shift = _exclusive_cumsum(ops, cost_model.permanent(inputs), axis)
+    sign = _cast_like(ops, side, shift)
+    market = prices * (1.0 + sign * shift)
+    fill = prices * (1.0 + sign * (shift + cost_model.temporary(inputs)))
+    if ops is np and not (np.all(fill > 0) and np.all(market > 0)):
+        raise ValueError("execution costs exceed the price (a sell's costs above 100 %): check the cost model's "
+                         "coefficients and the order size")
+    return CostedPrices(fill, market)
+
+
+def participation_limit(volumes, order_volume, max_participation, *, prices=None, notional=0):
+    """Largest fraction of the order a bar can fill under the cap ``q_s <= max_participation * V_s``.
+
+    Args:
+        volumes: bar market volumes, in the units of ``order_volume``.
+        order_volume: the order's quantity in those units (0 means no limit: returns 2, which never binds).
+        max_participation: the cap, fraction of the bar's market volume in ``(0, 1]``.
+        prices, notional: as in :func:`bar_participation` (a notional order's fraction buys ``1 / p_s`` units).
+
+    Returns:
+        Per-bar limits (fractions of the order, >= 0), broadcast over the inputs.
+    """
+    ops = array_namespace(volumes, order_volume, prices, notional)
+    per_fraction = order_volume * ops.ones_like(volumes)
+    if prices is not None:
+        is_notional = _cast_like(ops, notional, per_fraction)
+        per_fraction = per_fraction * ((1 - is_notional) + is_notional / prices)
+    positive = per_fraction > 0
+    safe = ops.where(positive, per_fraction, ops.ones_like(per_fraction))
+    return ops.where(positive, max_participation * volumes / safe, 2.0 * ops.ones_like(per_fraction))
+
+
+def capped_fills(allocations, limits, max_rate=1.0, *, axis: int = 1):
+    """Fills of planned allocations under per-bar limits; what cannot fill carries to later bars.
+
+    Bar by bar: ``want_s = a_s + backlog_s``; ``fill_s = min(want_s, limit_s, max(max_rate, a_s))`` (the backlog
+    never lifts a bar above ``max_rate``; the plan's own allocation is never cut by it); the rest carries over.
+    What is left after the last bar is unfilled (reported, never dropped).
+
+    Args:
+        allocations: planned fractions of the order per bar (step axis ``axis``).
+        limits: per-bar fill limits (fractions of the order, :func:`participation_limit`), broadcastable.
+        max_rate: per-bar upper bound (fraction of the order), broadcastable to ``allocations`` without its
+            step axis.
+        axis: the step axis.
+
+    Returns:
+        ``(fills, unfilled)``: fills shaped like ``allocations`` (>= 0, never above a limit); unfilled fractions
+        with the step axis reduced (``sum fills + unfilled == sum allocations``).
+    """
+    ops = array_namespace(allocations, limits, max_rate)
+    ndim = len(allocations.shape)
+    plan = ops.moveaxis(allocations, axis, 0)
+    limit = ops.moveaxis(limits + ops.zeros_like(allocations), axis, 0)
+    backlog = ops.zeros_like(plan[0])
+    fills = []
+    for s in range(plan.shape[0]):
+        want = plan[s] + backlog
+        fill = ops.minimum(ops.minimum(want, limit[s]), ops.maximum(max_rate, plan[s]))
+        fill = ops.maximum(fill, 0.0)
+        fills.append(fill)
+        backlog = want - fill
+    out = ops.moveaxis(ops.stack(fills, axis=0), 0, axis % ndim)
+    return out, backlog
+
+
+class Shortfall(NamedTuple):
+    """Implementation shortfall against the arrival price and its Perold (1988) decomposition.
+
+    All in bps of the order's value at the arrival price, POSITIVE = COST to the trader (both sides):
+    ``total = delay + timing + impact + opportunity``.
+
+    Attributes:
+        total_bps: ``side * (phi (P - A) + u (p_end - A)) / A * 1e4``: the paper portfolio (everything at the
+            arrival price ``A``) against the real one (filled fraction ``phi`` at ``P``, the unfilled ``u`` valued
+            at the last bar's market price ``p_end``).
+        delay_bps: ``side (p_0 - A) / A``: from the decision price to the first bar's market price.
+        timing_bps: ``side phi (P_0 - p_0) / A``: where the schedule traded, at the market's prices ``P_0``
+            (achieved price without costs).
+        impact_bps: ``side phi (P - P_0) / A``: the costs (spread, temporary and permanent impact).
+        opportunity_bps: ``side u (p_end - p_0) / A``: the market move on what stayed unfilled.
+        filled: ``phi``, the fraction of the order filled.
+        arrival: the arrival price ``A``.
+    """
+
+    total_bps: Any
+    delay_bps: Any
+    timing_bps: Any
+    impact_bps: Any
+    opportunity_bps: Any
+    filled: Any
+    arrival: Any
+
+
+def _side_sign(side):
+    if isinstance(side, str):
+        if side.lower() not in SIDES:
+            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+        return 1 if side.lower() == "buy" else -1
+    return side
+
+
+def _filled_price(fills, prices, notional, axis):
+    """Achieved price over the filled part, and the filled fraction (keepdims); safe when nothing filled."""
+    ops = array_namespace(fills, prices, notional)
+    filled = ops.sum(fills, axis=axis, keepdims=True)
+    any_fill = filled > 0
+    safe = ops.where(any_fill, fills, ops.ones_like(fills))
+    return achieved_price(safe, prices, notional, axis=axis, keepdims=True), filled, any_fill
+
+
+def implementation_shortfall(fills, prices, fill_prices, market_prices, arrival_price, *, notional=0, side=1,
+                             axis: int = 1) -> Shortfall:
+    """Implementation shortfall in bps and its Perold decomposition (see :class:`Shortfall`).
+
+    The arrival price is the last price known at the decision for the first bar (the backtest uses the close of
+    the last closed bar before the origin, or its VWAP); the first bar's market price ``p_0`` and the last bar's
+    ``p_end`` are taken from ``market_prices`` (after the order's permanent impact).
+
+    Args:
+        fills: fractions of the order filled per bar (sum ``phi <= 1``; ``1 - phi`` stays unfilled).
+        prices: the market's bar prices without the order (``P_0``, timing).
+        fill_prices: the order's execution prices (:attr:`CostedPrices.fill`).
+        market_prices: the market's prices after the order's impact (:attr:`CostedPrices.market`).
+        arrival_price: ``A`` (positive), per order with the step axis kept as 1 (or a scalar).
+        notional: 1 where the target is notional (harmonic average prices), 0 for quantity.
+        side: +1 buy, -1 sell (or "buy"/"sell").
+        axis: the step axis.
+
+    Returns:
+        A :class:`Shortfall`, each field with the step axis reduced.
+    """
+    side = _side_sign(side)
+    ops = array_namespace(fills, prices, fill_prices, market_prices, arrival_price, notional, side)
+    achieved, filled, any_fill = _filled_price(fills, fill_prices, notional, axis)
+    frictionless, _, _ = _filled_price(fills, prices, notional, axis)
+    horizon = fills.shape[axis]
+    moved = ops.moveaxis(market_prices + ops.zeros_like(fills), axis, 0)
+    first = ops.expand_dims(moved[0], axis)
+    last = ops.expand_dims(moved[horizon - 1], axis)
+    unfilled = 1.0 - filled
+    sign = _cast_like(ops, side, achieved) * 1e4 / arrival_price
+    achieved = ops.where(any_fill, achieved, first)
+    frictionless = ops.where(any_fill, frictionless, first)
+    parts = [
+        sign * (filled * (achieved - arrival_price) + unfilled * (last - arrival_price)),
+        sign * (first - arrival_price),
+        sign * filled * (frictionless - first),
+        sign * filled * (achieved - frictionless),
+        sign * unfilled * (last - first),
+        filled,
+        arrival_price,
+    ]
+    common = ops.zeros_like(parts[0] + parts[1] + parts[2])
+    return Shortfall(*[ops.squeeze(p + common, axis=axis) for p in parts])
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -478,6 +1181,120 @@ def seed_outcome(allocations, y, *, smooth: bool = False, tol: float = WINDOW_TO
                              side=consts["side"], axis=1, smooth=smooth, tol=tol, scale=scale)
 
 
+class SeedExecution(NamedTuple):
+    """Every order of the seed layout executed under costs and a participation cap.
+
+    Attributes:
+        outcome: :class:`ExecutionOutcome` (fields ``(B, H+1, 4, 2)``): achieved price over the filled part,
+            costs included; benchmark over the market's prices after the order's permanent impact.
+        shortfall: :class:`Shortfall` against the arrival price (fields ``(B, H+1, 4, 2)``).
+        fills: ``(B, H, H+1, 4, 2)`` fractions of the order filled per bar.
+        unfilled: ``(B, H+1, 4, 2)`` fraction of the order left unfilled at the end.
+        participation: ``(B, H, H+1, 4, 2)`` child quantity over the bar's market volume.
+    """
+
+    outcome: ExecutionOutcome
+    shortfall: Shortfall
+    fills: Any
+    unfilled: Any
+    participation: Any
+
+
+def _per_order(ops, value, ref):
+    """A per-window value (scalar, ``(B,)`` or ``(B, 1)``) shaped ``(B, 1, 1, 1, 1)`` (``None`` stays)."""
+    if value is None:
+        return None
+    arr = _cast_like(ops, value, ref)
+    return arr if len(arr.shape) == 0 else ops.reshape(arr, (-1, 1, 1, 1, 1))
+
+
+def _seed_market_volume(y, ops):
+    """Real bar volumes of seed targets (the VWAP order types' volumes of a tiled ``y``), step axis 1."""
+    if len(y.shape) == 5:
+        return y[:, :, :, 0:1, 0:1]
+    return ops.reshape(y[..., 0], (-1, y.shape[1], 1, 1, 1))
+
+
+def seed_execution(allocations, y, *, cost_model: CostModel | None = None, order_participation=0.0, sigma=None,
+                   half_spread=None, max_participation: float | None = None, max_rate=1.0,
+                   vwap_includes_order: bool = False, arrival=1.0, smooth: bool = False, tol: float = WINDOW_TOL,
+                   scale: float = SMOOTH_WINDOW_SCALE) -> SeedExecution:
+    """Outcomes of every order of the seed layout under a cost model and a participation cap.
+
+    The one implementation behind the costed backtest; on ``keras.ops`` it is differentiable in the allocations
+    (a loss can train through the costs). With ``cost_model=None`` / :class:`NoCost`, no cap and
+    ``vwap_includes_order=False``, ``outcome`` equals :func:`seed_outcome` bit for bit.
+
+    Args:
+        allocations: ``(B, H, H+1, 4, 2)`` planned fractions of each order per bar.
+        y: compact ``(B, H, 2)`` [volume share of the horizon, price / reference price] or tiled targets.
+        cost_model: the cost model (``None``: :class:`NoCost`).
+        order_participation: each window's order quantity over its REALISED horizon volume (the units of the
+            volume shares of ``y``): scalar, ``(B,)`` or ``(B, 1)``. A notional order's notional is this quantity
+            at the reference price.
+        sigma: per-bar volatility (fraction; scalar, ``(B,)`` or ``(B, 1)``), from the lookback only.
+        half_spread: estimated half-spread (fraction of price), same shapes; for ``SpreadCost()``.
+        max_participation: cap per bar (fraction of the bar's market volume, ``(0, 1]``) or ``None``.
+        max_rate: per-bar upper bound of the fills (fraction of the order; scalar, ``(B,)`` or ``(B, 1)``).
+        vwap_includes_order: add the order's own fills (at its prices) to the VWAP benchmark.
+        arrival: arrival price relative to the reference price (scalar, ``(B,)`` or ``(B, 1)``; 1.0 = the
+            reference price).
+        smooth, tol, scale: as in :func:`execution_outcome`.
+
+    Returns:
+        A :class:`SeedExecution`. An order with nothing filled (every fill blocked by the cap) gets its benchmark
+        as achieved price (diff 0) and ``unfilled == 1``.
+
+    Raises:
+        ValueError: wrong shapes, a cap outside ``(0, 1]``, inputs a cost model needs but did not get.
+    """
+    ops = array_namespace(allocations, y)
+    if len(allocations.shape) != 5:
+        raise ValueError(f"allocations must be (batch, H, H+1, 4, 2), got shape {tuple(allocations.shape)}")
+    cap = check_participation_cap(max_participation)
+    horizon = allocations.shape[1]
+    if ops is keras.ops:
+        y = ops.cast(y, allocations.dtype)
+    consts = {k: _cast_like(ops, v, allocations) for k, v in _seed_axes(horizon, np.float32).items()}
+    volumes, prices = seed_market(y, ops)
+    market_volume = _seed_market_volume(y, ops)
+    rho = _per_order(ops, order_participation, allocations)
+    notional = consts["notional"]
+    if cap is None:
+        fills, unfilled = allocations, ops.zeros_like(ops.sum(allocations, axis=1))
+    else:
+        limits = participation_limit(market_volume, rho, cap, prices=prices, notional=notional)
+        rate = _per_order(ops, max_rate, allocations)
+        fills, unfilled = capped_fills(allocations, limits, rate if len(rate.shape) == 0 else rate[:, 0], axis=1)
+    participation = bar_participation(fills, market_volume, rho, prices=prices, notional=notional, axis=1)
+    costed = cost_adjusted_prices(prices, participation, cost_model, side=consts["side"],
+                                  sigma=_per_order(ops, sigma, allocations),
+                                  half_spread=_per_order(ops, half_spread, allocations), axis=1)
+    own = None
+    if vwap_includes_order:
+        units = fills * rho * ((1 - notional) + notional / prices)
+        own = units * consts["is_vwap"]
+    filled = ops.sum(fills, axis=1, keepdims=True)
+    scored = fills if cap is None else ops.where(filled > 0, fills, ops.ones_like(fills))
+    outcome = execution_outcome(scored, costed.fill, volumes, consts["min_duration"], notional=notional,
+                                side=consts["side"], axis=1, smooth=smooth, tol=tol, scale=scale,
+                                market_prices=costed.market, order_volumes=own)
+    if cap is not None:
+        outcome = _unfilled_outcome(ops, outcome, ops.squeeze(filled, axis=1) > 0)
+    shortfall = implementation_shortfall(fills, prices, costed.fill, costed.market,
+                                         _per_order(ops, arrival, allocations), notional=notional,
+                                         side=consts["side"], axis=1)
+    return SeedExecution(outcome, shortfall, fills, unfilled, participation)
+
+
+def _unfilled_outcome(ops, outcome: ExecutionOutcome, any_fill) -> ExecutionOutcome:
+    """Orders with no fill at all: achieved price = benchmark, diff and improvement 0."""
+    zero = ops.zeros_like(outcome.diff)
+    return outcome._replace(achieved=ops.where(any_fill, outcome.achieved, outcome.benchmark),
+                            diff=ops.where(any_fill, outcome.diff, zero),
+                            improvement_bps=ops.where(any_fill, outcome.improvement_bps, zero))
+
+
 def uniform_allocations(horizon: int, dtype="float32") -> np.ndarray:
     """The naive uniform (TWAP) schedule ``1/H`` per bar, shaped ``(1, H, 1, 1, 1)`` to broadcast."""
     return np.full((1, horizon, 1, 1, 1), 1.0 / horizon, dtype=dtype)
@@ -509,9 +1326,52 @@ def check_allocations(allocations, min_rate=0.0, max_rate=1.0, *, axis: int = 1,
 
 
 __all__ = [
-    "BENCHMARKS", "ORDER_TYPES", "ORDER_TYPE_NAMES", "OBJECTIVES", "SIDES", "TARGETS",
-    "ExecutionOutcome", "OrderSpec", "achieved_price", "allocate_step", "array_namespace", "benchmark_price",
-    "benchmark_window", "check_allocations", "check_rates", "execution_outcome", "feasible_interval",
-    "rate_columns", "schedule_from_weights", "seed_market", "seed_min_durations", "seed_order_specs", "seed_outcome",
+    "ARRIVAL",
+    "ARRIVAL_PRICES",
+    "BENCHMARKS",
+    "OBJECTIVES",
+    "ORDER_BENCHMARKS",
+    "ORDER_TYPES",
+    "ORDER_TYPE_NAMES",
+    "SIDES",
+    "TARGETS",
+    "ZERO_VOLUME_FLOOR",
+    "CompositeCost",
+    "CostInputs",
+    "CostModel",
+    "CostedPrices",
+    "ExecutionConditions",
+    "ExecutionOutcome",
+    "LinearPermanentImpact",
+    "NoCost",
+    "OrderSize",
+    "OrderSpec",
+    "SeedExecution",
+    "Shortfall",
+    "SpreadCost",
+    "SquareRootImpact",
+    "achieved_price",
+    "allocate_step",
+    "array_namespace",
+    "bar_participation",
+    "benchmark_price",
+    "benchmark_window",
+    "capped_fills",
+    "check_allocations",
+    "check_participation_cap",
+    "check_rates",
+    "corwin_schultz_half_spread",
+    "cost_adjusted_prices",
+    "execution_outcome",
+    "feasible_interval",
+    "implementation_shortfall",
+    "participation_limit",
+    "rate_columns",
+    "schedule_from_weights",
+    "seed_execution",
+    "seed_market",
+    "seed_min_durations",
+    "seed_order_specs",
+    "seed_outcome",
     "uniform_allocations",
 ]
