@@ -13,12 +13,18 @@ from hypothesis import strategies as st
 
 from lems.baselines import (
     BASELINES,
+    TWAP,
+    AlmgrenChriss,
     FlexibleRule,
     ModelPolicy,
     Policy,
     ScheduleTable,
     StaticVWAP,
-    TWAP,
+    almgren_chriss_cost,
+    almgren_chriss_frontier,
+    almgren_chriss_holdings,
+    almgren_chriss_kappa,
+    almgren_chriss_trades,
     lookback_volatility,
     static_volume_curve,
 )
@@ -41,7 +47,7 @@ def _windows(horizon: int, zero_fraction: float = 0.002, stride: int = 7):
 
 def _policies(threshold: float = 0.0) -> list:
     return [TWAP(), StaticVWAP(n_days=5), FlexibleRule(threshold, "static", n_days=5),
-            FlexibleRule(threshold, "twap")]
+            FlexibleRule(threshold, "twap"), AlmgrenChriss(5e2, eta=1e-3)]
 
 
 def _perturb(bars: pd.DataFrame, rows: np.ndarray, seed: int, prices: bool = True) -> pd.DataFrame:
@@ -109,7 +115,7 @@ def test_per_window_rates_bind_exactly():
 
 
 def test_policy_protocol_and_registry():
-    assert set(BASELINES) == {"twap", "static_vwap", "flexible_rule"}
+    assert set(BASELINES) == {"twap", "static_vwap", "flexible_rule", "almgren_chriss"}
     for name, cls in BASELINES.items():
         policy = cls()
         assert isinstance(policy, Policy) and policy.name == name
@@ -304,3 +310,94 @@ def test_schedule_table_rejects_missing_windows_and_broken_limits():
                       windows.origin.append(windows.origin))
     with pytest.raises(ValueError, match="horizon"):
         full.allocate(_windows(4))
+
+
+# ------------------------------------------------------------------------------------------------
+# Almgren-Chriss
+# ------------------------------------------------------------------------------------------------
+def _ac_objective(holdings: np.ndarray, lam: float, sigma: float, eta: float, gamma: float) -> float:
+    trades = -np.diff(np.r_[1.0, holdings, 0.0])
+    expected, variance = almgren_chriss_cost(trades, sigma, eta, gamma)
+    return float(expected + lam * variance)
+
+
+@pytest.mark.parametrize("lam, sigma, eta, gamma", [(1e2, 0.01, 2e-3, 0.0), (5e3, 0.004, 1e-3, 1e-3),
+                                                    (1.0, 0.02, 5e-4, 4e-4)])
+def test_almgren_chriss_is_the_minimiser_of_e_plus_lambda_v(lam, sigma, eta, gamma):
+    """Closed form against a brute-force numerical minimisation (finite-difference Newton on the holdings)."""
+    horizon = 6
+    closed = almgren_chriss_holdings(horizon, lam, sigma, eta, gamma)
+    assert closed[0] == 1.0 and closed[-1] == 0.0 and np.all(np.diff(closed) <= 0)
+    f = lambda x: _ac_objective(x, lam, sigma, eta, gamma)  # noqa: E731
+    x0, h, k = np.linspace(1, 0, horizon + 1)[1:-1], 1e-3, horizon - 1
+    eye = np.eye(k) * h
+    grad = np.array([(f(x0 + e) - f(x0 - e)) / (2 * h) for e in eye])
+    hess = np.array([[(f(x0 + a + b) - f(x0 + a - b) - f(x0 - a + b) + f(x0 - a - b)) / (4 * h * h) for b in eye]
+                     for a in eye])
+    numeric = x0 - np.linalg.solve(hess, grad)  # exact for a quadratic objective, up to rounding
+    np.testing.assert_allclose(closed[1:-1], numeric, atol=1e-8)
+    rng = np.random.default_rng(0)
+    best = f(closed[1:-1])
+    assert all(best <= f(closed[1:-1] + 1e-3 * rng.standard_normal(k)) for _ in range(20))
+    # the discrete Euler-Lagrange equation of Almgren & Chriss: x_{j-1} - 2 x_j + x_{j+1} = kappa_tilde^2 x_j
+    kappa_tilde2 = lam * sigma**2 / (eta - gamma / 2)
+    np.testing.assert_allclose(closed[:-2] - 2 * closed[1:-1] + closed[2:], kappa_tilde2 * closed[1:-1], atol=1e-12)
+    kappa = almgren_chriss_kappa(lam, sigma, eta, gamma)
+    np.testing.assert_allclose(2 * (np.cosh(kappa) - 1), kappa_tilde2, rtol=1e-12)
+    np.testing.assert_allclose(closed, np.sinh(kappa * (horizon - np.arange(horizon + 1))) / np.sinh(kappa * horizon),
+                               rtol=1e-12, atol=1e-15)
+
+
+def test_almgren_chriss_limits_twap_and_stability():
+    np.testing.assert_allclose(almgren_chriss_trades(5, 0.0, 0.01, 1e-3), 0.2, atol=1e-15)  # lambda = 0: TWAP
+    np.testing.assert_allclose(almgren_chriss_trades(5, 1e-12, 0.01, 1e-3), 0.2, atol=1e-9)  # continuous at 0
+    np.testing.assert_allclose(almgren_chriss_trades(5, 1e3, 0.0, 1e-3), 0.2, atol=1e-15)  # no risk: TWAP
+    steep = almgren_chriss_trades(5, 1e12, 0.05, 1e-6)  # kappa * T ~ 1e3: no overflow, everything at once
+    assert np.all(np.isfinite(steep)) and steep[0] == pytest.approx(1.0)
+    grid = almgren_chriss_trades(8, np.array([0.0, 10.0, 1e3]), 0.01, 1e-3)
+    assert grid.shape == (3, 8) and np.all(np.diff(grid[2]) < 0)  # front-loaded as risk aversion grows
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_almgren_chriss_frontier_trades_cost_for_risk():
+    frontier = almgren_chriss_frontier(10, np.geomspace(1e-1, 1e5, 12), 0.01, 1e-3, 1e-4)
+    assert list(frontier.columns) == ["risk_aversion", "kappa", "expected_cost_bps", "std_bps"]
+    assert np.all(np.diff(frontier["expected_cost_bps"]) > 0) and np.all(np.diff(frontier["std_bps"]) < 0)
+    twap = almgren_chriss_cost(np.full(10, 0.1), 0.01, 1e-3, 1e-4)
+    zero = almgren_chriss_frontier(10, [0.0], 0.01, 1e-3, 1e-4)
+    assert zero["expected_cost_bps"][0] == pytest.approx(twap[0] * 1e4) and zero["std_bps"][0] == pytest.approx(
+        np.sqrt(twap[1]) * 1e4)
+
+
+def test_almgren_chriss_policy():
+    windows = _windows(6)
+    sigma = lookback_volatility(windows)
+    policy = AlmgrenChriss(5e2, eta=1e-3)
+    alloc = policy.allocate(windows)
+    expected = almgren_chriss_trades(6, 5e2, sigma, 1e-3)
+    for col in (0, 3, 6):
+        for otype in range(4):
+            np.testing.assert_allclose(alloc[:, :, col, otype, 1], expected, atol=1e-12)
+    limited = policy.allocate(windows, min_rate=0.1, max_rate=0.25)
+    check_allocations(limited, 0.1, 0.25)
+    assert np.abs(limited - alloc).max() > 0.01  # the limits bind on the front-loaded schedule
+    fixed = AlmgrenChriss(0.0, eta=1e-3, sigma=0.01).allocate(windows)
+    np.testing.assert_allclose(fixed, TWAP().allocate(windows), atol=1e-15)
+    for bad, match in ((dict(risk_aversion=-1.0), "risk_aversion"), (dict(eta=0.0), "eta"),
+                       (dict(eta=1e-3, gamma=3e-3), "eta must exceed"), (dict(sigma=-0.1), "sigma"),
+                       (dict(gamma=-1e-4), "gamma")):
+        with pytest.raises(ValueError, match=match):
+            AlmgrenChriss(**bad)
+
+
+def test_almgren_chriss_causal_end_to_end():
+    bars = _bars(n_assets=1)
+    cut = 200
+    base = make_windows(bars, LOOKBACK, 4)
+    later = make_windows(_perturb(bars, np.arange(cut, len(bars)), seed=4), LOOKBACK, 4)
+    _origins_match(base, later)
+    policy = AlmgrenChriss(5e2, eta=1e-3)
+    a, b = policy.allocate(base), policy.allocate(later)
+    known = base.origin_index <= cut  # lookback bars < t0 <= cut are untouched
+    assert np.array_equal(a[known], b[known])
+    assert not np.allclose(a[~known], b[~known])
