@@ -1,19 +1,23 @@
 """Backtest of execution policies: one tidy row per (policy, window, order of the seed layout).
 
 Every number comes from :func:`lems.execution.seed_outcome` (EXECUTION.md §4) on the policy's allocations and
-the windows' horizon prices and volumes, in float64 numpy; nothing is re-derived here. :func:`summary`
-aggregates the rows per policy × side × benchmark × target × min duration × objective (EXECUTION.md §6).
+the windows' horizon prices and volumes, in float64 numpy; nothing is re-derived here. With
+:class:`~lems.execution.ExecutionConditions` (order size, cost model, participation cap), the rows come from
+:func:`lems.execution.seed_execution` instead: net of costs, with the fills the cap allows, and with the
+transaction-cost columns :data:`TCA_COLUMNS` (implementation shortfall against the arrival price and its
+Perold decomposition). :func:`summary` aggregates the rows per policy × side × benchmark × target × min
+duration × objective (EXECUTION.md §6).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from lems.baselines import Policy
+from lems.baselines import Policy, arrival_prices, expected_bar_volume, lookback_half_spread, lookback_volatility
 from lems.data.windows import WindowSet
 from lems.execution import (
     BENCHMARKS,
@@ -22,11 +26,16 @@ from lems.execution import (
     SIDES,
     TARGETS,
     WINDOW_TOL,
+    ExecutionConditions,
+    check_participation_cap,
+    rate_columns,
+    seed_execution,
     seed_min_durations,
     seed_outcome,
 )
 
-__all__ = ["FRAME_COLUMNS", "GROUP_COLUMNS", "SUMMARY_STATS", "backtest", "seed_targets", "summary"]
+__all__ = ["FRAME_COLUMNS", "GROUP_COLUMNS", "SUMMARY_STATS", "TCA_COLUMNS", "backtest", "execution_inputs",
+           "seed_targets", "summary"]
 
 #: Columns of :func:`backtest`, in order.
 FRAME_COLUMNS: tuple[str, ...] = (
@@ -36,6 +45,11 @@ FRAME_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 #: The numeric (outcome) columns of :func:`backtest`.
 _NUMERIC_COLUMNS: tuple[str, ...] = FRAME_COLUMNS[9:]
+#: Columns added after :data:`FRAME_COLUMNS` when :func:`backtest` gets execution conditions, in order.
+TCA_COLUMNS: tuple[str, ...] = (
+    "order_quantity", "order_participation", "realised_participation", "peak_bar_participation", "filled",
+    "unfilled", "arrival_price", "shortfall_bps", "delay_bps", "timing_bps", "impact_bps", "opportunity_bps",
+)  # fmt: skip
 #: Grouping of :func:`summary`, in order.
 GROUP_COLUMNS: tuple[str, ...] = ("policy", "side", "benchmark", "target", "min_duration", "objective")
 #: Statistics of :func:`summary` per metric (quantiles in percent: p5 = 5 %, q25 = 25 %, ...).
@@ -43,6 +57,7 @@ SUMMARY_STATS: tuple[str, ...] = ("mean", "std", "median", "p5", "p95", "q25", "
 _QUANTILES = {"p5": 0.05, "p95": 0.95, "q25": 0.25, "q75": 0.75}
 _SUMMARY_METRICS = ("improvement_bps", "tracking_error_bps")
 _CHUNK = 2048  # windows per seed_outcome call (bounds the float64 temporaries)
+_COSTED_CELLS = 2**21  # bar x order cells per seed_execution call (about 16 MiB per float64 temporary)
 
 
 def _named_policies(policies: Policy | Sequence[Policy] | Mapping[str, Policy]) -> dict[str, Policy]:
@@ -90,23 +105,113 @@ def seed_targets(windows: WindowSet) -> np.ndarray:
     return np.stack([share, prices / ref[:, None]], axis=-1)
 
 
+def _append_outcome(parts: dict[str, list[np.ndarray]], out, fills: np.ndarray, ref: np.ndarray) -> None:
+    """Append the :data:`FRAME_COLUMNS` outcome columns of one chunk (``ref`` shaped ``(n, 1, 1, 1)``)."""
+    steps = np.arange(1, fills.shape[1] + 1, dtype=np.float64).reshape(1, -1, 1, 1, 1)
+    parts["achieved_price"].append((out.achieved * ref).ravel())
+    parts["benchmark_price"].append((out.benchmark * ref).ravel())
+    parts["diff"].append(np.asarray(out.diff).ravel())
+    parts["improvement_bps"].append(np.asarray(out.improvement_bps).ravel())
+    parts["tracking_error_bps"].append(np.abs(np.asarray(out.diff)).ravel() * 1e4)
+    parts["realised_duration"].append(np.where(fills > WINDOW_TOL, steps, 0.0).max(axis=1).astype(np.int64).ravel())
+    parts["window_bars"].append(np.rint(out.window).astype(np.int64).ravel())
+    parts["max_participation"].append(fills.max(axis=1).ravel())
+
+
 def _outcome_columns(allocations: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
     """Flattened numeric columns (C order of ``(N, H+1, 4, 2)``) for one policy, chunked over windows."""
     n = allocations.shape[0]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _NUMERIC_COLUMNS}
-    steps = np.arange(1, allocations.shape[1] + 1, dtype=np.float64).reshape(1, -1, 1, 1, 1)
     for lo in range(0, n, _CHUNK):
         a, yy = allocations[lo:lo + _CHUNK], y[lo:lo + _CHUNK]
-        out = seed_outcome(a, yy)
-        ref = reference[lo:lo + _CHUNK].reshape(-1, 1, 1, 1)
-        parts["achieved_price"].append((out.achieved * ref).ravel())
-        parts["benchmark_price"].append((out.benchmark * ref).ravel())
-        parts["diff"].append(np.asarray(out.diff).ravel())
-        parts["improvement_bps"].append(np.asarray(out.improvement_bps).ravel())
-        parts["tracking_error_bps"].append(np.abs(np.asarray(out.diff)).ravel() * 1e4)
-        parts["realised_duration"].append(np.where(a > WINDOW_TOL, steps, 0.0).max(axis=1).astype(np.int64).ravel())
-        parts["window_bars"].append(np.rint(out.window).astype(np.int64).ravel())
-        parts["max_participation"].append(a.max(axis=1).ravel())
+        _append_outcome(parts, seed_outcome(a, yy), a, reference[lo:lo + _CHUNK].reshape(-1, 1, 1, 1))
+    return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
+
+
+class ExecutionInputs(NamedTuple):
+    """Per-window inputs of a costed execution, all causal except the realised horizon volume (``(N,)``).
+
+    Attributes:
+        quantity: order quantity [units] (:meth:`lems.execution.OrderSize.quantity_for`).
+        order_participation: quantity over the EXPECTED horizon volume (lookback mean bar volume x H).
+        realised_participation: quantity over the REALISED horizon volume (what the fills meet).
+        sigma: lookback volatility per bar [fraction] (:func:`lems.baselines.lookback_volatility`), or ``None``
+            when the cost model does not need it.
+        half_spread: lookback Corwin-Schultz half-spread [fraction] (:func:`lems.baselines.lookback_half_spread`),
+            or ``None`` when the cost model does not need it.
+        arrival: arrival price [quote currency] (:func:`lems.baselines.arrival_prices`).
+    """
+
+    quantity: np.ndarray
+    order_participation: np.ndarray
+    realised_participation: np.ndarray
+    sigma: np.ndarray | None
+    half_spread: np.ndarray | None
+    arrival: np.ndarray
+
+
+def execution_inputs(windows: WindowSet, conditions: ExecutionConditions) -> ExecutionInputs:
+    """Size, volatility, spread and arrival price of each window's order under ``conditions``.
+
+    Raises:
+        ValueError: a cap that cannot complete some window's order in expectation when
+            ``conditions.require_completion``; bars missing what an estimate needs.
+    """
+    if not isinstance(conditions, ExecutionConditions):
+        raise ValueError(f"conditions must be an lems.execution.ExecutionConditions, got {type(conditions).__name__}")
+    horizon = int(windows.n_ahead)
+    expected = expected_bar_volume(windows) * horizon if len(windows) else np.zeros(0)
+    quantity = conditions.size.quantity_for(expected)
+    participation = quantity / np.where(expected > 0, expected, 1.0)
+    check_participation_cap(conditions.max_participation, participation,
+                            require_completion=conditions.require_completion)
+    realised_volume = np.asarray(windows.volumes, dtype=np.float64).sum(axis=1)
+    if np.any(realised_volume <= 0):
+        raise ValueError("every window needs traded volume in its horizon")
+    model = conditions.cost_model
+    return ExecutionInputs(
+        quantity=quantity,
+        order_participation=participation,
+        realised_participation=quantity / realised_volume,
+        sigma=lookback_volatility(windows) if model.needs_sigma else None,
+        half_spread=lookback_half_spread(windows) if model.needs_half_spread else None,
+        arrival=arrival_prices(windows, conditions.arrival),
+    )
+
+
+def _costed_columns(allocations: np.ndarray, y: np.ndarray, reference: np.ndarray, inputs: ExecutionInputs,
+                    conditions: ExecutionConditions, max_rate: np.ndarray) -> dict[str, np.ndarray]:
+    """Like :func:`_outcome_columns`, through :func:`lems.execution.seed_execution`, plus :data:`TCA_COLUMNS`."""
+    n, horizon = allocations.shape[0], allocations.shape[1]
+    chunk = max(1, _COSTED_CELLS // (horizon * (horizon + 1) * len(ORDER_TYPES) * len(TARGETS)))
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in _NUMERIC_COLUMNS + TCA_COLUMNS}
+
+    def per_order(x: np.ndarray, rows: slice) -> np.ndarray:  # one value per window, repeated over its orders
+        return np.broadcast_to(x[rows, None, None, None], (len(x[rows]), *allocations.shape[2:])).ravel()
+
+    def rows_of(x: np.ndarray | None, rows: slice) -> np.ndarray | None:
+        return None if x is None else x[rows]
+
+    for lo in range(0, n, chunk):
+        rows = slice(lo, lo + chunk)
+        ref = reference[rows]
+        ex = seed_execution(allocations[rows], y[rows], cost_model=conditions.cost_model,
+                            order_participation=inputs.realised_participation[rows],
+                            sigma=rows_of(inputs.sigma, rows), half_spread=rows_of(inputs.half_spread, rows),
+                            max_participation=conditions.max_participation, max_rate=max_rate[rows],
+                            vwap_includes_order=conditions.vwap_includes_order, arrival=inputs.arrival[rows] / ref)
+        _append_outcome(parts, ex.outcome, ex.fills, ref.reshape(-1, 1, 1, 1))
+        sf = ex.shortfall
+        for name, values in (("order_quantity", per_order(inputs.quantity, rows)),
+                             ("order_participation", per_order(inputs.order_participation, rows)),
+                             ("realised_participation", per_order(inputs.realised_participation, rows)),
+                             ("peak_bar_participation", ex.participation.max(axis=1).ravel()),
+                             ("filled", sf.filled.ravel()), ("unfilled", np.asarray(ex.unfilled).ravel()),
+                             ("arrival_price", per_order(inputs.arrival, rows)),
+                             ("shortfall_bps", sf.total_bps.ravel()), ("delay_bps", sf.delay_bps.ravel()),
+                             ("timing_bps", sf.timing_bps.ravel()), ("impact_bps", sf.impact_bps.ravel()),
+                             ("opportunity_bps", sf.opportunity_bps.ravel())):
+            parts[name].append(np.asarray(values, dtype=np.float64))
     return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
 
 
@@ -144,7 +249,7 @@ def _window_columns(windows: WindowSet, names: list[str], per_window: int) -> di
 
 
 def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows: WindowSet, *,
-             min_rate: Any = 0.0, max_rate: Any = 1.0) -> pd.DataFrame:
+             min_rate: Any = 0.0, max_rate: Any = 1.0, conditions: ExecutionConditions | None = None) -> pd.DataFrame:
     """Run policies on windows and score every order of the seed layout (EXECUTION.md §4).
 
     Args:
@@ -152,6 +257,8 @@ def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows
         windows: The windows (one order of every seed type per window and policy).
         min_rate: Minimum fraction of the order per bar: a scalar or ``(N, 1)``.
         max_rate: Maximum fraction of the order per bar: a scalar or ``(N, 1)``.
+        conditions: Order size, cost model, participation cap and arrival price
+            (:class:`~lems.execution.ExecutionConditions`); ``None``: frictionless, today's frame.
 
     Returns:
         One row per (policy, window, column, order type, target), in that order, with columns
@@ -162,14 +269,28 @@ def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows
         1e4``), ``realised_duration`` [bars: 1 + last bar with an allocation > 1e-6], ``window_bars``
         [benchmark window length, bars], ``max_participation`` [largest allocation, fraction of the order].
 
+        With ``conditions``, the policies' allocations are the plan and the rows score the FILLS (the cap
+        carries what a bar's volume cannot take to later bars): ``achieved_price`` includes the costs and is over
+        the filled part, ``benchmark_price`` is over the market's prices after the order's permanent impact (and
+        its own fills with ``vwap_includes_order``), ``realised_duration`` / ``window_bars`` /
+        ``max_participation`` follow the fills; then the :data:`TCA_COLUMNS`: ``order_quantity`` [units],
+        ``order_participation`` [quantity / expected horizon volume], ``realised_participation`` [quantity /
+        realised horizon volume], ``peak_bar_participation`` [largest fill / bar volume], ``filled`` and
+        ``unfilled`` [fractions of the order, summing to 1], ``arrival_price`` [quote currency], and the
+        implementation shortfall ``shortfall_bps`` = ``delay_bps`` + ``timing_bps`` + ``impact_bps`` +
+        ``opportunity_bps`` (positive = cost; :class:`lems.execution.Shortfall`).
+
     Raises:
-        ValueError: infeasible rates, policies with clashing names, allocations of the wrong shape.
+        ValueError: infeasible rates, policies with clashing names, allocations of the wrong shape, conditions
+            the windows cannot meet (see :func:`execution_inputs`).
     """
     named = _named_policies(policies)
     n, horizon = len(windows), int(windows.n_ahead)
     y = seed_targets(windows)
     reference = np.asarray(windows.reference_price, dtype=np.float64)
     shape = (n, horizon, horizon + 1, len(ORDER_TYPES), len(TARGETS))
+    inputs = None if conditions is None else execution_inputs(windows, conditions)
+    _, hi = rate_columns(n, min_rate, max_rate, horizon)
     numeric: list[dict[str, np.ndarray]] = []
     for name, policy in named.items():
         allocations = np.asarray(policy.allocate(windows, min_rate=min_rate, max_rate=max_rate), dtype=np.float64)
@@ -177,38 +298,47 @@ def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows
             raise ValueError(f"policy {name!r} returned allocations of shape {allocations.shape}, expected {shape}")
         if not np.all(np.isfinite(allocations)):
             raise ValueError(f"policy {name!r} returned NaN or inf allocations")
-        numeric.append(_outcome_columns(allocations, y, reference))
+        if inputs is None:
+            numeric.append(_outcome_columns(allocations, y, reference))
+        else:
+            numeric.append(_costed_columns(allocations, y, reference, inputs, conditions, hi))
+    columns = list(FRAME_COLUMNS) + ([] if conditions is None else list(TCA_COLUMNS))
     frame = _window_columns(windows, list(named), (horizon + 1) * len(ORDER_TYPES) * len(TARGETS))
     frame.update(_layout_columns(n * len(named), horizon))
-    frame.update({col: np.concatenate([part[col] for part in numeric]) for col in _NUMERIC_COLUMNS})
-    return pd.DataFrame(frame, columns=list(FRAME_COLUMNS))
+    frame.update({col: np.concatenate([part[col] for part in numeric]) for col in columns[9:]})
+    return pd.DataFrame(frame, columns=columns)
 
 
-def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Distribution of improvement and tracking error per policy × side × benchmark × target × min duration ×
-    objective.
+def summary(frame: pd.DataFrame, metrics: Sequence[str] = _SUMMARY_METRICS) -> pd.DataFrame:
+    """Distribution of improvement and tracking error (or other metrics) per policy × side × benchmark × target ×
+    min duration × objective.
 
     Args:
         frame: Output of :func:`backtest`.
+        metrics: numeric columns to describe (default ``improvement_bps`` and ``tracking_error_bps``; with
+            execution conditions e.g. also ``shortfall_bps``, ``impact_bps``, ``unfilled``).
 
     Returns:
-        One row per group (columns :data:`GROUP_COLUMNS` first), then for each of ``improvement_bps`` and
-        ``tracking_error_bps`` the columns ``<metric>_<stat>`` for :data:`SUMMARY_STATS` (std with
-        ``ddof=1``; quantiles linearly interpolated, numpy's default), and ``count`` (orders in the group).
+        One row per group (columns :data:`GROUP_COLUMNS` first), then for each metric the columns
+        ``<metric>_<stat>`` for :data:`SUMMARY_STATS` (std with ``ddof=1``; quantiles linearly interpolated,
+        numpy's default), and ``count`` (orders in the group).
 
     Raises:
-        ValueError: a required column is missing.
+        ValueError: a required column is missing, or no metric.
     """
-    needed = list(GROUP_COLUMNS) + list(_SUMMARY_METRICS)
+    metrics = [str(m) for m in ([metrics] if isinstance(metrics, str) else metrics)]
+    if not metrics:
+        raise ValueError("summary needs at least one metric")
+    needed = list(GROUP_COLUMNS) + metrics
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise ValueError(f"summary needs the backtest columns {missing}")
-    grouped = frame.groupby(list(GROUP_COLUMNS), observed=True, sort=True)[list(_SUMMARY_METRICS)]
+    grouped = frame.groupby(list(GROUP_COLUMNS), observed=True, sort=True)[metrics]
     stats = grouped.agg(["mean", "std", "median"])
     stats.columns = [f"{metric}_{stat}" for metric, stat in stats.columns]
     quantiles = [grouped.quantile(q).add_suffix(f"_{stat}") for stat, q in _QUANTILES.items()]
     out = stats.join(quantiles)
-    ordered = [f"{m}_{s}" for m in _SUMMARY_METRICS for s in SUMMARY_STATS]
+    ordered = [f"{m}_{s}" for m in metrics for s in SUMMARY_STATS]
     out = out[ordered]
     out["count"] = grouped.size()
     return out.reset_index()
