@@ -1,0 +1,723 @@
+"""Training windows over a universe of many symbols, without loading every symbol at once.
+
+A :class:`SymbolSource` lists the symbols of a folder or a Parquet dataset and reads the bars of one symbol
+at a time: a Parquet dataset partitioned by symbol (``root/symbol=XYZ/part-0.parquet``, read with
+``pyarrow.dataset`` and a partition filter, so only that symbol's files are opened), a Parquet file or
+dataset with a ``symbol`` column (filtered scan), a flat folder with one file (CSV, Binance zip, Parquet)
+or one sub-folder per symbol, or an in-memory frame.
+
+A :class:`SymbolUniverse` turns a source into windows. It never materialises the ``(N, lookback + H - 1, F)``
+array of all windows: :meth:`SymbolUniverse.split` makes one pass over the symbols to validate them and
+count their windows per part (train / validation / test, by time, purged exactly as
+:meth:`lems.data.windows.WindowSet.split`), keeping only counts; :meth:`UniverseWindows.batches` serves
+fixed-shape batches gathered on the fly by :func:`lems.data.windows.build_batch` (the same rows as
+:func:`lems.data.windows.make_windows`) from per-symbol states held in a bounded cache.
+
+Shuffling across symbols with bounded memory: each epoch, the symbols are shuffled and cut into blocks of
+``block_symbols``; the windows of a block (all its symbols, all times) are shuffled together and served in
+batches, block after block (a batch at a block boundary takes rows of both). A batch therefore mixes up to
+``min(batch_size, block_symbols)`` symbols; memory holds at most two blocks of per-symbol states, whatever
+the number of symbols. Every window is served exactly once per epoch (padded last batch), or all but the
+remainder (``drop_remainder``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from lems.batching import as_tuples
+from lems.data.calendar import to_utc_ns
+from lems.data.features import FEATURE_NAMES
+from lems.data.loaders import SUPPORTED_SUFFIXES, read_bars
+from lems.data.validation import validate_bars
+from lems.data.windows import SymbolState, WindowSet, build_batch, make_states, make_windows, rate_arrays
+
+__all__ = [
+    "SymbolSource",
+    "SymbolUniverse",
+    "UniverseDataset",
+    "UniverseWindows",
+    "open_symbols",
+    "origin_times",
+    "write_partitioned",
+]
+
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources: the symbols of a folder / dataset, read one at a time
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ReadOptions:
+    """Options of :func:`lems.data.loaders.read_bars` applied to every symbol."""
+
+    format: str | None = None
+    tz: str | None = None
+    columns: tuple[tuple[str, str], ...] = ()
+    sort: bool = False
+
+    def read(self, data: Any, symbol: str, where: str) -> pd.DataFrame:
+        """Canonical bars of ONE symbol named ``symbol``, errors prefixed with ``where``."""
+        try:
+            bars = read_bars(data, symbol=symbol, format=self.format, tz=self.tz, sort=self.sort,
+                             columns=dict(self.columns) or None)
+        except ValueError as exc:
+            raise ValueError(f"{where} (symbol '{symbol}'): {exc}") from exc
+        found = pd.unique(bars["symbol"])
+        if len(found) != 1 or found[0] != symbol:
+            raise ValueError(f"{where}: expected the bars of symbol '{symbol}' only, found symbol(s) "
+                             f"{list(found)[:5]} (one file, folder or partition per symbol)")
+        return bars
+
+
+class _ParquetReader:
+    """One symbol's rows of a Parquet dataset: a hive partition ``<field>=<symbol>`` or a column filter."""
+
+    def __init__(self, path: Path, field: str, hive: bool, options: _ReadOptions) -> None:
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        self.path, self.field, self.hive, self.options = path, field, hive, options
+        partitioning = ds.partitioning(pa.schema([(field, pa.string())]), flavor="hive") if hive else None
+        try:
+            self.dataset = ds.dataset(str(path), format="parquet", partitioning=partitioning)
+        except (OSError, ValueError, TypeError) as exc:  # pyarrow's Arrow* errors derive from these
+            raise ValueError(f"{path}: unreadable Parquet dataset ({type(exc).__name__}: {exc})") from exc
+        if field not in self.dataset.schema.names:
+            raise ValueError(f"{path}: the Parquet dataset has no '{field}' column or partition")
+
+    def symbols(self) -> list[str]:
+        """The dataset's symbols (partition keys, or the distinct values of the symbol column)."""
+        import pyarrow.compute as pc
+        import pyarrow.dataset as ds
+
+        if self.hive:
+            keys = [ds.get_partition_keys(f.partition_expression).get(self.field)
+                    for f in self.dataset.get_fragments()]
+            if any(k is None for k in keys):
+                raise ValueError(f"{self.path}: a file lies outside the '{self.field}=<symbol>' partitions")
+            return sorted(set(keys))
+        found: set[str] = set()
+        for batch in self.dataset.to_batches(columns=[self.field]):
+            column = batch.column(0)
+            if column.null_count:
+                raise ValueError(f"{self.path}: missing symbol in column '{self.field}'")
+            found.update(str(s) for s in pc.unique(column).to_pylist())
+        return sorted(found)
+
+    def __call__(self, symbol: str) -> pd.DataFrame:
+        import pyarrow.dataset as ds
+
+        table = self.dataset.to_table(filter=ds.field(self.field) == symbol)
+        where = f"{self.path} [{self.field}={symbol}]"
+        if table.num_rows == 0:
+            raise ValueError(f"{where}: no rows")
+        frame = table.drop_columns([self.field]).to_pandas()
+        return self.options.read(frame, symbol, where)
+
+
+class _EntryReader:
+    """Symbols from ``{symbol: file, folder or frame}`` entries, each read by ``read_bars``."""
+
+    def __init__(self, entries: Mapping[str, Any], options: _ReadOptions) -> None:
+        self.entries, self.options = dict(entries), options
+
+    def __call__(self, symbol: str) -> pd.DataFrame:
+        entry = self.entries[symbol]
+        where = str(entry) if isinstance(entry, (str, Path)) else type(entry).__name__
+        return self.options.read(entry, symbol, where)
+
+
+class _FrameReader:
+    """Symbols of a canonical bars frame already in memory."""
+
+    def __init__(self, bars: pd.DataFrame) -> None:
+        self.bars = bars
+        codes, names = pd.factorize(bars["symbol"], sort=True)
+        bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(bars)]
+        self.rows = {str(n): (int(lo), int(hi)) for n, lo, hi in zip(names, bounds[:-1], bounds[1:])}
+
+    def __call__(self, symbol: str) -> pd.DataFrame:
+        lo, hi = self.rows[symbol]
+        return self.bars.iloc[lo:hi].reset_index(drop=True)
+
+
+class SymbolSource:
+    """The bars of a universe of symbols, read one symbol at a time (see :func:`open_symbols`).
+
+    Attributes:
+        symbols: Sorted symbol names.
+        description: Where the bars come from.
+    """
+
+    def __init__(self, symbols: Sequence[str], reader: Any, description: str) -> None:
+        self.symbols = tuple(sorted(str(s) for s in symbols))
+        if not self.symbols:
+            raise ValueError(f"{description}: no symbol")
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError(f"{description}: duplicated symbol names")
+        self._reader, self.description = reader, description
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    def __repr__(self) -> str:
+        return f"SymbolSource({len(self)} symbols from {self.description})"
+
+    def read(self, symbol: str) -> pd.DataFrame:
+        """Canonical bars of one symbol (validated).
+
+        Raises:
+            ValueError: an unknown symbol, or invalid bars (naming the file or partition).
+        """
+        if symbol not in self.symbols:
+            raise ValueError(f"unknown symbol '{symbol}' (the source has {len(self)} symbols)")
+        return self._reader(symbol)
+
+    def subset(self, symbols: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> SymbolSource:
+        """The source restricted to ``symbols`` (default all) minus ``exclude`` (e.g. leave one symbol out).
+
+        Raises:
+            ValueError: a named symbol the source does not have, or nothing left.
+        """
+        chosen = self.symbols if symbols is None else tuple(str(s) for s in symbols)
+        unknown = sorted(set(chosen).union(map(str, exclude)) - set(self.symbols))
+        if unknown:
+            raise ValueError(f"unknown symbol(s) {unknown[:5]} (the source has {len(self)} symbols)")
+        kept = [s for s in chosen if s not in set(map(str, exclude))]
+        return SymbolSource(kept, self._reader, self.description)
+
+    def shard(self, index: int, count: int) -> SymbolSource:
+        """Shard ``index`` of ``count``: every ``count``-th symbol of the sorted list from ``index``.
+
+        Every process of a multi-process run calls it with its own process index and the process count, and
+        reads disjoint symbols that together cover the universe.
+
+        Raises:
+            ValueError: ``index`` outside ``[0, count)`` or more shards than symbols.
+        """
+        if int(count) < 1 or not 0 <= int(index) < int(count):
+            raise ValueError(f"shard index must lie in [0, count), got index {index} and count {count}")
+        if int(count) > len(self):
+            raise ValueError(f"cannot cut {len(self)} symbols into {count} non-empty shards")
+        return SymbolSource(self.symbols[int(index)::int(count)], self._reader,
+                            f"{self.description}, shard {index}/{count}")
+
+
+def open_symbols(
+    source: Any,
+    *,
+    symbols: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    partition: str = "symbol",
+    format: str | None = None,  # noqa: A002 - the read_bars keyword
+    tz: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    sort: bool = False,
+) -> SymbolSource:
+    """List the symbols of a folder, a Parquet dataset, a dict or a frame, without reading their bars.
+
+    Args:
+        source: One of
+            * a folder of hive partitions ``<partition>=<symbol>/`` holding Parquet files (``pyarrow.dataset``);
+            * a Parquet file, or a folder of Parquet files, with a ``<partition>`` column holding the symbol
+              (pass the folder as ``pyarrow.dataset`` would read it: files whose names end in ``.parquet``);
+              a folder is read this way only when its Parquet files have that column;
+            * a flat folder: one file per symbol (``.csv``, ``.zip``, ``.parquet``; symbol = file stem) or one
+              sub-folder per symbol (symbol = folder name; every file inside, e.g. monthly Binance files);
+            * a list of such files, a dict ``{symbol: path or frame}``, or a bars frame (in memory).
+        symbols: Keep only these symbols. exclude: Drop these symbols (e.g. the one left out).
+        partition: Name of the partition key / column holding the symbol.
+        format, tz, columns, sort: Passed to :func:`lems.data.loaders.read_bars` for every symbol.
+
+    Returns:
+        A :class:`SymbolSource`.
+
+    Raises:
+        ValueError: a missing path, an empty folder, an unknown symbol, or an unreadable dataset.
+    """
+    options = _ReadOptions(format=format, tz=tz, columns=tuple((columns or {}).items()), sort=bool(sort))
+    found = source if isinstance(source, SymbolSource) else _discover(source, partition, options)
+    return found.subset(symbols, exclude)
+
+
+def _discover(source: Any, partition: str, options: _ReadOptions) -> SymbolSource:
+    if isinstance(source, pd.DataFrame) or type(source).__module__.split(".")[0] == "polars":
+        bars = read_bars(source, format=options.format, tz=options.tz, columns=dict(options.columns) or None,
+                         sort=options.sort)
+        reader = _FrameReader(bars)
+        return SymbolSource(list(reader.rows), reader, "a bars frame in memory")
+    if isinstance(source, Mapping):
+        return SymbolSource([str(k) for k in source], _EntryReader({str(k): v for k, v in source.items()},
+                                                                   options), "a dict of sources")
+    if isinstance(source, (str, Path)):
+        return _discover_path(Path(source), partition, options)
+    if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
+        return _entries_source(_keyed_paths(Path(p) for p in source), options, f"{len(source)} paths")
+    raise ValueError(f"unsupported source type {type(source).__name__}: pass a folder, a Parquet dataset, a "
+                     "list of files, a dict {symbol: path or frame} or a bars frame")
+
+
+def _discover_path(path: Path, partition: str, options: _ReadOptions) -> SymbolSource:
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    if path.is_dir():
+        children = sorted(path.iterdir())
+        if any(c.is_dir() and c.name.startswith(f"{partition}=") for c in children):
+            return _parquet_source(path, partition, hive=True, options=options)
+        parquet = [c for c in children if c.is_file() and c.suffix.lower() in _PARQUET_SUFFIXES]
+        if parquet and _has_column(parquet[0], partition):
+            return _parquet_source(path, partition, hive=False, options=options)
+        entries = [c for c in children if c.is_dir() or (c.is_file() and c.suffix.lower() in SUPPORTED_SUFFIXES)]
+        if not entries:
+            raise ValueError(f"{path}: folder holds no partitions, sub-folders or supported files "
+                             f"({', '.join(SUPPORTED_SUFFIXES)})")
+        return _entries_source(_keyed_paths(entries), options, str(path))
+    if path.suffix.lower() in _PARQUET_SUFFIXES and _has_column(path, partition):
+        return _parquet_source(path, partition, hive=False, options=options)
+    if path.suffix.lower() in _PARQUET_SUFFIXES:
+        return _entries_source({path.stem: path}, options, str(path))
+    return _discover(read_bars(path, format=options.format, tz=options.tz, sort=options.sort,
+                               columns=dict(options.columns) or None), partition, options)
+
+
+def _has_column(path: Path, name: str) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        return name in pq.read_schema(path).names
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable Parquet file ({type(exc).__name__}: {exc})") from exc
+
+
+def _parquet_source(path: Path, partition: str, hive: bool, options: _ReadOptions) -> SymbolSource:
+    reader = _ParquetReader(path, partition, hive, options)
+    kind = "partitioned" if hive else "with a symbol column"
+    return SymbolSource(reader.symbols(), reader, f"{path} (Parquet, {kind})")
+
+
+def _keyed_paths(paths) -> dict[str, Path]:
+    keyed: dict[str, Path] = {}
+    for p in paths:
+        key = p.name if p.is_dir() else p.stem
+        if key in keyed:
+            raise ValueError(f"two sources for symbol '{key}': {keyed[key]} and {p} (one file or folder per symbol)")
+        keyed[key] = p
+    return keyed
+
+
+def _entries_source(entries: Mapping[str, Path], options: _ReadOptions, description: str) -> SymbolSource:
+    return SymbolSource(list(entries), _EntryReader(entries, options), description)
+
+
+def write_partitioned(bars: pd.DataFrame, path: str | Path, partition: str = "symbol") -> Path:
+    """Write canonical bars as a Parquet dataset partitioned by symbol (``path/<partition>=<symbol>/``).
+
+    Call it once per group of symbols (e.g. chunk by chunk for a large universe); writing the same symbol twice
+    replaces its file.
+
+    Args:
+        bars: Canonical bars frame (validated here).
+        path: Root folder of the dataset.
+        partition: Partition key.
+
+    Returns:
+        ``path``.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    canon = validate_bars(bars).rename(columns={"symbol": partition})
+    table = pa.Table.from_pandas(canon, preserve_index=False)
+    scheme = ds.partitioning(pa.schema([(partition, pa.string())]), flavor="hive")
+    ds.write_dataset(table, str(path), format="parquet", partitioning=scheme,
+                     existing_data_behavior="delete_matching", basename_template="part-{i}.parquet")
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# Universe: per-symbol states in a bounded cache, counts per time split
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _TimeRule:
+    """Which windows a part keeps (the purged split of :meth:`WindowSet.split`), UTC ns bounds."""
+
+    origin_from: int | None = None  # origin >= origin_from
+    last_before: int | None = None  # open of the last horizon bar < last_before
+
+    def select(self, state: SymbolState, origins: np.ndarray) -> np.ndarray:
+        keep = np.ones(origins.shape, dtype=bool)
+        if self.origin_from is not None:
+            keep &= state.ns[origins] >= self.origin_from
+        if self.last_before is not None:
+            keep &= state.ns[origins + state.n_ahead - 1] < self.last_before
+        return origins[keep]
+
+
+class SymbolUniverse:
+    """Leak-free windows of many symbols, built per symbol on demand.
+
+    Args:
+        source: A :class:`SymbolSource` or anything :func:`open_symbols` takes.
+        lookback: Lookback length [bars], >= 2.
+        n_ahead: Horizon ``H`` [bars], >= 1.
+        tz: Local time zone of the calendar features (``"America/New_York"`` for US equities).
+        stride, n_days_profile, min_history: As in :func:`lems.data.windows.make_windows`.
+        bar_minutes: Nominal bar length [minutes]; ``None`` infers it per symbol (its modal spacing, as
+            ``make_windows`` does for one symbol).
+        cache_symbols: Per-symbol states kept in memory (least recently used evicted); memory is about
+            ``cache_symbols`` times one symbol's compact state (:meth:`SymbolState.compact`).
+        **source_options: Passed to :func:`open_symbols` when ``source`` is not a :class:`SymbolSource`.
+
+    Attributes:
+        loads: Number of per-symbol states built so far (reads of a symbol's bars).
+    """
+
+    def __init__(self, source: Any, lookback: int, n_ahead: int, *, tz: str = "UTC", stride: int = 1,
+                 n_days_profile: int = 20, min_history: int | None = None, bar_minutes: float | None = None,
+                 cache_symbols: int = 64, **source_options: Any) -> None:
+        if int(lookback) < 2 or int(n_ahead) < 1:
+            raise ValueError(f"lookback must be >= 2 and n_ahead >= 1, got {lookback} and {n_ahead}")
+        if int(cache_symbols) < 1:
+            raise ValueError(f"cache_symbols must be >= 1, got {cache_symbols}")
+        self.source = open_symbols(source, **source_options)
+        self.lookback, self.n_ahead, self.tz = int(lookback), int(n_ahead), tz
+        self.stride, self.n_days_profile, self.min_history = int(stride), int(n_days_profile), min_history
+        self.bar_minutes = bar_minutes
+        self.cache_symbols = int(cache_symbols)
+        self.loads = 0
+        self._cache: OrderedDict[str, SymbolState] = OrderedDict()
+        self._lock = threading.RLock()
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The universe's symbols, sorted."""
+        return self.source.symbols
+
+    def _build(self, symbol: str) -> SymbolState:
+        bars = self.source.read(symbol)
+        states = make_states(bars, self.lookback, self.n_ahead, tz=self.tz, n_days_profile=self.n_days_profile,
+                             bar_minutes=self.bar_minutes)
+        return states[symbol].compact()
+
+    def state(self, symbol: str) -> SymbolState:
+        """The compact :class:`SymbolState` of ``symbol`` (read and built on a cache miss)."""
+        with self._lock:
+            if symbol in self._cache:
+                self._cache.move_to_end(symbol)
+                return self._cache[symbol]
+            state = self._build(symbol)
+            self.loads += 1
+            self._cache[symbol] = state
+            while len(self._cache) > self.cache_symbols:
+                self._cache.popitem(last=False)
+            return state
+
+    def valid_origins(self, symbol: str) -> np.ndarray:
+        """Origin indices of every valid window of ``symbol`` (stride and min_history applied)."""
+        return self.state(symbol).valid_origins(self.stride, min_history=self.min_history)
+
+    def windows(self) -> UniverseWindows:
+        """All windows (no time split); one pass over the symbols to count them."""
+        return self._parts({"all": _TimeRule()})[0]
+
+    def split(self, train_end, val_end=None) -> tuple[UniverseWindows, ...]:
+        """Time split with purging, as :meth:`lems.data.windows.WindowSet.split`.
+
+        Train: windows whose last horizon bar starts before ``train_end``; validation: origin ``>= train_end``
+        and last horizon bar before ``val_end``; test: origin ``>= val_end`` (``>= train_end`` without
+        ``val_end``).
+
+        Args:
+            train_end: Timestamp (naive -> UTC), or a fraction in ``[0, 1]`` of the sorted distinct origin times
+                of all windows (as ``lems.training`` splits): one more pass over the symbols.
+            val_end: Same, ``>= train_end``; ``None``: no validation part.
+
+        Returns:
+            ``(train, val, test)``, or ``(train, test)`` when ``val_end`` is None.
+
+        Raises:
+            ValueError: ``val_end`` before ``train_end``, a fraction outside ``[0, 1]``, invalid bars.
+        """
+        bounds = [b for b in (train_end, val_end) if b is not None]
+        times = self._origin_times() if any(isinstance(b, float) for b in bounds) else None
+        t_end = self._boundary("train_end", train_end, times)
+        if val_end is None:
+            return self._parts({"train": _TimeRule(last_before=t_end), "test": _TimeRule(origin_from=t_end)})
+        v_end = self._boundary("val_end", val_end, times)
+        if v_end < t_end:
+            raise ValueError(f"val_end ({val_end}) must not be before train_end ({train_end})")
+        return self._parts({"train": _TimeRule(last_before=t_end),
+                            "val": _TimeRule(origin_from=t_end, last_before=v_end),
+                            "test": _TimeRule(origin_from=v_end)})
+
+    def _origin_times(self) -> np.ndarray:
+        """Sorted distinct origin times [UTC ns] of all windows (memory: the calendar, not the symbols)."""
+        times = np.zeros(0, np.int64)
+        for symbol in self.symbols:
+            times = np.union1d(times, self.state(symbol).ns[self.valid_origins(symbol)])
+        if times.size == 0:
+            raise ValueError("no valid window in the universe (check lookback, n_ahead and the data)")
+        return times
+
+    @staticmethod
+    def _boundary(name: str, value, times: np.ndarray | None) -> int:
+        if not isinstance(value, float):
+            return to_utc_ns(value, what=name)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} as a fraction must lie in [0, 1], got {value}")
+        return int(times[min(int(value * len(times)), len(times) - 1)])
+
+    def _parts(self, rules: dict[str, _TimeRule]) -> tuple[UniverseWindows, ...]:
+        counts = np.zeros((len(rules), len(self.symbols)), np.int64)
+        for j, symbol in enumerate(self.symbols):
+            state, origins = self.state(symbol), self.valid_origins(symbol)
+            for k, rule in enumerate(rules.values()):
+                counts[k, j] = rule.select(state, origins).size
+        return tuple(UniverseWindows(self, name, rule, self.symbols, counts[k])
+                     for k, (name, rule) in enumerate(rules.items()))
+
+
+class UniverseWindows:
+    """The windows of one part of a :class:`SymbolUniverse` (e.g. its training period): counts only.
+
+    Attributes:
+        universe: The universe.
+        name: ``"all"``, ``"train"``, ``"val"`` or ``"test"``.
+        symbols: Symbols with at least one window in the part, sorted.
+        counts: ``(n_symbols,)`` windows per symbol.
+    """
+
+    def __init__(self, universe: SymbolUniverse, name: str, rule: _TimeRule, symbols: Sequence[str],
+                 counts: np.ndarray) -> None:
+        keep = np.asarray(counts) > 0
+        self.universe, self.name, self._rule = universe, name, rule
+        self.symbols = tuple(s for s, k in zip(symbols, keep) if k)
+        self.counts = np.asarray(counts, np.int64)[keep]
+
+    def __len__(self) -> int:
+        return int(self.counts.sum())
+
+    def __repr__(self) -> str:
+        return f"UniverseWindows({self.name}: {len(self)} windows of {len(self.symbols)} symbols)"
+
+    def origins(self, symbol: str) -> np.ndarray:
+        """Origin indices (positions in the symbol's bars) of the part's windows of ``symbol``."""
+        return self._rule.select(self.universe.state(symbol), self.universe.valid_origins(symbol))
+
+    def batches(self, batch_size: int = 64, *, shuffle: bool = True, seed: int = 0, min_rate: float = 0.0,
+                max_rate: float = 1.0, drop_remainder: bool = False, block_symbols: int = 32,
+                num_batches: int | None = None, **kwargs: Any) -> UniverseDataset:
+        """Fixed-shape ``((X, min_rate, max_rate), y, sample_weight)`` batches (see :class:`UniverseDataset`)."""
+        return UniverseDataset(self, batch_size, shuffle=shuffle, seed=seed, min_rate=min_rate,
+                               max_rate=max_rate, drop_remainder=drop_remainder, block_symbols=block_symbols,
+                               num_batches=num_batches, **kwargs)
+
+    def to_window_set(self, symbols: Sequence[str] | None = None) -> WindowSet:
+        """Materialise the part's windows of ``symbols`` (default: all) as a :class:`WindowSet`.
+
+        For small parts only (a validation period, the symbol left out): it holds every window in memory.
+        Rows are ordered by (origin time, symbol), as :func:`make_windows` orders them.
+
+        Raises:
+            ValueError: a symbol without windows in this part.
+        """
+        chosen = self.symbols if symbols is None else tuple(symbols)
+        missing = sorted(set(chosen) - set(self.symbols))
+        if missing:
+            raise ValueError(f"no {self.name} window for symbol(s) {missing[:5]}")
+        u = self.universe
+        sets = []
+        for symbol in chosen:
+            ws = make_windows(u.source.read(symbol), u.lookback, u.n_ahead, tz=u.tz, stride=u.stride,
+                              n_days_profile=u.n_days_profile, min_history=u.min_history,
+                              bar_minutes=u.bar_minutes)
+            keep = np.isin(ws.origin_index, self.origins(symbol))
+            sets.append(ws.subset(keep))
+        return _concat_window_sets(sets)
+
+
+def _concat_window_sets(sets: Sequence[WindowSet]) -> WindowSet:
+    """One :class:`WindowSet` from sets of distinct symbols, rows by (origin time, symbol)."""
+    first = sets[0]
+    per_row = ("X", "y", "asset", "origin_index", "reference_price", "prices", "volumes")
+    joined = {k: np.concatenate([getattr(s, k) for s in sets]) for k in per_row}
+    origin = np.concatenate([s.origin.as_unit("ns").asi8 for s in sets])
+    end = np.concatenate([s.horizon_end.as_unit("ns").asi8 for s in sets])
+    order = np.lexsort((joined["asset"].astype(str), origin))
+    ordered = {k: v[order] for k, v in joined.items()}
+    bars = {k: v for s in sets for k, v in s.bars.items()}
+    return WindowSet(**ordered, origin=_utc(origin[order]), horizon_end=_utc(end[order]),
+                     lookback=first.lookback, n_ahead=first.n_ahead, bars=bars)
+
+
+def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
+    return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
+
+
+# ----------------------------------------------------------------------------------------------
+# Batches gathered on the fly
+# ----------------------------------------------------------------------------------------------
+class UniverseDataset(keras.utils.PyDataset):
+    """Batches of a :class:`UniverseWindows`, gathered on the fly, shuffled across symbols block by block.
+
+    Every batch has ``batch_size`` rows: ``((X, min_rate, max_rate), y, sample_weight)`` with ``X``
+    ``(B, lookback + H - 1, F)`` float32, rates ``(B, 1)`` float32, compact ``y`` ``(B, H, 2)`` float32. The
+    last partial batch is padded with copies of its first row weighted 0, its real rows weighted
+    ``B / n_real`` (so the batch's mean loss is the mean over real rows, as :class:`lems.batching.PaddedBatches`),
+    or dropped (``drop_remainder``).
+
+    Order (see the module docstring): per epoch, symbols are shuffled (``shuffle``) and cut into blocks of
+    ``block_symbols``; a block's windows are shuffled together. Without ``shuffle``, symbols stay sorted and a
+    block's windows are ordered by (origin time, symbol); with ``block_symbols >= n_symbols`` that is
+    :func:`lems.data.windows.make_windows`' order. The order of epoch ``e`` depends only on ``(seed, e)``, so
+    any batch can be built in any order (workers).
+
+    Args:
+        windows: The part to serve.
+        batch_size: Rows per batch.
+        shuffle: Shuffle symbols and windows, anew each epoch.
+        seed: Seed of the order.
+        min_rate, max_rate: Trading limits [fraction of the order per bar]; ``H * max_rate >= 1``.
+        drop_remainder: Drop the last partial batch instead of padding it.
+        block_symbols: Symbols per shuffling block; the universe's cache must hold two blocks.
+        num_batches: Serve only the first ``num_batches`` batches of each epoch (e.g. the number every process
+            of a multi-process run has: :func:`lems.distributed.agree_num_batches`).
+        **kwargs: ``keras.utils.PyDataset`` options (``workers``, ``use_multiprocessing``, ``max_queue_size``).
+
+    Attributes:
+        epoch: Epochs completed (``on_epoch_end`` calls).
+        batches_per_epoch: Batches served per epoch (``len``).
+    """
+
+    def __init__(self, windows: UniverseWindows, batch_size: int = 64, *, shuffle: bool = True, seed: int = 0,
+                 min_rate: float = 0.0, max_rate: float = 1.0, drop_remainder: bool = False,
+                 block_symbols: int = 32, num_batches: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        universe = windows.universe
+        if int(batch_size) < 1 or int(block_symbols) < 1:
+            raise ValueError(f"batch_size and block_symbols must be >= 1, got {batch_size} and {block_symbols}")
+        if 2 * int(block_symbols) > universe.cache_symbols:
+            raise ValueError(f"block_symbols={block_symbols} needs a universe cache of at least "
+                             f"{2 * int(block_symbols)} symbols (cache_symbols={universe.cache_symbols})")
+        if len(windows) == 0:
+            raise ValueError(f"no {windows.name} window to serve")
+        rate_arrays(1, min_rate, max_rate, universe.n_ahead)  # validate early
+        self.windows, self.universe = windows, universe
+        self.batch_size, self.block_symbols = int(batch_size), int(block_symbols)
+        self.shuffle, self.seed, self.drop_remainder = bool(shuffle), int(seed), bool(drop_remainder)
+        self.min_rate, self.max_rate = float(min_rate), float(max_rate)
+        self.epoch = 0
+        natural = len(windows) // self.batch_size if self.drop_remainder else -(-len(windows) // self.batch_size)
+        if natural == 0:
+            raise ValueError(f"{len(windows)} {windows.name} windows make no full batch of {batch_size}")
+        if num_batches is not None and not 1 <= int(num_batches) <= natural:
+            raise ValueError(f"num_batches must lie in [1, {natural}], got {num_batches}")
+        self.batches_per_epoch = natural if num_batches is None else int(num_batches)
+        self._blocks: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    # -- order ---------------------------------------------------------------------------------
+    def _symbol_order(self) -> np.ndarray:
+        n = len(self.windows.symbols)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
+
+    def _block_ends(self) -> tuple[np.ndarray, np.ndarray]:
+        """Symbol codes in epoch order and the cumulative window count at the end of each block."""
+        order = self._symbol_order()
+        sizes = np.add.reduceat(self.windows.counts[order], np.arange(0, order.size, self.block_symbols))
+        return order, np.cumsum(sizes)
+
+    def _block(self, b: int, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(symbol codes, origin indices)`` of block ``b`` of this epoch, in serving order."""
+        key = (self.epoch, b)
+        with self._lock:
+            if key not in self._blocks:
+                self._blocks[key] = self._build_block(b, order)
+                while len(self._blocks) > 2:
+                    self._blocks.popitem(last=False)
+            return self._blocks[key]
+
+    def _build_block(self, b: int, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        codes, origins, times = [], [], []
+        for code in order[b * self.block_symbols:(b + 1) * self.block_symbols]:
+            symbol = self.windows.symbols[code]
+            o = self.windows.origins(symbol)
+            if o.size != self.windows.counts[code]:
+                raise ValueError(f"symbol '{symbol}' has {o.size} {self.windows.name} windows, counted "
+                                 f"{self.windows.counts[code]}: its data changed during training")
+            codes.append(np.full(o.size, code, np.int32))
+            origins.append(o)
+            times.append(self.universe.state(symbol).ns[o])
+        code, origin, t = np.concatenate(codes), np.concatenate(origins), np.concatenate(times)
+        rows = np.lexsort((code, t))
+        if self.shuffle:
+            rows = rows[np.random.default_rng([self.seed, self.epoch, b + 1]).permutation(rows.size)]
+        return code[rows], origin[rows]
+
+    def rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(symbol names, origin indices)`` of the real rows of batch ``index``."""
+        code, origin = self._rows(index)
+        return np.asarray(self.windows.symbols, dtype=object)[code], origin
+
+    def _rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch index {index} out of range [0, {len(self)})")
+        order, ends = self._block_ends()
+        lo, hi = index * self.batch_size, min((index + 1) * self.batch_size, int(ends[-1]))
+        starts = np.r_[0, ends[:-1]]
+        parts_code, parts_origin = [], []
+        for b in range(int(np.searchsorted(ends, lo, side="right")), ends.size):
+            if starts[b] >= hi:
+                break
+            code, origin = self._block(b, order)
+            sl = slice(max(lo - starts[b], 0), hi - starts[b])
+            parts_code.append(code[sl])
+            parts_origin.append(origin[sl])
+        return np.concatenate(parts_code), np.concatenate(parts_origin)
+
+    # -- batches -------------------------------------------------------------------------------
+    def __getitem__(self, index: int):
+        code, origin = self._rows(index)
+        real, n = origin.size, self.batch_size
+        u = self.universe
+        x = np.empty((real, u.lookback + u.n_ahead - 1, len(FEATURE_NAMES)), np.float32)
+        y = np.empty((real, u.n_ahead, 2), np.float32)
+        for k in np.unique(code):
+            r = np.flatnonzero(code == k)
+            batch = build_batch(u.state(self.windows.symbols[k]), origin[r])
+            x[r], y[r] = batch.X, batch.y
+        weights = np.full(real, np.float32(n / real), np.float32)
+        if real < n:
+            pad = np.r_[np.arange(real), np.zeros(n - real, np.int64)]
+            x, y = x[pad], y[pad]
+            weights = np.r_[weights, np.zeros(n - real, np.float32)]
+        lo, hi = rate_arrays(n, self.min_rate, self.max_rate, u.n_ahead)
+        return as_tuples(((x, lo, hi), y, weights))
+
+    def on_epoch_end(self) -> None:
+        """Next epoch: a new symbol and window order (when ``shuffle``)."""
+        with self._lock:
+            self.epoch += 1
+            self._blocks.clear()
+
+
+def origin_times(dataset: UniverseDataset, index: int) -> pd.DatetimeIndex:
+    """UTC origin times of the real rows of batch ``index`` of ``dataset``."""
+    symbols, origins = dataset.rows(index)
+    ns = np.array([dataset.universe.state(s).ns[o] for s, o in zip(symbols, origins)], dtype=np.int64)
+    return _utc(ns)
+
