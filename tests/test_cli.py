@@ -95,6 +95,20 @@ def test_error_infeasible_order(tmp_path):
     _assert_one_line_error(proc, "--minutes")
 
 
+def test_demo_trains_a_fixed_number_of_steps_unless_given_minutes(capsys):
+    from lems.cli import DEMO_STEPS, QUICK_DEMO_STEPS, _demo_config, build_parser
+
+    parser = build_parser()
+    default = _demo_config(parser.parse_args(["demo"])).training
+    assert (default.max_steps, default.time_budget_s) == (DEMO_STEPS, None)
+    assert _demo_config(parser.parse_args(["demo", "--quick"])).max_steps == QUICK_DEMO_STEPS
+    assert _demo_config(parser.parse_args(["demo", "--steps", "50"])).max_steps == 50
+    timed = _demo_config(parser.parse_args(["demo", "--minutes", "1.5"])).training
+    assert (timed.max_steps, timed.time_budget_s) == (None, 90.0)
+    _main_error(capsys, "demo", "--steps", "5", "--minutes", "1", fragments=("--steps or --minutes",))
+    _main_error(capsys, "demo", "--steps", "0", fragments=("--steps",))
+
+
 def _main_error(capsys, *args: str, fragments: tuple[str, ...] = ()) -> None:
     """In process: ``main(args)`` returns 2 and prints exactly one ``lems: error:`` line on stderr."""
     capsys.readouterr()
