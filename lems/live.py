@@ -58,8 +58,12 @@ from lems.data.windows import WindowSet, assemble_windows
 from lems.execution import (
     TARGETS,
     WINDOW_TOL,
+    ARRIVAL_PRICES,
     ExecutionOutcome,
     OrderSpec,
+    check_participation_cap,
+    implementation_shortfall,
+    participation_limit,
     achieved_price,
     allocate_step,
     benchmark_price,
@@ -76,7 +80,9 @@ DUST_TOL = WINDOW_TOL
 FILL_TOL = 1e-9
 #: Lookback [bars] of a policy-driven session when none is given.
 DEFAULT_POLICY_LOOKBACK = 120
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+#: Saved formats :meth:`ExecutionSession.from_json` reads (version 1: no fill prices, cap or arrival price).
+_READABLE_VERSIONS = (1, 2)
 _NS_PER_MINUTE = 60_000_000_000
 
 
@@ -448,14 +454,22 @@ class ExecutionSession:
             window's known-ahead features include the static volume curve over the whole horizon, so every
             horizon bar's time of day is needed: required on a session calendar; on 24/7 inferred as the bar
             grid after the history. ``next_allocation(bar_open_time=...)`` may still override the coming bar's.
+        max_participation: cap on each child order as a fraction of the bar's market volume, in ``(0, 1]``
+            (None: no cap). The bar's volume is not known at the decision, so the cap applies to a causal forecast
+            of it: the expected volume of the bar's time-of-day slot (the seasonal profile of the history, as the
+            model's window reads it). The re-plan on what remains carries any shortfall to later bars; the
+            cap takes precedence over ``min_rate``; what is left at the end is reported (``status()['remaining']``).
+        arrival: the arrival price of the implementation shortfall (:meth:`shortfall`): "close" (the close of the
+            last bar of the history, the last price known at the first decision) or "reference" (its VWAP).
 
     Raises:
-        ValueError: bad history, size, order or model/order mismatch.
+        ValueError: bad history, size, order, cap or model/order mismatch.
     """
 
     def __init__(self, model: Any, order: OrderSpec, size: float, history: pd.DataFrame, *, tz: str = "UTC",
                  bar_minutes: float | None = None, n_days_profile: int = 20, lookback: int | None = None,
-                 calendar: str = "auto", horizon_times=None) -> None:
+                 calendar: str = "auto", horizon_times=None, max_participation: float | None = None,
+                 arrival: str = "close") -> None:
         canon = validate_bars(history)
         if canon["symbol"].nunique() != 1:
             raise ValueError(f"history must hold ONE symbol, got {sorted(canon['symbol'].unique())[:5]}")
@@ -463,12 +477,17 @@ class ExecutionSession:
             raise ValueError("history needs at least 2 bars to infer the bar length; pass bar_minutes")
         cal = add_calendar(canon, tz=tz, bar_minutes=bar_minutes)
         self._setup(model, order, size, cal, tz=tz, n_days_profile=n_days_profile, lookback=lookback,
-                    calendar=calendar, horizon_times=horizon_times)
+                    calendar=calendar, horizon_times=horizon_times, max_participation=max_participation,
+                    arrival=arrival)
 
     # ---------------------------------------------------------------- construction
     def _setup(self, model: Any, order: OrderSpec, size: float, cal: pd.DataFrame, *, tz: str, n_days_profile: int,
-               lookback: int | None, calendar: str, horizon_times) -> None:
+               lookback: int | None, calendar: str, horizon_times, max_participation: float | None = None,
+               arrival: str = "close") -> None:
         driver, is_model = _unwrap(model)
+        cap = check_participation_cap(max_participation)
+        if arrival not in ARRIVAL_PRICES:
+            raise ValueError(f"arrival must be one of {ARRIVAL_PRICES}, got {arrival!r}")
         if not isinstance(order, OrderSpec):
             raise ValueError(f"order must be an lems.execution.OrderSpec, got {type(order).__name__}")
         size = float(size)
@@ -482,12 +501,15 @@ class ExecutionSession:
         self._driver, self._is_model, self.order, self.size = driver, is_model, order, size
         self.n_days_profile, self._tz = int(n_days_profile), str(tz)
         self._window = _Window.from_calendar(cal, lookback, order.horizon, int(n_days_profile), tz)
+        self._max_participation = cap
+        self._arrival_price = self._window.last_close if arrival == "close" else self._window.last_price
         self._is_24_7 = bool((cal["dow"] >= 5).any()) if calendar == "auto" else calendar == "24/7"
         self._times_given = horizon_times is not None
         self._horizon_ns = self._check_times(horizon_times)
         self._history = None if is_model else cal.loc[:, list(BAR_COLUMNS)].reset_index(drop=True)
         self._fills: list[float] = []
         self._prices: list[float] = []
+        self._fill_prices: list[float] = []
         self._volumes: list[float] = []
         self._stamps: list[int] = []
         self._remaining = 1.0
@@ -648,11 +670,22 @@ class ExecutionSession:
         a = min(max(a, 0.0), high)  # behind beyond recovery: never above max_rate nor the remaining
         if remaining - a <= DUST_TOL and remaining <= order.max_rate:
             a = remaining
+        a = min(a, self._participation_room(request.seasonal))
         self._horizon_ns = request.times
         self._pending = {"ns": request.ns, "step": request.step, "known": np.asarray(request.known).tolist(),
                          "seasonal": request.seasonal, "first": request.first, "fraction": a,
                          "remaining": remaining, "bars_left": bars_left}
         return self._child_of(self._pending)
+
+    def _participation_room(self, forecast_volume: float) -> float:
+        """Largest fraction of the order the coming bar may take under the participation cap (``inf`` without a
+        cap), against the causal forecast of the bar's volume [units] (a notional order is converted at the last
+        closed bar's VWAP)."""
+        if self._max_participation is None:
+            return math.inf
+        notional = int(self.order.target == "notional")
+        return float(participation_limit(np.float64(forecast_volume), self.size, self._max_participation,
+                                         prices=np.float64(self._window.last_price), notional=notional))
 
     def _child_of(self, pending: dict[str, Any]) -> ChildOrder:
         return ChildOrder(_ts(pending["ns"]), pending["step"], pending["fraction"], pending["fraction"] * self.size,
@@ -660,7 +693,7 @@ class ExecutionSession:
 
     # ---------------------------------------------------------------- bars and fills
     def on_bar_close(self, bar: Mapping[str, Any] | pd.Series, filled: float | None = None, *,
-                     filled_units: float | None = None) -> dict[str, Any]:
+                     filled_units: float | None = None, fill_price: float | None = None) -> dict[str, Any]:
         """Record the closed bar and the actual fill of its child order; re-plans on what remains.
 
         Args:
@@ -670,6 +703,8 @@ class ExecutionSession:
             filled: the fill as a fraction of the order (0 .. the child order).
             filled_units: the fill in the order's units (instead of ``filled``). With neither, the child order
                 filled exactly.
+            fill_price: the average price of the fill as executed (costs included); default: the bar's VWAP
+                (EXECUTION.md §1). It enters the achieved price, the outcome and the shortfall.
 
         Returns:
             :meth:`status` after the bar.
@@ -688,6 +723,9 @@ class ExecutionSession:
             raise SessionError("no child order is pending: call next_allocation() before on_bar_close()")
         parsed = self._parse_bar(bar, pending)
         fill = self._parse_fill(filled, filled_units, pending)
+        parsed["fill_price"] = parsed["price"] if fill_price is None else _finite(fill_price, "fill_price")
+        if parsed["fill_price"] <= 0:
+            raise SessionError(f"fill_price must be > 0, got {fill_price!r}")
         row = self._window.observed_row(parsed)
         self._commit(parsed, fill, row, pending)
         return self.status()
@@ -763,6 +801,7 @@ class ExecutionSession:
         window.last_ns, window.last_price, window.last_close = bar["ns"], bar["price"], bar["close"]
         self._fills.append(fill)
         self._prices.append(bar["price"])
+        self._fill_prices.append(bar["fill_price"])
         self._volumes.append(bar["volume"])
         self._stamps.append(bar["ns"])
         self._remaining = 0.0 if self._remaining - fill <= DONE_TOL else self._remaining - fill
@@ -786,13 +825,24 @@ class ExecutionSession:
             volumes = np.asarray(self._volumes) if self.order.benchmark == "vwap" else np.ones_like(p)
             bench = float(benchmark_price(p, volumes, np.ones_like(p), axis=0))
             if filled > 0:
-                achieved = float(achieved_price(a, p, int(self.order.target == "notional"), axis=0))
+                achieved = float(achieved_price(a, np.asarray(self._fill_prices), int(self.order.target == "notional"),
+                                                axis=0))
                 improvement = -self.order.side_sign * (achieved / bench - 1.0) * 1e4
         return {"symbol": self.symbol, "step": self.step, "bars_left": self.bars_left, "filled": filled,
                 "remaining": self._remaining, "filled_units": filled * self.size,
                 "remaining_units": self._remaining * self.size, "achieved_price": achieved,
                 "running_benchmark": bench, "improvement_bps": improvement, "complete": self.complete,
-                "ended": self.ended, "next_bar": self.next_bar_time}
+                "ended": self.ended, "next_bar": self.next_bar_time, "bar_participation": self._last_participation()}
+
+    def _last_participation(self) -> float | None:
+        """The last closed bar's fill as a fraction of its market volume (None before the first bar or when the
+        bar had no volume)."""
+        if not self._fills or self._volumes[-1] <= 0:
+            return None
+        units = self._fills[-1] * self.size
+        if self.order.target == "notional":
+            units /= self._fill_prices[-1]
+        return units / self._volumes[-1]
 
     def outcome(self) -> ExecutionOutcome:
         """The final result (EXECUTION.md §4) through :func:`lems.execution.execution_outcome`.
@@ -812,9 +862,33 @@ class ExecutionSession:
             raise SessionError("nothing was filled: the order has no achieved price")
         p = np.asarray(self._prices)[None]
         volumes = np.asarray(self._volumes)[None] if self.order.benchmark == "vwap" else np.ones_like(p)
-        out = execution_outcome(a, p, volumes, self.order.min_duration, notional=int(self.order.target == "notional"),
-                                side=self.order.side_sign, axis=1)
+        out = execution_outcome(a, np.asarray(self._fill_prices)[None], volumes, self.order.min_duration,
+                                notional=int(self.order.target == "notional"), side=self.order.side_sign, axis=1,
+                                market_prices=p)
         return ExecutionOutcome(*[float(np.asarray(f).reshape(-1)[0]) for f in out])
+
+    def shortfall(self) -> dict[str, float]:
+        """Implementation shortfall against the arrival price and its Perold decomposition, so far
+        (:func:`lems.execution.implementation_shortfall`): bps of the order's value at arrival, positive = cost.
+
+        What is not filled yet is valued at the last closed bar's price (opportunity cost); after the session,
+        that is the unfilled remainder's cost.
+
+        Returns:
+            A dict: ``total_bps``, ``delay_bps``, ``timing_bps``, ``impact_bps`` (fill prices above the bar VWAPs:
+            costs), ``opportunity_bps``, ``filled``, ``arrival``.
+
+        Raises:
+            SessionError: no bar of the horizon has closed yet.
+        """
+        if not self._fills:
+            raise SessionError("no bar of the horizon has closed yet: no shortfall to measure")
+        if self._arrival_price is None:
+            raise SessionError("this session was restored from a version-1 save, which has no arrival price")
+        a, p, fp = (np.asarray(v)[None] for v in (self._fills, self._prices, self._fill_prices))
+        out = implementation_shortfall(a, p, fp, p, np.array([[self._arrival_price]]),
+                                       notional=int(self.order.target == "notional"), side=self.order.side_sign)
+        return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in out._asdict().items()}
 
     # ---------------------------------------------------------------- persistence
     def to_json(self) -> str:
@@ -827,7 +901,8 @@ class ExecutionSession:
                       "max_rate": o.max_rate},
             "size": self.size, "n_days_profile": self.n_days_profile, "tz": self._tz, "is_24_7": self._is_24_7,
             "horizon_ns": self._horizon_ns, "times_given": self._times_given, "window": self._window.to_dict(),
-            "fills": self._fills,
+            "fills": self._fills, "fill_prices": self._fill_prices, "max_participation": self._max_participation,
+            "arrival_price": self._arrival_price,
             "prices": self._prices, "volumes": self._volumes, "stamps": self._stamps, "remaining": self._remaining,
             "pending": self._pending,
             "history": None if self._history is None else _frame_to_dict(self._history),
@@ -849,8 +924,8 @@ class ExecutionSession:
             d = json.loads(s)
         except (TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a saved ExecutionSession: {exc}") from exc
-        if not isinstance(d, dict) or d.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"not a saved ExecutionSession of format version {_FORMAT_VERSION}")
+        if not isinstance(d, dict) or d.get("version") not in _READABLE_VERSIONS:
+            raise ValueError(f"not a saved ExecutionSession of format version {_READABLE_VERSIONS}")
         driver, is_model = _unwrap(model)
         if is_model != (d["kind"] == "model"):
             raise ValueError(f"the session was driven by a {d['kind']}; pass the same kind of object")
@@ -864,6 +939,8 @@ class ExecutionSession:
         self._times_given = bool(d["times_given"])
         self._history = None if d["history"] is None else _frame_from_dict(d["history"])
         self._fills, self._prices = [float(v) for v in d["fills"]], [float(v) for v in d["prices"]]
+        self._fill_prices = [float(v) for v in d.get("fill_prices", d["prices"])]
+        self._max_participation, self._arrival_price = d.get("max_participation"), d.get("arrival_price")
         self._volumes, self._stamps = [float(v) for v in d["volumes"]], [int(v) for v in d["stamps"]]
         self._remaining, self._pending, self._plan_driver = float(d["remaining"]), d["pending"], None
         return self
@@ -892,7 +969,7 @@ def _frame_from_dict(d: dict[str, Any]) -> pd.DataFrame:
 # Many orders at once
 # --------------------------------------------------------------------------------------------------------
 _ORDER_DEFAULTS = {"target": "quantity", "benchmark": "vwap", "min_duration": None, "objective": None,
-                   "min_rate": 0.0, "max_rate": 1.0, "size": 1.0, "horizon": None}
+                   "min_rate": 0.0, "max_rate": 1.0, "size": 1.0, "horizon": None, "max_participation": None}
 
 
 def _order_rows(orders_df: pd.DataFrame, default_horizon: int | None) -> list[dict[str, Any]]:
@@ -946,7 +1023,8 @@ def schedule(orders_df: pd.DataFrame, bars: pd.DataFrame, model: Any, *, tz: str
         orders_df: one row per order: ``order_id``, ``symbol``, ``start`` (open time of the order's first bar;
             the first bar at or after it is used), ``side``; optional ``target`` ("quantity"), ``benchmark``
             ("vwap"), ``min_duration`` (H), ``objective``, ``min_rate`` (0), ``max_rate`` (1), ``size`` (1.0,
-            units of the order) and ``horizon`` (the model's n_ahead; required for a policy).
+            units of the order), ``max_participation`` (none: see :class:`ExecutionSession`) and ``horizon`` (the
+            model's n_ahead; required for a policy).
         bars: canonical bars of the symbols (one or many), with each order's history and horizon.
         model: a trained LargeExecutionModel or a Policy.
         tz, bar_minutes, n_days_profile, lookback: as in :class:`ExecutionSession` (the bar length is inferred
@@ -975,7 +1053,8 @@ def schedule(orders_df: pd.DataFrame, bars: pd.DataFrame, model: Any, *, tz: str
         session = ExecutionSession.__new__(ExecutionSession)
         try:
             session._setup(driver, r["spec"], r["size"], history, tz=tz, n_days_profile=n_days_profile,
-                           lookback=lookback, calendar="auto", horizon_times=_replay_times(ns, i0, r["spec"], cal))
+                           lookback=lookback, calendar="auto", horizon_times=_replay_times(ns, i0, r["spec"], cal),
+                           max_participation=r["max_participation"])
         except ValueError as exc:
             raise ValueError(f"order {r['order_id']!r}: {exc}") from exc
         sessions.append(session)

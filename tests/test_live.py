@@ -372,3 +372,78 @@ def test_policy_session_json_round_trip(markets, windows):
     restored = ExecutionSession.from_json(session.to_json(), policy)
     assert not session.ended  # one bar closed, min duration 2: the next decision must exist on both
     assert restored.next_allocation() == session.next_allocation()
+
+
+# ------------------------------------------------------------------------------------------------ size, cap, arrival
+@pytest.mark.parametrize("target", ["quantity", "notional"])
+@pytest.mark.parametrize("cap", [0.02, 0.1, 1.0])
+def test_participation_cap_against_the_causal_volume_forecast(markets, windows, model, target, cap):
+    """No child order exceeds the cap times the bar's forecast volume; what cannot trade stays reported."""
+    win = windows["24/7"]
+    i = len(win) - 12
+    bars = horizon_bars(markets, win, "24/7", i)
+    size = 0.5 * float(bars["volume"].sum())  # half the horizon's volume: the cap binds
+    if target == "notional":
+        size *= float(bars["notional"].sum() / bars["volume"].sum())
+    order = OrderSpec(side="buy", horizon=HORIZON, target=target, benchmark="vwap", min_rate=LO, max_rate=HI)
+    session = ExecutionSession(model, order, size, history(markets, win, "24/7", i), max_participation=cap)
+    uncapped = ExecutionSession(model, order, size, history(markets, win, "24/7", i))
+    last_price = session._window.last_price
+    for _, bar in bars.iterrows():
+        if session.ended:
+            break
+        if not session.complete:
+            child = session.next_allocation()
+            forecast = session._pending["seasonal"]  # the causal forecast of the bar's volume [units]
+            units = child.units / (last_price if target == "notional" else 1.0)
+            assert units <= cap * forecast * (1 + 1e-9)
+            if session.step == 0:  # same state as the uncapped session: the cap can only lower the child
+                assert child.fraction <= uncapped.next_allocation().fraction + 1e-12
+        session.on_bar_close(bar)
+    status = session.status()
+    assert status["ended"]
+    assert status["filled"] + status["remaining"] == pytest.approx(1.0)
+    if cap < 1.0:  # half the horizon volume cannot trade at 2 % or 10 % of each bar: reported, never dropped
+        assert not status["complete"] and status["remaining"] > 0.3
+        parts = session.shortfall()
+        assert parts["filled"] == pytest.approx(status["filled"])
+        assert parts["opportunity_bps"] != 0.0
+
+
+def test_bad_participation_cap_is_rejected(markets, windows, model):
+    win = windows["24/7"]
+    order = OrderSpec(side="buy", horizon=HORIZON)
+    for bad in (0.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="max_participation"):
+            ExecutionSession(model, order, 1.0, history(markets, win, "24/7", len(win) - 3), max_participation=bad)
+    with pytest.raises(ValueError, match="arrival"):
+        ExecutionSession(model, order, 1.0, history(markets, win, "24/7", len(win) - 3), arrival="open")
+
+
+def test_shortfall_with_fill_prices_sums_and_survives_json(markets, windows, model):
+    """Fill prices 10 bps above the bar VWAPs show up as 10 bps of impact; the Perold parts sum to the total."""
+    win = windows["24/7"]
+    i = len(win) - 7
+    order = OrderSpec(side="buy", horizon=HORIZON, target="quantity", benchmark="vwap", min_rate=LO, max_rate=HI)
+    session = ExecutionSession(model, order, 100.0, history(markets, win, "24/7", i), max_participation=0.5)
+    bars = [b for _, b in horizon_bars(markets, win, "24/7", i).iterrows()]
+    arrival = float(history(markets, win, "24/7", i)["close"].iloc[-1])
+    for s, bar in enumerate(bars):
+        if session.ended:
+            break
+        if not session.complete:
+            session.next_allocation()
+        price = bar["notional"] / bar["volume"]
+        session.on_bar_close(bar, fill_price=price * 1.001)
+        if s == 1:
+            restored = ExecutionSession.from_json(session.to_json(), model)
+            assert restored.shortfall() == session.shortfall()
+            assert restored.status() == session.status()
+    parts = session.shortfall()
+    assert parts["arrival"] == pytest.approx(arrival)
+    total = parts["delay_bps"] + parts["timing_bps"] + parts["impact_bps"] + parts["opportunity_bps"]
+    assert parts["total_bps"] == pytest.approx(total, abs=1e-9)
+    # impact = side * filled * (P - P0) / A with P = 1.001 * P0
+    achieved = session.status()["achieved_price"]
+    assert parts["impact_bps"] == pytest.approx(achieved / 1.001 * 0.001 / arrival * 1e4, rel=1e-6)
+    assert session.outcome().achieved == pytest.approx(achieved)  # the outcome is valued at the fill prices
