@@ -34,8 +34,8 @@ from lems.execution import (
     seed_outcome,
 )
 
-__all__ = ["FRAME_COLUMNS", "GROUP_COLUMNS", "SUMMARY_STATS", "TCA_COLUMNS", "backtest", "execution_inputs",
-           "seed_targets", "summary"]
+__all__ = ["FRAME_COLUMNS", "GROUP_COLUMNS", "SUMMARY_STATS", "TCA_COLUMNS", "backtest", "cost_targets",
+           "execution_inputs", "seed_targets", "summary"]
 
 #: Columns of :func:`backtest`, in order.
 FRAME_COLUMNS: tuple[str, ...] = (
@@ -177,6 +177,38 @@ def execution_inputs(windows: WindowSet, conditions: ExecutionConditions) -> Exe
         half_spread=lookback_half_spread(windows) if model.needs_half_spread else None,
         arrival=arrival_prices(windows, conditions.arrival),
     )
+
+
+def cost_targets(windows: WindowSet, *, half_spread: float | None = None) -> np.ndarray:
+    """Extended targets ``(N, H, 5)`` float64 for a cost-aware loss (:func:`lems.loss.make_lem_loss`).
+
+    Channels :data:`lems.loss.TARGET_CHANNELS`: the compact two of :func:`seed_targets` (volume share, price /
+    reference price), then per window, repeated on every step: ``sigma`` (:func:`lems.baselines.lookback_volatility`,
+    fraction per bar), ``half_spread`` (fraction of price) and ``volume_ratio`` (expected horizon volume,
+    :func:`lems.baselines.expected_bar_volume` x H, over the realised horizon volume). The same causal estimates as
+    :func:`execution_inputs`, so that the loss costs a window as the backtest does.
+
+    Args:
+        windows: the windows.
+        half_spread: a fixed half-spread [fraction of price, >= 0] for every window; ``None``: the Corwin-Schultz
+            estimate over each lookback (:func:`lems.baselines.lookback_half_spread`; needs ``high``/``low``).
+
+    Raises:
+        ValueError: a negative or non-finite ``half_spread``, a window without volume in its lookback or horizon,
+            anything :func:`seed_targets` rejects.
+    """
+    y = seed_targets(windows)
+    n, horizon = y.shape[0], y.shape[1]
+    if half_spread is not None and not (np.isfinite(half_spread) and half_spread >= 0):
+        raise ValueError(f"half_spread must be a fraction of price in [0, inf) or None, got {half_spread!r}")
+    if n == 0:
+        return np.zeros((0, horizon, 5))
+    realised = np.asarray(windows.volumes, dtype=np.float64).sum(axis=1)
+    if np.any(realised <= 0):
+        raise ValueError("every window needs traded volume in its horizon")
+    spread = lookback_half_spread(windows) if half_spread is None else np.full(n, float(half_spread))
+    extra = np.stack([lookback_volatility(windows), spread, expected_bar_volume(windows) * horizon / realised], -1)
+    return np.concatenate([y, np.broadcast_to(extra[:, None, :], (n, horizon, extra.shape[-1]))], axis=-1)
 
 
 def _costed_columns(allocations: np.ndarray, y: np.ndarray, reference: np.ndarray, inputs: ExecutionInputs,
