@@ -1,14 +1,40 @@
-"""lem_loss and the ten seed metrics (EXECUTION.md §6), on the active backend."""
+"""lem_loss, the cost-aware loss (make_lem_loss) and the ten seed metrics (EXECUTION.md §6), per backend."""
 
 from __future__ import annotations
+
+from functools import cache
 
 import keras
 import numpy as np
 import pytest
 
+from lems.backtest import backtest, cost_targets, seed_targets
+from lems.baselines import (
+    TWAP,
+    expected_bar_volume,
+    lookback_half_spread,
+    lookback_volatility,
+)
+from lems.data.synthetic import synthetic_market
+from lems.data.windows import make_windows
 from lems.data_formater import add_config_to_y
-from lems.execution import seed_outcome, uniform_allocations
-from lems.loss import lem_loss, seed_objective_terms
+from lems.execution import (
+    ExecutionConditions,
+    LinearPermanentImpact,
+    NoCost,
+    OrderSize,
+    SpreadCost,
+    SquareRootImpact,
+    seed_outcome,
+    uniform_allocations,
+)
+from lems.loss import (
+    TARGET_CHANNELS,
+    CostAwareLemLoss,
+    lem_loss,
+    make_lem_loss,
+    seed_objective_terms,
+)
 from lems.metrics import ALL_METRICS
 
 pytestmark = pytest.mark.backend
@@ -100,22 +126,6 @@ def test_metrics_are_registered_by_name():
 # ------------------------------------------------------------------------------------------------
 # Cost-aware loss (issue 11, item 4)
 # ------------------------------------------------------------------------------------------------
-from functools import lru_cache  # noqa: E402
-
-from lems.backtest import backtest, cost_targets, seed_targets  # noqa: E402
-from lems.baselines import TWAP, expected_bar_volume, lookback_half_spread, lookback_volatility  # noqa: E402
-from lems.data.synthetic import synthetic_market  # noqa: E402
-from lems.data.windows import make_windows  # noqa: E402
-from lems.execution import (  # noqa: E402
-    ExecutionConditions,
-    LinearPermanentImpact,
-    NoCost,
-    OrderSize,
-    SpreadCost,
-    SquareRootImpact,
-)
-from lems.loss import TARGET_CHANNELS, CostAwareLemLoss, make_lem_loss  # noqa: E402
-
 SQRT_SPREAD = SquareRootImpact(1.0) + SpreadCost()
 
 
@@ -212,9 +222,9 @@ def test_risk_term_and_unfilled_penalty_add_what_they_document():
                                rtol=1e-4)
 
 
-@pytest.mark.parametrize("kwargs", [dict(order_participation=-0.1), dict(risk_aversion=float("nan")),
-                                    dict(max_participation=1.5), dict(max_participation=0.0),
-                                    dict(cost_model="sqrt"), dict(unfilled_penalty=-1.0), dict(max_rate=0.0)])
+@pytest.mark.parametrize("kwargs", [{"order_participation": -0.1}, {"risk_aversion": float("nan")},
+                                    {"max_participation": 1.5}, {"max_participation": 0.0},
+                                    {"cost_model": "sqrt"}, {"unfilled_penalty": -1.0}, {"max_rate": 0.0}])
 def test_cost_loss_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0]):
         make_lem_loss(**kwargs)
@@ -268,7 +278,7 @@ def test_gradients_flow_through_the_cost_loss():
     assert np.abs(grad - _grad(objective(make_lem_loss()), logits)).max() > 1e-4  # the costs shape the gradient
 
 
-@lru_cache(maxsize=None)
+@cache
 def _windows():
     return make_windows(synthetic_market(n_assets=2, n_days=12, seed=3), 8, H, stride=7)
 
