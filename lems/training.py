@@ -786,10 +786,16 @@ class ValidationScores(_callback_base()):
     flexible columns [bps], higher is better) and ``val_selection_score`` (the first minus the second [bps],
     lower is better).
 
+    When the model's output is not finite (training diverged), the scores are NaN, a ``RuntimeWarning`` says
+    so and training stops (:class:`BestWeights` then restores the best earlier epoch, if any).
+
     Args:
         windows: Validation :class:`lems.data.windows.WindowSet`.
         min_rate, max_rate: Trading limits [fraction of the order per bar].
         batch_size: Windows per forward pass.
+
+    Attributes:
+        diverged_epoch: The epoch (0-based) whose output was not finite, or None.
     """
 
     def __init__(self, windows, min_rate: float, max_rate: float, batch_size: int = 512) -> None:
@@ -801,25 +807,40 @@ class ValidationScores(_callback_base()):
         self.windows, self.min_rate, self.max_rate = windows, float(min_rate), float(max_rate)
         self.batch_size = int(batch_size)
         self._y = seed_targets(windows)
+        self.diverged_epoch: int | None = None
+
+    def _allocations(self, part) -> np.ndarray:
+        """The model's ``(n, H, H+1, 4, 2)`` allocations on ``part`` (float64; NaN where training diverged)."""
+        from lems.execution import rate_columns
+
+        lo, hi = rate_columns(len(part), self.min_rate, self.max_rate, int(part.n_ahead))
+        x = [np.asarray(part.X, dtype=np.float32), lo.astype(np.float32), hi.astype(np.float32)]
+        return np.asarray(self.model.predict(x, batch_size=self.batch_size, verbose=0), dtype=np.float64)
 
     def scores(self) -> dict[str, float]:
-        """The three numbers for the model's current weights."""
-        from lems.baselines import ModelPolicy
-
-        policy = ModelPolicy(self.model, batch_size=self.batch_size)
+        """The three numbers for the model's current weights (NaN when its output is not finite)."""
         total = {"tracking": 0.0, "flexible": 0.0, "n": 0}
         for lo in range(0, len(self.windows), _SCORE_CHUNK):
             rows = np.arange(lo, min(lo + _SCORE_CHUNK, len(self.windows)))
             part = self.windows if len(rows) == len(self.windows) else self.windows.subset(rows)
-            allocations = policy.allocate(part, min_rate=self.min_rate, max_rate=self.max_rate)
+            allocations = self._allocations(part)
+            if not np.all(np.isfinite(allocations)):
+                return dict.fromkeys((TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY), math.nan)
             for key, value in selection_scores(allocations, self._y[rows]).items():
                 total[key] += value
         tracking, flexible = total["tracking"] / total["n"], total["flexible"] / total["n"]
         return {TRACKING_KEY: tracking, FLEXIBLE_KEY: flexible, SCORE_KEY: tracking - flexible}
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        scores = self.scores()
         if logs is not None:
-            logs.update(self.scores())
+            logs.update(scores)
+        if math.isnan(scores[SCORE_KEY]):
+            self.diverged_epoch = int(epoch)
+            warnings.warn(f"epoch {epoch + 1}: the model's output on the validation windows is NaN or inf (training "
+                          f"diverged): training stops; the best earlier epoch's weights are kept, if any",
+                          RuntimeWarning, stacklevel=2)
+            self.model.stop_training = True
 
 
 class BestWeights(_callback_base()):
@@ -979,7 +1000,8 @@ class TrainResult:
         windows: The :class:`Splits` (train, val, test).
         wall_time_s: Wall-clock time of ``fit`` [seconds].
         epochs_run: Epochs started.
-        stopped_by: ``"epochs"``, ``"early_stopping"``, ``"max_steps"`` or ``"time_budget"``.
+        stopped_by: ``"epochs"``, ``"early_stopping"``, ``"max_steps"``, ``"time_budget"`` or ``"diverged"`` (the
+            validation output became NaN or inf).
         best_epoch: Epoch (from 1) whose weights were kept; None without validation (last weights kept).
         monitor: History key that chose ``best_epoch`` (``"val_selection_score"`` or ``"val_loss"``), or None.
     """
@@ -1031,7 +1053,10 @@ def _selection_callbacks(config: TrainConfig, val) -> tuple[list, BestWeights | 
     return [scores, best], best
 
 
-def _stopped_by(budgets: dict[str, Any], best: BestWeights | None) -> str:
+def _stopped_by(budgets: dict[str, Any], selection: list) -> str:
+    if any(getattr(cb, "diverged_epoch", None) is not None for cb in selection):
+        return "diverged"
+    best = next((cb for cb in selection if isinstance(cb, BestWeights)), None)
     for name, budget in budgets.items():
         if budget is not None and budget.triggered:
             return name
@@ -1085,5 +1110,5 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     history["wall_time_s"] = [float(x) for x in clock.times]
     kept = best is not None and best.best_epoch >= 0
     return TrainResult(model=model, history=history, config=config, windows=splits, wall_time_s=wall,
-                       epochs_run=len(clock.times), stopped_by=_stopped_by(budgets, best),
+                       epochs_run=len(clock.times), stopped_by=_stopped_by(budgets, selection),
                        best_epoch=best.best_epoch + 1 if kept else None, monitor=best.monitor if kept else None)
