@@ -853,8 +853,9 @@ class BestWeights(_callback_base()):
         patience: Epochs without a strictly lower value before stopping; 0 = never stop early.
 
     Attributes:
-        best: Best value seen. best_epoch: Its epoch (0-based), -1 before any. stopped_epoch: The epoch at
-        which patience ran out, or None.
+        best: Best value seen.
+        best_epoch: Its epoch (0-based); -1 before any.
+        stopped_epoch: The epoch (0-based) at which patience ran out, or None.
     """
 
     def __init__(self, monitor: str, patience: int = 0) -> None:
@@ -935,7 +936,8 @@ class StepBudget(_callback_base()):
         max_steps: Steps [batches], >= 1.
 
     Attributes:
-        triggered: True once the budget stopped training. steps: Steps taken.
+        triggered: True once the budget stopped training.
+        steps: Optimizer steps taken.
     """
 
     def __init__(self, max_steps: int) -> None:
