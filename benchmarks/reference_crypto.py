@@ -1,42 +1,54 @@
-"""The reference package (lems 0.1.1) vs ours on hourly crypto, at equal training budget.
+"""The reference package (lems 0.1.1) vs ours on hourly crypto: a fair recipe, proven alignment, equal budget.
 
-One run answers three questions on BTCUSDT + ETHUSDT 1h (the split of ``real_data.py``: train through
-2020-06, validate 2020-07..2020-12, test 2021):
+Issue 14 §4. BTCUSDT + ETHUSDT 1h with the split of ``real_data.py`` (train through 2020-06, validate
+2020-07..2020-12, test 2021); lookback 48 and horizon 12 bars for both packages.
 
-1. **Look-ahead.** The reference decides bar ``t0 + s`` from ``X`` position ``lookback + s``, i.e. it sees the
-   bar it trades in (EXECUTION.md §3). It is trained twice with the same budget and seed: ``published`` (its
-   own ``full_generate`` windows) and ``shifted`` (``X`` moved one bar later, so decision ``s`` sees bars
-   ``<= t0 + s - 1`` only). Both are scored on the same test orders by OUR :mod:`lems.execution` (through
-   :func:`lems.backtest.backtest` and :class:`lems.baselines.ScheduleTable`); the difference is look-ahead.
-2. **Quality at equal budget.** Our model (``real_data.py``'s crypto configuration) trained for the same
-   wall-clock budget, beside the reference (both rows) and the classical baselines, on every test order.
-3. **Time to quality** (issue 5): the training time our model needs to reach the leak-free reference's best
-   out-of-sample (test) fixed-duration VWAP tracking error, as a ratio to the reference's own time to it.
-   Both curves are the test tracking error of every 3rd test window at checkpoints; evaluation time is off
-   both training clocks; compilation is on both.
-
-The reference runs as a black box in its own virtual environment (``/work/refvenv``, ``pip install
-lems==0.1.1``; override with ``LEMS_REF_PYTHON``) through ``benchmarks/reference_runner.py --curve-budget``.
-Its input panels hold the actual bars of both assets (missing hours dropped, as our windows do); its
-``vwap = notional / volume`` is undefined on zero-volume bars (it produces NaN features there), so those bars
-get a volume of 1e-8 and the last bar VWAP as price in the reference's panels only. Targets and scores always
-come from our own windows of the raw data.
+* **The reference** runs as a black box in its own virtual environment (``/work/refvenv``, ``pip install
+  lems==0.1.1``; override with ``LEMS_REF_PYTHON``) through ``benchmarks/reference_runner.py --fit-budget``:
+  its own windows (``full_generate`` on one single-column panel per asset, ``add_config_to_X(X, 0, 1)``,
+  ``add_config_to_y``), split like ours (purged), ``LargeExecutionModel(lookback=48, n_ahead=12,
+  hidden_size=50, hidden_rnn_layer=1, num_heads=4, num_embedding=8, fused_mlp_hidden_dim=32)``, Adam 1e-3,
+  batch 64, early stopping on the validation loss (checked every 400 batches, patience 4 checks, best weights
+  restored). Two variants with the same seed and budget: ``published`` (its ``X`` as built, where decision
+  ``s`` reads position ``lookback + s``, i.e. bar ``t0 + s``: look-ahead, EXECUTION.md §3) and ``shifted``
+  (the observed channels of ``X`` moved one bar later; its calendar channels, known in advance, stay at their
+  own bar). Which channels are observed is measured by the runner (a perturbation of the bars), not assumed.
+* **Ours**: ``real_data.py``'s crypto recipe (hidden 32, Adam 5e-3, batch 256, training origins thinned to
+  every 2nd, patience 3 epochs, best weights restored), trained twice: with the static-curve prior (the
+  shipped model) and without it (``LargeExecutionModel(use_prior=False)``, an untrained model that starts
+  uniform).
+* **Budget**: the same CPU time for every model (``--budget``, default 480 s = 8 CPU minutes: the process's CPU
+  time, all threads, compilation and validation passes included, checkpoint evaluations excluded; fair on
+  this 2-core machine that other jobs share, where wall-clock time is not).
+* **Validation** for early stopping: every 4th validation origin of each asset (``real_data.py``'s
+  ``--val-stride 4``), the same windows for both packages; checkpoints record the fixed-duration VWAP
+  tracking error on them for the learning curves.
+* **Alignment proof**: the reference's targets on every (asset, origin) it shares with ours are compared with
+  our targets: horizon volume shares (its volume channel is divided by its lookback volume, ours by the
+  horizon volume: both renormalised to shares) and prices relative to the first horizon bar.
+* **Scoring**: every test order of every policy by OUR :mod:`lems.execution` through
+  :func:`lems.backtest.backtest` (the reference's allocations through :class:`lems.baselines.ScheduleTable`);
+  paired 95 % intervals clustered by origin day (:func:`lems.report.paired_comparison`); the spread (std of
+  the signed diff) compared with a day-block bootstrap.
 
 Usage (from the repository root; data never copied)::
 
-    python benchmarks/reference_crypto.py --budget 900 [--reference-npz /tmp/curve.npz]
+    python benchmarks/reference_crypto.py [--budget 480] [--stage all|reference|ours|score] [--work DIR]
 
-Writes ``benchmarks/results/reference_crypto.md`` and ``reference_crypto_curve.csv``.
+``--stage reference`` (both variants at once, two processes) and ``--stage ours`` (``--only LABEL`` for one of
+the two) can run at the same time, as the budgets are CPU time; then ``--stage score``.
+Large arrays stay in ``--work`` (default ``/work/ref_results``); writes ``benchmarks/results/reference_crypto.md``,
+``reference_crypto.json`` (read by ``benchmarks/render_readme.py``) and ``reference_crypto_curve.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,21 +58,58 @@ sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import numpy as np
 import pandas as pd
-
-import real_data  # noqa: E402  (benchmarks/real_data.py: splits, our training, tables)
-from reference_leak import align  # noqa: E402
-from lems.execution import seed_outcome  # noqa: E402
+import real_data
+from reference_runner import FAIR_CONFIG, budget_callback
 
 REF_PYTHON = os.environ.get("LEMS_REF_PYTHON", "/work/refvenv/bin/python")
-REF_LOOKBACK = 120
-VARIANTS = {"shifted": "reference, shifted one bar (leak-free)", "published": "reference, as published (sees bar s)"}
+WORK = Path("/work/ref_results")
+VAL_STRIDE = 4
+VARIANTS = ("shifted", "published")
+REF_VAL_STEPS, REF_PATIENCE = 400, 4  # reference: batches between validation checks, patience [checks]
+LABELS = {
+    "ours": "ours (LargeExecutionModel, static-curve prior)",
+    "ours_no_prior": "ours without the prior (use_prior=False)",
+    "reference_shifted": "reference, leak-free (observed inputs one bar later)",
+    "reference_published": "reference as published (sees the bar it trades)",
+    "static_vwap": "static 20-day volume curve",
+    "twap": "TWAP (uniform)",
+    "flexible_rule": "flexible rule (static curve, stop when favourable)",
+}
+OURS = {"ours": True, "ours_no_prior": False}  # label -> use_prior
 
 
 # --------------------------------------------------------------------------------------------------------
-# The reference's inputs and run
+# Tracking error of fixed-duration VWAP orders
 # --------------------------------------------------------------------------------------------------------
-def reference_panels(files: list[Path], path: Path, split: str) -> None:
-    """Wide volume / notional panels of the actual bars (see the module docstring) as the runner's ``.npz``."""
+def fixed_vwap_diff_bps(fixed: np.ndarray, windows) -> np.ndarray:
+    """Signed ``diff`` [bps] of the fixed-duration VWAP orders (EXECUTION.md §4), ``(N, 2 sides, 2 targets)``.
+
+    Args:
+        fixed: ``(N, H, 4, 2)`` allocations of the fixed column (min duration H).
+        windows: The N windows (our targets).
+    """
+    from lems.backtest import seed_targets
+    from lems.execution import seed_outcome
+
+    n, horizon = fixed.shape[:2]
+    full = np.broadcast_to(np.asarray(fixed, np.float64)[:, :, None], (n, horizon, horizon + 1, 4, 2))
+    return np.asarray(seed_outcome(full, seed_targets(windows)).diff)[:, horizon, [0, 2], :] * 1e4
+
+
+def tracking(fixed: np.ndarray, windows) -> dict[str, float]:
+    """Mean |diff| and std of the signed diff [bps] of the fixed-duration VWAP orders."""
+    diff = fixed_vwap_diff_bps(fixed, windows)
+    return {"mean_abs_bps": float(np.abs(diff).mean()), "std_bps": float(diff.std(ddof=1))}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Stage 1: the reference (black box, its own venv)
+# --------------------------------------------------------------------------------------------------------
+def reference_panels(files: list[Path], path: Path, setup, val_fit) -> None:
+    """Wide volume / notional panels of the actual bars (NaN where an asset has no bar) and the split for the
+    runner. ``vwap = notional / volume`` is undefined on a zero-volume bar (the reference makes NaN features
+    there): such bars get a volume of 1e-8 at the last bar VWAP in these panels only (targets and scores always
+    come from our own windows of the raw data)."""
     vols, nots = {}, {}
     for f in files:
         frame = pd.read_csv(f, usecols=["timestamp", "volume", "quote_volume"])
@@ -70,80 +119,449 @@ def reference_panels(files: list[Path], path: Path, split: str) -> None:
         frame.loc[zero, "volume"] = 1e-8
         frame.loc[zero, "quote_volume"] = 1e-8 * price[zero]
         vols[f.stem], nots[f.stem] = frame["volume"], frame["quote_volume"]
-    vol, notional = pd.DataFrame(vols).dropna(), pd.DataFrame(nots).dropna()
+    vol, notional = pd.DataFrame(vols), pd.DataFrame(nots)
     np.savez(path, index_ns=vol.index.as_unit("ns").asi8, columns=np.asarray(vol.columns, dtype=str),
-             volumes=vol.to_numpy(), notionals=notional.to_numpy(), lookback=REF_LOOKBACK, n_ahead=12,
-             split_ns=pd.Timestamp(split, tz="UTC").value)
+             volumes=vol.to_numpy(), notionals=notional.to_numpy(), lookback=setup.lookback,
+             n_ahead=setup.n_ahead, split_ns=pd.Timestamp(setup.train_end, tz="UTC").value,
+             val_end_ns=pd.Timestamp(setup.val_end, tz="UTC").value,
+             val_assets=np.asarray(val_fit.asset).astype(str), val_origin_ns=_ns(val_fit.origin))
 
 
-def run_reference(files: list[Path], setup, budget: float, every: float, seed: int, out: Path) -> None:
-    """Train the reference (both variants) through its runner; results in ``out`` (``.npz``)."""
-    with tempfile.TemporaryDirectory(prefix="lems_refcrypto_") as tmp:
-        panels = Path(tmp) / "panels.npz"
-        reference_panels(files, panels, setup.train_end)
-        cmd = [REF_PYTHON, str(HERE / "reference_runner.py"), "--panels", str(panels), "--out", str(out),
-               "--curve-budget", str(budget), "--eval-every", str(every), "--seed", str(seed)]
-        proc = subprocess.run(cmd, cwd=tmp, text=True, check=False)
-        if proc.returncode != 0:
-            raise SystemExit("reference runner failed (see its output above)")
+def run_reference(args, files, setup, val_fit) -> None:
+    """Train both variants of the reference through its runner, as two processes at the same time (each with
+    its own CPU budget); results in ``args.work/reference_fit_<variant>.npz``, logs beside them."""
+    panels = args.work / "reference_panels.npz"
+    reference_panels(files, panels, setup, val_fit)
+    procs = []
+    for variant in VARIANTS:
+        cmd = [REF_PYTHON, str(HERE / "reference_runner.py"), "--panels", str(panels), "--out",
+               str(args.work / f"reference_fit_{variant}.npz"), "--fit-budget", str(args.budget), "--config",
+               "fair", "--val-steps", str(REF_VAL_STEPS), "--patience", str(REF_PATIENCE), "--seed", str(args.seed),
+               "--variants", variant]
+        print("running:", " ".join(cmd), flush=True)
+        log = open(args.work / f"reference_{variant}.log", "w")  # noqa: SIM115 - closed after wait()
+        procs.append((variant, subprocess.Popen(cmd, cwd=args.work, stdout=log, stderr=subprocess.STDOUT), log))
+    for variant, proc, log in procs:
+        code = proc.wait()
+        log.close()
+        if code != 0:
+            raise SystemExit(f"reference runner ({variant}) failed: see {args.work / f'reference_{variant}.log'}")
+
+
+def load_reference(work: Path) -> dict[str, np.ndarray]:
+    """Both variants' runner outputs merged (their shared arrays are the same windows)."""
+    ref: dict[str, np.ndarray] = {}
+    for variant in VARIANTS:
+        with np.load(work / f"reference_fit_{variant}.npz") as d:
+            for key in d.files:
+                if key in ref and not key.endswith(f"_{variant}") and not np.array_equal(ref[key], d[key]):
+                    raise ValueError(f"reference runs disagree on {key!r}")
+                ref[key] = d[key]
+    return ref
 
 
 # --------------------------------------------------------------------------------------------------------
-# Matching the reference's rows to our windows
+# Stage 2: ours
 # --------------------------------------------------------------------------------------------------------
-def match_rows(ref: dict, windows, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """Reference eval rows of ``windows`` (same asset, origin): ``(ref_rows, window_rows, offset, corr)``
-    (see :func:`reference_leak.align`)."""
-    our_dates = pd.DatetimeIndex(windows.origin).tz_convert("UTC").as_unit("ns").asi8
-    return align(ref["dates_ns"], ref["y_eval"], our_dates, y, 3_600_000_000_000, ref_assets=ref["assets"],
-                 our_assets=windows.asset)
+def our_config(args, setup, files):
+    """``real_data.py``'s crypto recipe (the committed ``real_data_crypto.md`` run)."""
+    return real_data.base_config(argparse.Namespace(
+        lookback=None, hidden_size=32, batch_size=256, learning_rate=5e-3, epochs=1000, patience=3,
+        minutes=args.budget / 60.0, seed=args.seed, fast_compile=False), setup, files)
 
 
-def fixed_vwap_error(fixed: np.ndarray, y: np.ndarray) -> float:
-    """Mean |diff| [bps] of the fixed-duration VWAP orders (both sides and targets).
+def _batches(windows, cfg, shuffle: bool):
+    from lems.batching import PaddedBatches
 
-    Args:
-        fixed: ``(N, H, 4, 2)`` allocations of the fixed column (min duration H).
-        y: ``(N, H, 2)`` compact targets of the same windows.
-    """
-    n, horizon = fixed.shape[:2]
-    full = np.broadcast_to(fixed[:, :, None], (n, horizon, horizon + 1, 4, 2)).astype(np.float64)
-    diff = np.asarray(seed_outcome(full, y).diff)[:, horizon, [0, 2], :]
-    return float(np.abs(diff).mean() * 1e4)
+    n = len(windows)
+    x = (np.asarray(windows.X, np.float32), np.zeros((n, 1), np.float32), np.ones((n, 1), np.float32))
+    return PaddedBatches(x, np.asarray(windows.y, np.float32), cfg.batch_size, shuffle=shuffle, seed=cfg.seed,
+                         drop_remainder=True)
 
 
-# --------------------------------------------------------------------------------------------------------
-# Our curve
-# --------------------------------------------------------------------------------------------------------
-def curve_callback(windows, y: np.ndarray):
-    """Keras callback: before training and at every epoch end, the fixed-duration test tracking error of
-    ``windows`` and the training time so far (evaluation time excluded)."""
+def fit_ours(cfg, train_set, val_set, use_prior: bool, budget_s: float) -> dict[str, np.ndarray]:
+    """Train ours like :func:`lems.training.train` (same batches, early stopping, best weights restored) with
+    ``use_prior`` and a CPU budget; checkpoints: the fixed column on ``val_set`` at every epoch end."""
     import keras
 
     from lems.baselines import ModelPolicy
+    from lems.loss import lem_loss
+    from lems.models import LargeExecutionModel
+    from lems.utils import set_random_seed
 
-    class Curve(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.start, self.paused, self.points = time.perf_counter(), 0.0, []
-            self.on_epoch_end(-1)  # the untrained model: the static curve for VWAP orders, by construction
+    set_random_seed(cfg.seed)
+    model = LargeExecutionModel(
+        lookback=cfg.lookback, n_ahead=cfg.n_ahead, hidden_size=cfg.hidden_size,
+        hidden_rnn_layer=cfg.hidden_rnn_layer, num_heads=cfg.num_heads, num_embedding=cfg.num_embedding,
+        fused_mlp_hidden_dim=cfg.fused_mlp_hidden_dim, kan_basis=cfg.kan_basis, use_prior=use_prior)
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=lem_loss)
+    times, fixed = [], []
 
-        def on_epoch_end(self, epoch, logs=None):
-            pause = time.perf_counter()
-            trained = pause - self.start - self.paused
-            alloc = ModelPolicy(self.model).allocate(windows)
-            self.points.append((trained, fixed_vwap_error(alloc[:, :, -1], y)))
-            self.paused += time.perf_counter() - pause
+    def evaluate(trained_s: float) -> None:
+        times.append(trained_s)
+        fixed.append(ModelPolicy(model).allocate(val_set)[:, :, -1].astype(np.float32))
 
-    return Curve()
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    budget = budget_callback(budget_s, evaluate)
+    wall, cpu = time.perf_counter(), time.process_time()
+    hist = model.fit(_batches(train_set, cfg, True), validation_data=_batches(val_set, cfg, False),
+                     epochs=cfg.epochs, callbacks=[early, budget], verbose=2)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    val_loss = np.asarray(hist.history["val_loss"])
+    stopped = "early_stopping" if early.stopped_epoch > 0 else "budget" if budget.exhausted else "epochs"
+    return {"ckpt_cpu_s": np.asarray(times), "ckpt_val_fixed": np.stack(fixed), "val_loss": val_loss,
+            "loss": np.asarray(hist.history["loss"]), "best_epoch": np.asarray(np.argmin(val_loss) + 1),
+            "stopped_by": np.asarray(stopped), "params": np.asarray(model.count_params()),
+            "fit_cpu_s": np.asarray(cpu), "fit_wall_s": np.asarray(wall), "model": model}
 
 
-def time_to_quality(ref_curve: pd.DataFrame, our_curve: pd.DataFrame) -> dict[str, float]:
-    """Seconds of training for each to reach the leak-free reference's best test tracking error."""
-    best = ref_curve.loc[ref_curve["test_te_bps"].idxmin()]
-    reached = our_curve[our_curve["test_te_bps"] <= best["test_te_bps"]]
-    ours = float(reached["train_s"].iloc[0]) if len(reached) else float("nan")
-    return {"reference_best_bps": float(best["test_te_bps"]), "reference_s": float(best["train_s"]),
-            "ours_s": ours, "ratio": ours / float(best["train_s"])}
+def run_ours(args, cfg, train_set, val_fit, test_set) -> None:
+    """Both of ours, one after the other; each saved to ``args.work/<label>.npz`` with its test allocations."""
+    from lems.baselines import ModelPolicy
+
+    for label, use_prior in OURS.items():
+        if args.only and label != args.only:
+            continue
+        print(f"[{label}] training, budget {args.budget:.0f} CPU s", flush=True)
+        run = fit_ours(cfg, real_data.thin(train_set, 2), val_fit, use_prior, args.budget)
+        run["alloc_test"] = ModelPolicy(run.pop("model")).allocate(test_set).astype(np.float32)
+        run["n_train"] = np.asarray(len(real_data.thin(train_set, 2)))
+        np.savez(args.work / f"{label}.npz", **run)
+        print(f"[{label}] {len(run['val_loss'])} epochs, best {int(run['best_epoch'])}, stopped by "
+              f"{run['stopped_by']}, {float(run['fit_cpu_s']):.0f} CPU s", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Stage 3: alignment, scoring, time to quality
+# --------------------------------------------------------------------------------------------------------
+def _ns(times) -> np.ndarray:
+    return pd.DatetimeIndex(times).tz_convert("UTC").as_unit("ns").asi8
+
+
+def gap_free(windows) -> np.ndarray:
+    """``(N,)`` True where the window's bars (lookback and horizon) are consecutive clock hours: there our
+    windows (actual bars) and the reference's (regular clock grid) hold the same bars."""
+    span = np.empty(len(windows), np.int64)
+    for asset, bars in windows.bars.items():
+        rows = np.flatnonzero(np.asarray(windows.asset).astype(str) == str(asset))
+        ts = _ns(pd.DatetimeIndex(bars["timestamp"]))
+        idx = np.asarray(windows.origin_index)[rows]
+        span[rows] = ts[idx + windows.n_ahead - 1] - ts[idx - windows.lookback]
+    return span == (windows.lookback + windows.n_ahead - 1) * 3_600_000_000_000
+
+
+def match(assets, origin_ns, windows) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of (assets, origin_ns) found in ``windows`` by (asset, origin): ``(their_rows, window_rows)``."""
+    ours = pd.MultiIndex.from_arrays([np.asarray(windows.asset).astype(str), _ns(windows.origin)])
+    pos = ours.get_indexer(pd.MultiIndex.from_arrays([np.asarray(assets).astype(str), np.asarray(origin_ns)]))
+    rows = np.flatnonzero(pos >= 0)
+    return rows, pos[rows]
+
+
+def alignment(y_ref: np.ndarray, y_ours: np.ndarray) -> dict[str, float]:
+    """Targets of the same (asset, origin): horizon volume shares and prices relative to the first horizon bar.
+
+    Also the old check (the reference's raw volume channel against our shares, pooled), which mixes two
+    per-window scales: the reference divides by the lookback volume, we by the horizon volume.
+    """
+    share_ref = y_ref[:, :, 0] / y_ref[:, :, 0].sum(axis=1, keepdims=True)
+    share_ours = y_ours[:, :, 0] / y_ours[:, :, 0].sum(axis=1, keepdims=True)
+    price_ref = y_ref[:, :, 1] / y_ref[:, :1, 1]
+    price_ours = y_ours[:, :, 1] / y_ours[:, :1, 1]
+
+    def corr(a, b):
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    return {"windows": len(y_ref), "share_corr": corr(share_ref, share_ours),
+            "share_max_abs_diff": float(np.abs(share_ref - share_ours).max()),
+            "price_corr": corr(price_ref, price_ours),
+            "price_max_abs_diff": float(np.abs(price_ref - price_ours).max()),
+            "old_check_raw_volume_corr": corr(y_ref[:, :, 0], y_ours[:, :, 0])}
+
+
+def curves(ref: dict, runs: dict, val, ref_rows: np.ndarray, our_rows: np.ndarray) -> pd.DataFrame:
+    """Validation tracking error [bps] at every checkpoint of every learned model, and of the baselines, on the
+    common validation windows ``val`` (rows ``ref_rows`` of the reference's checkpoints, ``our_rows`` of ours);
+    ``*_ratio`` = relative to the static curve."""
+    from lems.baselines import TWAP, StaticVWAP
+
+    rows = []
+    for name in ("static_vwap", "twap"):
+        policy = StaticVWAP() if name == "static_vwap" else TWAP()
+        rows.append({"model": name, "cpu_s": 0.0, **tracking(policy.allocate(val)[:, :, -1], val)})
+    static = rows[0]
+    series = {f"reference_{v}": (ref[f"ckpt_cpu_s_{v}"], ref[f"ckpt_val_fixed_{v}"][:, ref_rows])
+              for v in ("shifted", "published")}
+    series.update({k: (run["ckpt_cpu_s"], run["ckpt_val_fixed"][:, our_rows]) for k, run in runs.items()})
+    for name, (times, fixed) in series.items():
+        rows += [{"model": name, "cpu_s": float(t), **tracking(f, val)} for t, f in zip(times, fixed)]
+    frame = pd.DataFrame(rows)
+    for metric in ("mean_abs_bps", "std_bps"):
+        frame[metric.replace("_bps", "_ratio")] = frame[metric] / static[metric]
+    return frame
+
+
+def time_to_quality(curve: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """CPU seconds each of ours needs to reach the leak-free reference's best validation tracking error relative
+    to the static curve (per metric), against the reference's own time to its best."""
+    out = {}
+    ref = curve[curve["model"] == "reference_shifted"]
+    for metric in ("std_ratio", "mean_abs_ratio"):
+        best = ref.loc[ref[metric].idxmin()]
+        row = {"reference_best_ratio": float(best[metric]), "reference_s": float(best["cpu_s"])}
+        for name in OURS:
+            mine = curve[curve["model"] == name]
+            reached = mine[mine[metric] <= best[metric]]
+            row[f"{name}_s"] = float(reached["cpu_s"].iloc[0]) if len(reached) else float("nan")
+            row[f"{name}_best_ratio"] = float(mine[metric].min())
+            row[f"{name}_time_ratio"] = row[f"{name}_s"] / row["reference_s"] if row["reference_s"] > 0 else float("nan")
+        out[metric] = row
+    return out
+
+
+def policy_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per policy: fixed-duration VWAP tracking (mean |diff|, std of diff, median and P95 of |diff| [bps]) and
+    flexible-duration mean improvement vs VWAP and vs TWAP [bps], pooled over min durations, sides, targets."""
+    track = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
+    g = track.groupby("policy", observed=True)
+    table = pd.DataFrame({"fixed_mean_abs_bps": g["tracking_error_bps"].mean(),
+                          "fixed_std_diff_bps": g["diff"].std() * 1e4,
+                          "fixed_median_abs_bps": g["tracking_error_bps"].median(),
+                          "fixed_p95_abs_bps": g["tracking_error_bps"].quantile(0.95)})
+    flex = frame[frame["objective"] == "beat"]
+    imp = flex.groupby(["policy", "benchmark"], observed=True)["improvement_bps"].mean().unstack("benchmark")
+    table["flex_vs_vwap_bps"], table["flex_vs_twap_bps"] = imp["vwap"], imp["twap"]
+    table.index = table.index.astype(str)
+    return table
+
+
+#: Paired comparisons reported: (policy, baseline), positive = the policy did better (see :func:`paired` for the
+#: rows left out).
+PAIRS = [("ours", "static_vwap"), ("ours", "twap"), ("ours", "flexible_rule"), ("ours", "reference_shifted"),
+         ("ours", "reference_published"), ("ours_no_prior", "reference_shifted"),
+         ("reference_shifted", "static_vwap"), ("reference_shifted", "twap"), ("reference_shifted", "flexible_rule"),
+         ("reference_published", "reference_shifted")]
+
+
+def paired(frame: pd.DataFrame) -> pd.DataFrame:
+    """Paired mean differences with 95 % CIs clustered by origin day: fixed VWAP |diff| (baseline - policy) and
+    flexible improvement vs VWAP and vs TWAP (policy - baseline)."""
+    from lems.report import paired_comparison
+
+    parts = [paired_comparison(frame, a, b, by=("benchmark",), cluster="day").assign(policy=a) for a, b in PAIRS]
+    out = pd.concat(parts, ignore_index=True)
+    base, objective = out["baseline"], out["objective"].astype(str)
+    keep = (objective == "beat") | (out["benchmark"].astype(str) == "vwap")
+    # Redundant rows: on fixed orders the flexible rule IS the static curve; on flexible orders both static
+    # schedules improve by 0, so "vs static_vwap" already is the policy's improvement against 0.
+    keep &= ~((base == "flexible_rule") & (objective == "track")) & ~((base == "twap") & (objective == "beat"))
+    out = out[keep]
+    out["benchmark"] = out["benchmark"].astype(str)
+    out["objective"] = out["objective"].astype(str)
+    return out[["policy", "baseline", "objective", "benchmark", "model_mean", "baseline_mean", "mean_diff", "ci_low",
+                "ci_high", "significant", "n_clusters"]].reset_index(drop=True)
+
+
+def spread_ratio_ci(frame: pd.DataFrame, policy: str, baseline: str, n_boot: int = 2000,
+                    seed: int = 0) -> dict[str, float]:
+    """``std(diff_policy) / std(diff_baseline) - 1`` of the fixed VWAP orders [fraction], with a 95 % interval
+    from a bootstrap over origin days (whole days resampled, the same days for both policies)."""
+    track = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
+    day = (track["origin"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=1)
+    sums = {}
+    for name in (policy, baseline):
+        rows = (track["policy"] == name).to_numpy()
+        x = track.loc[rows, "diff"].to_numpy(np.float64) * 1e4
+        codes = pd.Categorical(day[rows], categories=np.unique(day)).codes
+        sums[name] = np.stack([np.bincount(codes, minlength=np.unique(day).size, weights=w)
+                               for w in (np.ones_like(x), x, x * x)])
+
+    def ratio(weights: np.ndarray) -> np.ndarray:
+        stds = []
+        for name in (policy, baseline):
+            n, s1, s2 = weights @ sums[name].T[:, 0], weights @ sums[name].T[:, 1], weights @ sums[name].T[:, 2]
+            stds.append(np.sqrt((s2 - s1 ** 2 / n) / (n - 1)))
+        return stds[0] / stds[1] - 1.0
+
+    n_days = sums[policy].shape[1]
+    point = float(ratio(np.ones((1, n_days)))[0])
+    rng = np.random.default_rng(seed)
+    draws = ratio(rng.multinomial(n_days, np.full(n_days, 1.0 / n_days), size=n_boot).astype(np.float64))
+    low, high = np.quantile(draws, [0.025, 0.975])
+    return {"policy": policy, "baseline": baseline, "ratio_minus_1": point, "ci_low": float(low),
+            "ci_high": float(high), "significant": bool(low > 0 or high < 0), "days": int(n_days)}
+
+
+def common_windows(assets, origin_ns, windows):
+    """The gap-free windows of ``windows`` that the reference also has, by (asset, origin).
+
+    Returns:
+        ``(subset, their_rows, window_rows)``: the WindowSet (in ``windows`` order), the reference rows and the
+        rows of ``windows`` of each of its windows.
+    """
+    their, rows = match(assets, origin_ns, windows)
+    keep = gap_free(windows)[rows]
+    their, rows = their[keep], rows[keep]
+    order = np.argsort(rows)
+    return windows.subset(rows[order]), their[order], rows[order]
+
+
+def score(args, setup, splits, val_fit) -> None:
+    """Stage 3: alignment, every policy on the common test windows, curves, then the results files."""
+    from lems.backtest import backtest, seed_targets
+    from lems.baselines import TWAP, FlexibleRule, ScheduleTable, StaticVWAP
+
+    ref = load_reference(args.work)
+    runs = {}
+    for label in OURS:
+        with np.load(args.work / f"{label}.npz") as d:
+            runs[label] = {k: d[k] for k in d.files}
+    test, ref_test, our_test = common_windows(ref["test_assets"], ref["test_origin_ns"], splits[2])
+    val, ref_val, our_val = common_windows(ref["val_assets"], ref["val_origin_ns"], val_fit)
+    proof = {}
+    for part, windows, rows, full in (("test", test, ref_test, splits[2]), ("validation", val, ref_val, val_fit)):
+        proof[part] = alignment(ref[f"y_{'val' if part == 'validation' else 'test'}"][rows], seed_targets(windows))
+        proof[part].update(ours_windows=len(full), ours_spanning_a_missing_hour=int((~gap_free(full)).sum()),
+                           reference_windows=len(ref[f"y_{'val' if part == 'validation' else 'test'}"]))
+
+    def table(alloc, name):
+        alloc = np.asarray(alloc, np.float64)
+        alloc /= alloc.sum(axis=1, keepdims=True)  # float32 outputs: sums within 1e-6, made exact
+        return ScheduleTable(alloc, np.asarray(test.asset), test.origin, name=name)
+
+    policies = {k: table(run["alloc_test"][our_test], k) for k, run in runs.items()}
+    policies.update({f"reference_{v}": table(ref[f"alloc_test_{v}"][ref_test], f"reference_{v}")
+                     for v in ("shifted", "published")})
+    policies.update({"static_vwap": StaticVWAP(), "twap": TWAP(), "flexible_rule": FlexibleRule()})
+    frame = backtest(policies, test)
+    curve = curves(ref, runs, val, ref_val, our_val)
+    result = {
+        "command": args.command, "budget_cpu_s": args.budget, "seed": args.seed,
+        "policies": policy_table(frame).reset_index(names="policy").to_dict("records"),
+        "labels": LABELS, "paired": paired(frame).to_dict("records"),
+        "spread": [spread_ratio_ci(frame, a, b) for a, b in (("reference_shifted", "static_vwap"),
+                                                             ("ours", "static_vwap"),
+                                                             ("ours", "reference_shifted"),
+                                                             ("reference_published", "static_vwap"))],
+        "alignment": proof, "time_to_quality": time_to_quality(curve),
+        "validation_best": curve.groupby("model")[["mean_abs_ratio", "std_ratio"]].min().reset_index()
+        .to_dict("records"),
+        "reference": {"config": FAIR_CONFIG, "observed_channels": ref["observed_channels"].tolist(),
+                      "n_train": int(ref["n_train"]),
+                      **{v: _run_meta(ref, f"_{v}") for v in ("shifted", "published")}},
+        "ours": {k: _run_meta(run, "") for k, run in runs.items()},
+        "test_windows": len(test), "test_orders_per_policy": int(len(frame) // len(policies)),
+    }
+    write(args, result, curve)
+
+
+def _run_meta(d: dict, suffix: str) -> dict:
+    keys = {"params": int, "stopped_by": str, "fit_cpu_s": float, "fit_wall_s": float}
+    out = {k: cast(d[k + suffix]) for k, cast in keys.items()}
+    val_loss = d["val_loss" + suffix]
+    out.update(checks=len(val_loss), best_check=int(np.argmin(val_loss)) + 1,
+               best_val_loss=float(val_loss.min()))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------------------
+def _ci(row) -> str:
+    mark = "" if row["significant"] else " (n.s.)"
+    return f"{row['mean_diff']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]{mark}"
+
+
+def write(args, result: dict, curve: pd.DataFrame) -> None:
+    """``reference_crypto.json`` (machine-readable), ``reference_crypto.md`` and the curves CSV."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "reference_crypto.json").write_text(json.dumps(result, indent=1, default=_json_default) + "\n",
+                                                     encoding="utf-8")
+    curve.to_csv(args.out / "reference_crypto_curve.csv", index=False, float_format="%.4f")
+    pol = pd.DataFrame(result["policies"]).set_index("policy")
+    pairs = pd.DataFrame(result["paired"])
+    pairs["paired diff [95 % CI]"] = pairs.apply(_ci, axis=1)
+    view = pairs[["policy", "baseline", "objective", "benchmark", "paired diff [95 % CI]"]]
+    spread = pd.DataFrame(result["spread"])
+    spread["std ratio - 1 [95 % CI]"] = spread.apply(
+        lambda r: f"{r['ratio_minus_1']:+.1%} [{r['ci_low']:+.1%}, {r['ci_high']:+.1%}]"
+                  + ("" if r["significant"] else " (n.s.)"), axis=1)
+    al, ttq, ref = result["alignment"], result["time_to_quality"], result["reference"]
+    lines = [
+        "# The reference package (lems 0.1.1) vs ours on hourly crypto: fair recipe, equal CPU budget", "",
+        f"- **command**: `{result['command']}`",
+        (f"- **data**: BTCUSDT + ETHUSDT 1h; train through 2020-06, validate 2020-07..12 (every {VAL_STRIDE}th "
+        f"origin per asset for early stopping, both packages), test 2021: {result['test_windows']} test windows "
+        f"common to both packages (windows spanning an hour missing from the data are left out: there the "
+        f"reference's clock grid and our actual bars differ), {result['test_orders_per_policy']} orders per policy "
+        "(every order type, target and min duration)"),
+        (f"- **budget**: {result['budget_cpu_s']:.0f} CPU seconds of training per model (process CPU time, all "
+        "threads; compilation and validation passes included, checkpoint evaluations excluded) on a 2-core "
+        "machine shared with other jobs; JAX backend for both"),
+        f"- **reference**: LargeExecutionModel(lookback=48, n_ahead=12, {', '.join(f'{k}={v}' for k, v in ref['config'].items())}), "
+        f"its own full_generate/add_config_to_X/add_config_to_y windows ({ref['n_train']} training windows), "
+        f"Adam 1e-3, batch 64, early stopping on its validation loss every {REF_VAL_STEPS} batches (patience "
+        f"{REF_PATIENCE} checks, "
+        "best weights restored); observed channels of its X (found by perturbing the bars, shifted one bar in "
+        f"the leak-free variant): {ref['observed_channels']}; the other channels (calendar, constant) keep their "
+        "own bar. " + "; ".join(f"{v}: {m['params']:,} parameters, {m['checks']} checks, best {m['best_check']}, "
+                                f"stopped by {m['stopped_by']}, {m['fit_cpu_s']:.0f} CPU s / {m['fit_wall_s']:.0f} s "
+                                "wall" for v, m in ((v, ref[v]) for v in ("shifted", "published"))),
+        "- **ours**: real_data.py's crypto recipe (hidden 32, Adam 5e-3, batch 256, every 2nd training origin, "
+        "patience 3 epochs, best weights restored); " + "; ".join(
+            f"{k}: {m['params']:,} parameters, {m['checks']} epochs, best {m['best_check']}, stopped by "
+            f"{m['stopped_by']}, {m['fit_cpu_s']:.0f} CPU s / {m['fit_wall_s']:.0f} s wall"
+            for k, m in result["ours"].items()), "",
+        "## Alignment: the reference's targets are ours", "",
+        ("On every (asset, origin) both packages have, the reference's targets against ours (volume as the share of "
+        "the horizon's volume, price relative to the first horizon bar):"), "",
+        alignment_table(al), "",
+        ("`old_check_raw_volume_corr` is the previous runner's check (0.68 then): it correlated the reference's raw "
+        "volume channel, which is scaled by the window's lookback volume, with our shares of the horizon volume; "
+        "the scale differs from window to window, the shares do not."), "",
+        "## Every policy on the test orders", "",
+        ("Fixed duration (track, VWAP benchmark): mean |diff| and std of the signed diff [bps]. Flexible duration "
+        "(beat): mean improvement [bps] against the VWAP and against the TWAP benchmark, pooled over min "
+        "durations 1..H, sides and targets (positive = better for the trader)."), "",
+        real_data.md_table(pol.rename(index=lambda k: f"{k}: {LABELS[k]}")), "",
+        ("## Paired differences (95 % CI clustered by origin day; positive = `policy` better; n.s. = not "
+        "significant)"), "", real_data.md_table(view.set_index("policy")), "",
+        ("Spread of the fixed VWAP orders (std of the signed diff), ratio to the baseline's minus 1, 95 % CI from "
+        "a bootstrap over origin days:"), "",
+        real_data.md_table(spread[["policy", "baseline", "std ratio - 1 [95 % CI]", "days"]].set_index("policy")), "",
+        "## Time to quality (validation)", "",
+        ("Starting from an untrained model, the CPU seconds each of ours needs to reach the leak-free reference's "
+        "best validation tracking error relative to the static curve (checkpoints at every epoch end for ours, "
+        f"every {REF_VAL_STEPS} batches for the reference):"), "",
+        real_data.md_table(pd.DataFrame(ttq).T, 3), "",
+        "Best validation ratio of each model over its run: " + ", ".join(
+            f"{r['model']} {r['std_ratio']:.3f} (std) / {r['mean_abs_ratio']:.3f} (mean |diff|)"
+            for r in result["validation_best"]) + ". Curves: `reference_crypto_curve.csv`.", "",
+    ]
+    (args.out / "reference_crypto.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines), flush=True)
+
+
+def alignment_table(proof: dict) -> str:
+    """The alignment numbers as a Markdown table (counts as integers, differences in scientific notation)."""
+    lines = [("| split | windows compared | share corr | share max abs diff | price corr | price max abs diff | "
+             "old check (raw volume corr) | ours | ours spanning a missing hour (left out) | reference |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for part, a in proof.items():
+        lines.append(f"| {part} | {a['windows']} | {a['share_corr']:.9f} | {a['share_max_abs_diff']:.1e} | "
+                     f"{a['price_corr']:.9f} | {a['price_max_abs_diff']:.1e} | {a['old_check_raw_volume_corr']:.3f} | "
+                     f"{a['ours_windows']} | {a['ours_spanning_a_missing_hour']} | {a['reference_windows']} |")
+    return "\n".join(lines)
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -153,144 +571,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", type=Path, default=real_data.DEFAULT_DATA)
-    p.add_argument("--budget", type=float, default=900.0, help="training seconds per model (each)")
-    p.add_argument("--eval-every", type=float, default=60.0, help="reference checkpoint period [s]")
+    p.add_argument("--budget", type=float, default=480.0, help="CPU seconds of training per model")
+    p.add_argument("--stage", choices=("all", "reference", "ours", "score"), default="all")
+    p.add_argument("--only", choices=tuple(OURS), default=None, help="stage ours: train only this one")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reference-npz", type=Path, default=None,
-                   help="reuse a finished reference run (the runner's output); default: run it now")
-    p.add_argument("--ours-budget", type=float, default=None, help="our training seconds (default: --budget)")
-    p.add_argument("--learning-rate", type=float, default=5e-3)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--work", type=Path, default=WORK, help="folder of the large intermediate arrays")
     p.add_argument("--out", type=Path, default=real_data.RESULTS)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    command = "python benchmarks/reference_crypto.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    t0 = time.perf_counter()
+    args.command = "python benchmarks/reference_crypto.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    args.work.mkdir(parents=True, exist_ok=True)
     setup = real_data.SETUPS["crypto"]
     files = real_data.data_files(args.data, setup)
-    npz = args.reference_npz or Path(tempfile.mkdtemp(prefix="lems_ref_")) / "curve.npz"
-    if args.reference_npz is None:
-        run_reference(files, setup, args.budget, args.eval_every, args.seed, npz)
-    with np.load(npz) as d:
-        ref = {k: d[k] for k in d.files}
-
-    from lems.backtest import backtest, seed_targets
-    from lems.baselines import TWAP, FlexibleRule, ModelPolicy, ScheduleTable, StaticVWAP
-
-    train_set, val_set, test_set = real_data.build_splits(files, setup, setup.lookback)
-    y_test = seed_targets(test_set)
-    ref_rows, win_rows, offset, corr = match_rows(ref, test_set, y_test)
-    if len(np.unique(win_rows)) != len(test_set):
-        print(f"note: {len(test_set) - len(np.unique(win_rows))} test windows have no reference row; scored "
-              "on the common windows only", flush=True)
-    test_set = test_set.subset(np.sort(win_rows))
-    y_test = seed_targets(test_set)
-    ref_rows, win_rows, offset, corr = match_rows(ref, test_set, y_test)
-
-    # Learning curves on the checkpoint rows (every 3rd reference eval row) that are test windows.
-    window_of = np.full(len(ref["assets"]), -1)
-    window_of[ref_rows] = win_rows
-    in_test = window_of[ref["ckpt_rows"]] >= 0
-    curve_windows = test_set.subset(window_of[ref["ckpt_rows"]][in_test])
-    y_curve = seed_targets(curve_windows)
-    rows = []
-    for name in VARIANTS:
-        for t, fixed in zip(ref[f"ckpt_times_{name}"], ref[f"ckpt_fixed_{name}"]):
-            rows.append({"model": f"reference_{name}", "train_s": float(t),
-                         "test_te_bps": fixed_vwap_error(fixed[in_test], y_curve)})
-    for name, policy in (("static_vwap", StaticVWAP()), ("twap", TWAP())):
-        rows.append({"model": name, "train_s": 0.0,
-                     "test_te_bps": fixed_vwap_error(policy.allocate(curve_windows)[:, :, -1], y_curve)})
-
-    reference_policies = {}
-    for name in VARIANTS:
-        alloc = ref[f"alloc_{name}"][ref_rows].astype(np.float64)
-        alloc /= alloc.sum(axis=1, keepdims=True)  # float32 output of the reference: sums within 1e-6
-        table = ScheduleTable(alloc, test_set.asset[win_rows], test_set.origin[win_rows], name=f"reference_{name}")
-        table.allocate(test_set)  # every test window present, invariants hold: checked before training ours
-        reference_policies[f"reference_{name}"] = table
-    print(pd.DataFrame(rows).to_string(), flush=True)
-
-    # Ours: the real_data crypto configuration, same budget.
-    cfg = real_data.base_config(argparse.Namespace(lookback=None, hidden_size=32, batch_size=args.batch_size,
-                                                   learning_rate=args.learning_rate, epochs=1000, patience=3,
-                                                   minutes=(args.ours_budget or args.budget) / 60.0,
-                                                   seed=args.seed,
-                                                   fast_compile=False), setup, files)
-    from lems.training import Splits, train
-
-    curve = curve_callback(curve_windows, y_curve)
-    result = train(cfg, windows=Splits(real_data.thin(train_set, setup.train_stride), real_data.thin(val_set, 4),
-                                       test_set), verbose=2, callbacks=[curve])
-    rows += [{"model": "ours", "train_s": t, "test_te_bps": te} for t, te in curve.points]
-    curves = pd.DataFrame(rows)
-    ttq = time_to_quality(curves[curves["model"] == "reference_shifted"], curves[curves["model"] == "ours"])
-
-    # Every test order: ours, the reference (both), the classical baselines.
-    policies = {"model": ModelPolicy(result.model), "static_vwap": StaticVWAP(), "flexible_rule": FlexibleRule(),
-                "twap": TWAP()}
-    policies.update(reference_policies)
-    frame = backtest(policies, test_set)
-    write(args, command, ref, result, curves, ttq, frame, offset, corr, time.perf_counter() - t0)
-
-
-def write(args, command, ref, result, curves, ttq, frame, offset, corr, wall) -> None:
-    """Markdown page and the learning-curve CSV."""
-    fixed = real_data.fixed_table(frame)
-    flex = frame[frame["objective"] == "beat"]
-    pooled = flex.groupby(["benchmark", "policy"], observed=True)["improvement_bps"].mean().unstack("benchmark")
-    pooled.index = pooled.index.astype(str)
-    pooled.columns = [f"improvement_vs_{c}_bps" for c in pooled.columns.astype(str)]
-    twap = pooled.loc["twap"]
-    gain = (pooled - twap).add_suffix("_over_twap")
-    pub = gain.loc["reference_published"].mean()
-    shf = gain.loc["reference_shifted"].mean()
-    share = (pub - shf) / pub if pub > 0 else float("nan")
-    args.out.mkdir(parents=True, exist_ok=True)
-    curves.to_csv(args.out / "reference_crypto_curve.csv", index=False, float_format="%.4f")
-    best = curves.groupby("model")["test_te_bps"].min()
-    lines = [
-        "# The reference package (lems 0.1.1) vs ours on hourly crypto, equal training budget", "",
-        f"- **command**: `{command}`",
-        f"- **data**: BTCUSDT + ETHUSDT 1h; train through 2020-06, validate 2020-07..12, test 2021 "
-        f"({len(frame[frame['policy'] == 'model']) // (13 * 8)} test windows common to both packages; the "
-        f"reference's rows matched on (asset, origin) with a date offset of {offset} bar(s), volume-share "
-        f"correlation {corr:.4f})",
-        f"- **budget**: reference {float(ref['budget_s']):.0f} s of training per variant, ours "
-        f"{args.ours_budget or args.budget:.0f} s, on this 2-core shared CPU, compilation included, evaluation "
-        "excluded; JAX backend for both",
-        f"- **reference**: LargeExecutionModel(lookback=120, n_ahead=12, hidden_size=32, hidden_rnn_layer=1, "
-        f"num_heads=4, num_embedding=8, fused_mlp_hidden_dim=32) = {int(ref['params_shifted']):,} parameters, "
-        f"Adam 1e-3, batch 64, seed {args.seed}; loss first -> last chunk: shifted "
-        f"{ref['loss_shifted'][0]:.4f} -> {ref['loss_shifted'][-1]:.4f}, published "
-        f"{ref['loss_published'][0]:.4f} -> {ref['loss_published'][-1]:.4f}; samples seen: shifted "
-        f"{len(ref['loss_shifted']) * 640:,}, published {len(ref['loss_published']) * 640:,} (chunks of 10 batches "
-        "of 64; the two variants ran one after the other on the shared machine, so their step counts differ)",
-        f"- **ours**: {result.config.hidden_size=}, lookback {result.config.lookback}, "
-        f"{result.model.count_params():,} parameters, Adam {result.config.learning_rate:g}, batch "
-        f"{result.config.batch_size}, {result.epochs_run} epochs, stopped by {result.stopped_by}",
-        f"- **total wall time**: {wall / 60:.1f} min", "",
-        "## Fixed duration: VWAP tracking error |diff| [bps], every test order", "",
-        "`paired_diff_bps` = policy - model on the same orders (positive: our model tracks better), 95 % CI "
-        "clustered by origin day.", "", real_data.md_table(fixed), "",
-        "## Flexible duration: improvement [bps], pooled over min durations 1..H, sides and targets", "",
-        real_data.md_table(pooled.join(gain)), "",
-        f"Look-ahead: the reference's mean flexible gain over the TWAP schedule is {pub:+.2f} bps as published and "
-        f"{shf:+.2f} bps when it may not see the bar it trades in"
-        + (f": **{share:.0%} of its published flexible gain is look-ahead**." if np.isfinite(share) else
-           " (no published gain to explain)."), "",
-        "## Time to quality (issue 5)", "",
-        f"Best test tracking error of the leak-free reference over its run: {ttq['reference_best_bps']:.2f} bps, "
-        f"reached after {ttq['reference_s']:.0f} s of training. Ours reached it after "
-        f"{ttq['ours_s']:.0f} s: ratio **{ttq['ratio']:.3f}** (target <= 0.1). Best of each over the run "
-        "(every 3rd test window): " + ", ".join(f"{k} {v:.2f}" for k, v in best.items()) + " bps. "
-        "Curves: `reference_crypto_curve.csv`.", "",
-    ]
-    (args.out / "reference_crypto.md").write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines), flush=True)
+    splits = real_data.build_splits(files, setup, setup.lookback)
+    val_fit = real_data.thin(splits[1], VAL_STRIDE)
+    print(f"windows train / val (early stopping) / test: {len(splits[0])} / {len(val_fit)} / {len(splits[2])}",
+          flush=True)
+    if args.stage in ("all", "reference"):
+        run_reference(args, files, setup, val_fit)
+    if args.stage in ("all", "ours"):
+        run_ours(args, our_config(args, setup, files), splits[0], val_fit, splits[2])
+    if args.stage in ("all", "score"):
+        score(args, setup, splits, val_fit)
 
 
 if __name__ == "__main__":
