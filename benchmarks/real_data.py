@@ -30,7 +30,9 @@ Usage (from the repository root)::
     python benchmarks/real_data.py --dataset equities --data ../shared/data --minutes 12
 
 Writes ``benchmarks/results/real_data_<dataset>.md`` and ``.csv`` (the full distribution table of
-:func:`lems.backtest.summary`) and ``real_data_<dataset>_duration.png``.
+:func:`lems.backtest.summary`), ``real_data_<dataset>.json`` (the README's numbers, read by
+``benchmarks/render_readme.py``) and ``real_data_<dataset>_duration.png``. ``--summary-only`` rebuilds the
+JSON of a committed run from its ``.csv`` and ``.md`` without training.
 """
 
 from __future__ import annotations
@@ -336,6 +338,108 @@ def write_results(out: Path, name: str, meta: dict[str, Any], fixed: pd.DataFram
 
 
 # --------------------------------------------------------------------------------------------------------
+# Machine-readable summary (read by benchmarks/render_readme.py)
+# --------------------------------------------------------------------------------------------------------
+def _pooled_stats(groups: pd.DataFrame, mean: pd.Series, std: pd.Series) -> tuple[float, float]:
+    """Mean and std (ddof=1) of the union of groups given their counts, means and stds."""
+    n = groups["count"].to_numpy(np.float64)
+    m, sd = mean.to_numpy(np.float64), std.to_numpy(np.float64)
+    total = n.sum()
+    grand = float((n * m).sum() / total)
+    ss = float(((n - 1) * sd ** 2).sum() + (n * (m - grand) ** 2).sum())
+    return grand, float(np.sqrt(ss / (total - 1)))
+
+
+def headline_summary(setup: DataSetup, table: pd.DataFrame, fixed_ci: pd.DataFrame,
+                     rule_ci: pd.DataFrame) -> dict[str, Any]:
+    """The README's numbers of one data set, from the committed kinds of tables only.
+
+    Args:
+        setup: The data set.
+        table: :func:`lems.backtest.summary` of the test frame (the ``real_data_<name>.csv`` file).
+        fixed_ci: Per baseline, ``paired_diff_bps``, ``ci_low``, ``ci_high`` of the fixed VWAP |diff| (baseline -
+            model, :func:`fixed_table`).
+        rule_ci: Per benchmark, ``model_minus_rule_mean_diff``, ``_ci_low``, ``_ci_high`` of the pooled flexible
+            improvement (:func:`pooled_flexible`).
+
+    Returns:
+        ``fixed``: per policy ``mean_abs_bps`` and ``std_diff_bps`` (std of the signed diff, pooled exactly from
+        the per-group means and stds: ``diff = -improvement`` for buys, ``+improvement`` for sells);
+        ``fixed_paired``: per baseline the paired interval and ``significant``; ``flexible``: per benchmark and
+        policy the pooled mean improvement [bps]; ``flexible_vs_rule``: per benchmark the paired interval.
+    """
+    def significant(low: float, high: float) -> bool:
+        return bool(low > 0 or high < 0)
+
+    track = table[(table["objective"] == "track") & (table["benchmark"] == "vwap")]
+    fixed = {}
+    for policy, rows in track.groupby("policy", sort=False):
+        sign = np.where(rows["side"] == "buy", -1.0, 1.0)
+        mean_abs, _ = _pooled_stats(rows, rows["tracking_error_bps_mean"], rows["tracking_error_bps_std"])
+        _, std = _pooled_stats(rows, rows["improvement_bps_mean"] * sign, rows["improvement_bps_std"])
+        fixed[str(policy)] = {"mean_abs_bps": mean_abs, "std_diff_bps": std, "orders": int(rows["count"].sum())}
+    flex = table[table["objective"] == "beat"]
+    flexible: dict[str, dict[str, float]] = {}
+    for (benchmark, policy), rows in flex.groupby(["benchmark", "policy"], sort=False):
+        flexible.setdefault(str(benchmark), {})[str(policy)] = float(
+            (rows["improvement_bps_mean"] * rows["count"]).sum() / rows["count"].sum())
+    return {
+        "dataset": setup.name, "symbols": list(setup.symbols), "n_ahead": setup.n_ahead,
+        "test_start": setup.val_end, "fixed": fixed,
+        "fixed_paired": {str(b): {"mean_diff": float(r["paired_diff_bps"]), "ci_low": float(r["ci_low"]),
+                                  "ci_high": float(r["ci_high"]),
+                                  "significant": significant(r["ci_low"], r["ci_high"])}
+                         for b, r in fixed_ci.dropna(subset=["ci_low"]).iterrows()},
+        "flexible": flexible,
+        "flexible_vs_rule": {str(b): {"mean_diff": float(r["model_minus_rule_mean_diff"]),
+                                      "ci_low": float(r["model_minus_rule_ci_low"]),
+                                      "ci_high": float(r["model_minus_rule_ci_high"]),
+                                      "significant": significant(r["model_minus_rule_ci_low"],
+                                                                 r["model_minus_rule_ci_high"])}
+                             for b, r in rule_ci.iterrows()},
+    }
+
+
+def write_summary(out: Path, name: str, summary: dict[str, Any]) -> Path:
+    """``real_data_<name>.json``."""
+    path = out / f"real_data_{name}.json"
+    path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_md_table(text: str, first_column: str) -> pd.DataFrame:
+    """The first Markdown table of ``text`` (as written by :func:`md_table`) whose first column is
+    ``first_column``, indexed by it; numeric cells parsed, empty cells NaN."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_column:
+            body = []
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                body.append([c.strip() for c in row.strip().strip("|").split("|")])
+            frame = pd.DataFrame(body, columns=cells).set_index(first_column).replace("", np.nan)
+            for col in frame.columns:
+                numbers = pd.to_numeric(frame[col], errors="coerce")
+                if numbers.notna().sum() == frame[col].notna().sum():  # every filled cell is a number
+                    frame[col] = numbers
+            return frame
+    raise ValueError(f"no table with first column {first_column!r}")
+
+
+def summary_from_results(out: Path, setup: DataSetup) -> dict[str, Any]:
+    """Rebuild the summary of a committed run without retraining: distribution table from
+    ``real_data_<name>.csv``; the paired intervals (per-order data, not committed) from the two tables of
+    ``real_data_<name>.md`` that hold them (2 decimals)."""
+    table = pd.read_csv(out / f"real_data_{setup.name}.csv")
+    text = (out / f"real_data_{setup.name}.md").read_text(encoding="utf-8")
+    fixed_ci = read_md_table(text, "policy")[["paired_diff_bps", "ci_low", "ci_high"]]
+    rule_ci = read_md_table(text.split("Pooled over all min durations:")[1], "benchmark")
+    return headline_summary(setup, table, fixed_ci, rule_ci)
+
+
+# --------------------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -359,6 +463,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "budget; the lowest validation loss is evaluated on test")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--verbose", type=int, default=2)
+    p.add_argument("--summary-only", action="store_true",
+                   help="no training: rebuild real_data_<name>.json from the committed .csv and .md in --out")
     return p.parse_args(argv)
 
 
@@ -414,6 +520,9 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
         "total wall time": f"{time.perf_counter() - t0:.0f} s",
     }
     write_results(args.out, setup.name, meta, fixed, flex, pooled, tuning, frame)
+    from lems.backtest import summary
+
+    write_summary(args.out, setup.name, headline_summary(setup, summary(frame), fixed, pooled))
     print(f"[{setup.name}] fixed VWAP tracking error (bps):\n{fixed.round(3).to_string()}", flush=True)
     print(f"[{setup.name}] flexible improvement (bps), pooled:\n{pooled.round(3).to_string()}", flush=True)
     print(f"[{setup.name}] wrote {args.out / f'real_data_{setup.name}.md'}", flush=True)
@@ -423,6 +532,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     command = "python benchmarks/real_data.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     names = list(SETUPS) if args.dataset == "both" else [args.dataset]
+    if args.summary_only:
+        for name in names:
+            print(f"wrote {write_summary(args.out, name, summary_from_results(args.out, SETUPS[name]))}")
+        return
     for name in names:
         data_files(args.data, SETUPS[name])  # fail fast, before any training
     for name in names:
