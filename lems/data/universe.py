@@ -28,26 +28,32 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 import pandas as pd
 
 from lems.batching import as_tuples
-from lems.data.calendar import to_utc_ns
-from lems.data.features import FEATURE_NAMES
+from lems.data.calendar import add_calendar, to_utc_ns
+from lems.data.features import build_slot_index
 from lems.data.loaders import SUPPORTED_SUFFIXES, read_bars
 from lems.data.validation import validate_bars
-from lems.data.windows import SymbolState, WindowSet, build_batch, make_states, make_windows, rate_arrays
+from lems.data.windows import (
+    SymbolState,
+    WindowSet,
+    build_batch,
+    make_windows,
+    rate_arrays,
+)
 
 __all__ = [
     "SymbolSource",
     "SymbolUniverse",
     "UniverseDataset",
     "UniverseWindows",
+    "merge_states",
     "open_symbols",
-    "origin_times",
     "write_partitioned",
 ]
 
@@ -220,7 +226,7 @@ def open_symbols(
     symbols: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     partition: str = "symbol",
-    format: str | None = None,  # noqa: A002 - the read_bars keyword
+    format: str | None = None,
     tz: str | None = None,
     columns: Mapping[str, str] | None = None,
     sort: bool = False,
@@ -375,21 +381,22 @@ class SymbolUniverse:
         stride, n_days_profile, min_history: As in :func:`lems.data.windows.make_windows`.
         bar_minutes: Nominal bar length [minutes]; ``None`` infers it per symbol (its modal spacing, as
             ``make_windows`` does for one symbol).
-        cache_symbols: Per-symbol states kept in memory (least recently used evicted); memory is about
-            ``cache_symbols`` times one symbol's compact state (:meth:`SymbolState.compact`).
+        cache_symbols: Per-symbol states kept in memory for the counting passes and :meth:`state` (least
+            recently used evicted): about ``cache_symbols`` times one symbol's compact state
+            (:meth:`SymbolState.compact`). Batches do not use this cache (see :class:`UniverseDataset`).
         **source_options: Passed to :func:`open_symbols` when ``source`` is not a :class:`SymbolSource`.
 
     Attributes:
-        loads: Number of per-symbol states built so far (reads of a symbol's bars).
+        loads: Number of per-symbol states built so far (reads of a symbol's bars), cached or not.
     """
 
     def __init__(self, source: Any, lookback: int, n_ahead: int, *, tz: str = "UTC", stride: int = 1,
                  n_days_profile: int = 20, min_history: int | None = None, bar_minutes: float | None = None,
-                 cache_symbols: int = 64, **source_options: Any) -> None:
+                 cache_symbols: int = 16, **source_options: Any) -> None:
         if int(lookback) < 2 or int(n_ahead) < 1:
             raise ValueError(f"lookback must be >= 2 and n_ahead >= 1, got {lookback} and {n_ahead}")
-        if int(cache_symbols) < 1:
-            raise ValueError(f"cache_symbols must be >= 1, got {cache_symbols}")
+        if int(cache_symbols) < 1 or int(n_days_profile) < 1:
+            raise ValueError(f"cache_symbols and n_days_profile must be >= 1, got {cache_symbols} and {n_days_profile}")
         self.source = open_symbols(source, **source_options)
         self.lookback, self.n_ahead, self.tz = int(lookback), int(n_ahead), tz
         self.stride, self.n_days_profile, self.min_history = int(stride), int(n_days_profile), min_history
@@ -405,27 +412,32 @@ class SymbolUniverse:
         return self.source.symbols
 
     def _build(self, symbol: str) -> SymbolState:
-        bars = self.source.read(symbol)
-        states = make_states(bars, self.lookback, self.n_ahead, tz=self.tz, n_days_profile=self.n_days_profile,
-                             bar_minutes=self.bar_minutes)
-        return states[symbol].compact()
+        bars = self.source.read(symbol)  # validated canonical bars of this one symbol
+        cal = add_calendar(bars, tz=self.tz, bar_minutes=self.bar_minutes)
+        return SymbolState.from_calendar(cal, self.lookback, self.n_ahead, self.n_days_profile).compact()
+
+    def load(self, symbol: str) -> SymbolState:
+        """The compact :class:`SymbolState` of ``symbol``, read and built now (not cached)."""
+        state = self._build(symbol)
+        with self._lock:
+            self.loads += 1
+        return state
 
     def state(self, symbol: str) -> SymbolState:
-        """The compact :class:`SymbolState` of ``symbol`` (read and built on a cache miss)."""
+        """The compact :class:`SymbolState` of ``symbol`` (from the cache, or loaded and cached)."""
         with self._lock:
             if symbol in self._cache:
                 self._cache.move_to_end(symbol)
                 return self._cache[symbol]
-            state = self._build(symbol)
-            self.loads += 1
+            state = self.load(symbol)
             self._cache[symbol] = state
             while len(self._cache) > self.cache_symbols:
                 self._cache.popitem(last=False)
             return state
 
-    def valid_origins(self, symbol: str) -> np.ndarray:
-        """Origin indices of every valid window of ``symbol`` (stride and min_history applied)."""
-        return self.state(symbol).valid_origins(self.stride, min_history=self.min_history)
+    def valid_origins(self, state: SymbolState) -> np.ndarray:
+        """Origin indices of every valid window of a symbol's state (stride and min_history applied)."""
+        return state.valid_origins(self.stride, min_history=self.min_history)
 
     def windows(self) -> UniverseWindows:
         """All windows (no time split); one pass over the symbols to count them."""
@@ -465,7 +477,8 @@ class SymbolUniverse:
         """Sorted distinct origin times [UTC ns] of all windows (memory: the calendar, not the symbols)."""
         times = np.zeros(0, np.int64)
         for symbol in self.symbols:
-            times = np.union1d(times, self.state(symbol).ns[self.valid_origins(symbol)])
+            state = self.state(symbol)
+            times = np.union1d(times, state.ns[self.valid_origins(state)])
         if times.size == 0:
             raise ValueError("no valid window in the universe (check lookback, n_ahead and the data)")
         return times
@@ -481,7 +494,8 @@ class SymbolUniverse:
     def _parts(self, rules: dict[str, _TimeRule]) -> tuple[UniverseWindows, ...]:
         counts = np.zeros((len(rules), len(self.symbols)), np.int64)
         for j, symbol in enumerate(self.symbols):
-            state, origins = self.state(symbol), self.valid_origins(symbol)
+            state = self.state(symbol)
+            origins = self.valid_origins(state)
             for k, rule in enumerate(rules.values()):
                 counts[k, j] = rule.select(state, origins).size
         return tuple(UniverseWindows(self, name, rule, self.symbols, counts[k])
@@ -511,9 +525,13 @@ class UniverseWindows:
     def __repr__(self) -> str:
         return f"UniverseWindows({self.name}: {len(self)} windows of {len(self.symbols)} symbols)"
 
+    def select(self, state: SymbolState) -> np.ndarray:
+        """Origin indices (positions in the symbol's bars) of the part's windows of a symbol's state."""
+        return self._rule.select(state, self.universe.valid_origins(state))
+
     def origins(self, symbol: str) -> np.ndarray:
         """Origin indices (positions in the symbol's bars) of the part's windows of ``symbol``."""
-        return self._rule.select(self.universe.state(symbol), self.universe.valid_origins(symbol))
+        return self.select(self.universe.state(symbol))
 
     def batches(self, batch_size: int = 64, *, shuffle: bool = True, seed: int = 0, min_rate: float = 0.0,
                 max_rate: float = 1.0, drop_remainder: bool = False, block_symbols: int = 32,
@@ -568,6 +586,51 @@ def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
 # ----------------------------------------------------------------------------------------------
 # Batches gathered on the fly
 # ----------------------------------------------------------------------------------------------
+def merge_states(states: Sequence[SymbolState]) -> tuple[SymbolState, np.ndarray]:
+    """One state holding the bars of several symbols back to back, so one :func:`build_batch` call gathers
+    windows of all of them.
+
+    A window never crosses from one symbol into the next (its bars lie inside its symbol's segment), and the
+    seasonal profile is indexed by (symbol, slot), so a merged window is bit-identical to the window built from
+    its own symbol's state.
+
+    Args:
+        states: States of distinct symbols with the same lookback, horizon and profile length.
+
+    Returns:
+        ``(merged, offsets)``: origin index ``i`` of ``states[k]`` is ``i + offsets[k]`` in ``merged``.
+    """
+    first = states[0]
+    if any((s.lookback, s.n_ahead, s.n_days_profile) != (first.lookback, first.n_ahead, first.n_days_profile)
+           for s in states):
+        raise ValueError("merge_states: the states differ in lookback, n_ahead or n_days_profile")
+    offsets = np.cumsum([0] + [s.n_bars for s in states])[:-1].astype(np.int64)
+    slot_base = np.cumsum([0] + [int(s.slots.code.max()) + 1 for s in states])[:-1]
+    volume = np.concatenate([s.volume for s in states])
+    slots = np.concatenate([s.slots.code + base for s, base in zip(states, slot_base)])
+    names = ", ".join(s.symbol for s in states[:3]) + (f" and {len(states) - 3} more" if len(states) > 3 else "")
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(s, name) for s in states])
+
+    merged = SymbolState(
+        symbol=names, bars=first.bars.iloc[:0], lookback=first.lookback, n_ahead=first.n_ahead,
+        n_days_profile=first.n_days_profile, observed=joined("observed"), known=joined("known"), volume=volume,
+        price=joined("price"), ns=joined("ns"), slots=build_slot_index(slots, volume),
+        traded=np.r_[0, np.cumsum(volume > 0)],
+    )
+    return merged, offsets
+
+
+class _Block(NamedTuple):
+    """One shuffling block: its symbols' merged state and its rows in serving order."""
+
+    state: SymbolState
+    code: np.ndarray  # (n,) symbol code (index into the part's symbols)
+    origin: np.ndarray  # (n,) origin index in the merged state
+    local: np.ndarray  # (n,) origin index in the symbol's own bars
+
+
 class UniverseDataset(keras.utils.PyDataset):
     """Batches of a :class:`UniverseWindows`, gathered on the fly, shuffled across symbols block by block.
 
@@ -583,6 +646,10 @@ class UniverseDataset(keras.utils.PyDataset):
     :func:`lems.data.windows.make_windows`' order. The order of epoch ``e`` depends only on ``(seed, e)``, so
     any batch can be built in any order (workers).
 
+    Memory: the states of at most two blocks, merged (:func:`merge_states`, so that a batch is gathered by one
+    :func:`build_batch` call per block whatever the number of symbols in it), plus their row tables
+    (20 bytes per window of the block).
+
     Args:
         windows: The part to serve.
         batch_size: Rows per batch.
@@ -590,7 +657,7 @@ class UniverseDataset(keras.utils.PyDataset):
         seed: Seed of the order.
         min_rate, max_rate: Trading limits [fraction of the order per bar]; ``H * max_rate >= 1``.
         drop_remainder: Drop the last partial batch instead of padding it.
-        block_symbols: Symbols per shuffling block; the universe's cache must hold two blocks.
+        block_symbols: Symbols per shuffling block.
         num_batches: Serve only the first ``num_batches`` batches of each epoch (e.g. the number every process
             of a multi-process run has: :func:`lems.distributed.agree_num_batches`).
         **kwargs: ``keras.utils.PyDataset`` options (``workers``, ``use_multiprocessing``, ``max_queue_size``).
@@ -604,16 +671,12 @@ class UniverseDataset(keras.utils.PyDataset):
                  min_rate: float = 0.0, max_rate: float = 1.0, drop_remainder: bool = False,
                  block_symbols: int = 32, num_batches: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        universe = windows.universe
         if int(batch_size) < 1 or int(block_symbols) < 1:
             raise ValueError(f"batch_size and block_symbols must be >= 1, got {batch_size} and {block_symbols}")
-        if 2 * int(block_symbols) > universe.cache_symbols:
-            raise ValueError(f"block_symbols={block_symbols} needs a universe cache of at least "
-                             f"{2 * int(block_symbols)} symbols (cache_symbols={universe.cache_symbols})")
         if len(windows) == 0:
             raise ValueError(f"no {windows.name} window to serve")
-        rate_arrays(1, min_rate, max_rate, universe.n_ahead)  # validate early
-        self.windows, self.universe = windows, universe
+        rate_arrays(1, min_rate, max_rate, windows.universe.n_ahead)  # validate early
+        self.windows, self.universe = windows, windows.universe
         self.batch_size, self.block_symbols = int(batch_size), int(block_symbols)
         self.shuffle, self.seed, self.drop_remainder = bool(shuffle), int(seed), bool(drop_remainder)
         self.min_rate, self.max_rate = float(min_rate), float(max_rate)
@@ -624,25 +687,21 @@ class UniverseDataset(keras.utils.PyDataset):
         if num_batches is not None and not 1 <= int(num_batches) <= natural:
             raise ValueError(f"num_batches must lie in [1, {natural}], got {num_batches}")
         self.batches_per_epoch = natural if num_batches is None else int(num_batches)
-        self._blocks: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._blocks: OrderedDict[tuple[int, int], _Block] = OrderedDict()
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return self.batches_per_epoch
 
     # -- order ---------------------------------------------------------------------------------
-    def _symbol_order(self) -> np.ndarray:
+    def _epoch_blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        """Symbol codes in this epoch's order and the cumulative window count at the end of each block."""
         n = len(self.windows.symbols)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
-
-    def _block_ends(self) -> tuple[np.ndarray, np.ndarray]:
-        """Symbol codes in epoch order and the cumulative window count at the end of each block."""
-        order = self._symbol_order()
-        sizes = np.add.reduceat(self.windows.counts[order], np.arange(0, order.size, self.block_symbols))
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
+        sizes = np.add.reduceat(self.windows.counts[order], np.arange(0, n, self.block_symbols))
         return order, np.cumsum(sizes)
 
-    def _block(self, b: int, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(symbol codes, origin indices)`` of block ``b`` of this epoch, in serving order."""
+    def _block(self, b: int, order: np.ndarray) -> _Block:
         key = (self.epoch, b)
         with self._lock:
             if key not in self._blocks:
@@ -651,61 +710,62 @@ class UniverseDataset(keras.utils.PyDataset):
                     self._blocks.popitem(last=False)
             return self._blocks[key]
 
-    def _build_block(self, b: int, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        codes, origins, times = [], [], []
-        for code in order[b * self.block_symbols:(b + 1) * self.block_symbols]:
-            symbol = self.windows.symbols[code]
-            o = self.windows.origins(symbol)
-            if o.size != self.windows.counts[code]:
-                raise ValueError(f"symbol '{symbol}' has {o.size} {self.windows.name} windows, counted "
-                                 f"{self.windows.counts[code]}: its data changed during training")
-            codes.append(np.full(o.size, code, np.int32))
-            origins.append(o)
-            times.append(self.universe.state(symbol).ns[o])
-        code, origin, t = np.concatenate(codes), np.concatenate(origins), np.concatenate(times)
-        rows = np.lexsort((code, t))
+    def _build_block(self, b: int, order: np.ndarray) -> _Block:
+        codes = order[b * self.block_symbols:(b + 1) * self.block_symbols]
+        states = [self.universe.load(self.windows.symbols[c]) for c in codes]
+        merged, offsets = merge_states(states)
+        code, local = [], []
+        for c, state in zip(codes, states):
+            o = self.windows.select(state)
+            if o.size != self.windows.counts[c]:
+                raise ValueError(f"symbol '{state.symbol}' has {o.size} {self.windows.name} windows, counted "
+                                 f"{self.windows.counts[c]}: its data changed during training")
+            code.append(np.full(o.size, c, np.int32))
+            local.append(o)
+        code_arr, local_arr = np.concatenate(code), np.concatenate(local)
+        origin = local_arr + np.repeat(offsets, [o.size for o in local])
+        rows = np.lexsort((code_arr, merged.ns[origin]))
         if self.shuffle:
             rows = rows[np.random.default_rng([self.seed, self.epoch, b + 1]).permutation(rows.size)]
-        return code[rows], origin[rows]
+        return _Block(merged, code_arr[rows], origin[rows], local_arr[rows])
 
-    def rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(symbol names, origin indices)`` of the real rows of batch ``index``."""
-        code, origin = self._rows(index)
-        return np.asarray(self.windows.symbols, dtype=object)[code], origin
-
-    def _rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _segments(self, index: int) -> list[tuple[_Block, slice]]:
+        """The blocks and row slices that make the real rows of batch ``index``."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch index {index} out of range [0, {len(self)})")
-        order, ends = self._block_ends()
+        order, ends = self._epoch_blocks()
         lo, hi = index * self.batch_size, min((index + 1) * self.batch_size, int(ends[-1]))
         starts = np.r_[0, ends[:-1]]
-        parts_code, parts_origin = [], []
+        out = []
         for b in range(int(np.searchsorted(ends, lo, side="right")), ends.size):
             if starts[b] >= hi:
                 break
-            code, origin = self._block(b, order)
-            sl = slice(max(lo - starts[b], 0), hi - starts[b])
-            parts_code.append(code[sl])
-            parts_origin.append(origin[sl])
-        return np.concatenate(parts_code), np.concatenate(parts_origin)
+            out.append((self._block(b, order), slice(max(lo - starts[b], 0), hi - starts[b])))
+        return out
+
+    def rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(symbol names, origin indices in each symbol's bars)`` of the real rows of batch ``index``."""
+        segments = self._segments(index)
+        code = np.concatenate([block.code[sl] for block, sl in segments])
+        local = np.concatenate([block.local[sl] for block, sl in segments])
+        return np.asarray(self.windows.symbols, dtype=object)[code], local
+
+    def origin_times(self, index: int) -> pd.DatetimeIndex:
+        """UTC origin times of the real rows of batch ``index``."""
+        return _utc(np.concatenate([block.state.ns[block.origin[sl]] for block, sl in self._segments(index)]))
 
     # -- batches -------------------------------------------------------------------------------
     def __getitem__(self, index: int):
-        code, origin = self._rows(index)
-        real, n = origin.size, self.batch_size
-        u = self.universe
-        x = np.empty((real, u.lookback + u.n_ahead - 1, len(FEATURE_NAMES)), np.float32)
-        y = np.empty((real, u.n_ahead, 2), np.float32)
-        for k in np.unique(code):
-            r = np.flatnonzero(code == k)
-            batch = build_batch(u.state(self.windows.symbols[k]), origin[r])
-            x[r], y[r] = batch.X, batch.y
+        parts = [build_batch(block.state, block.origin[sl]) for block, sl in self._segments(index)]
+        x = np.concatenate([p.X for p in parts]) if len(parts) > 1 else parts[0].X
+        y = np.concatenate([p.y for p in parts]) if len(parts) > 1 else parts[0].y
+        real, n = x.shape[0], self.batch_size
         weights = np.full(real, np.float32(n / real), np.float32)
         if real < n:
             pad = np.r_[np.arange(real), np.zeros(n - real, np.int64)]
             x, y = x[pad], y[pad]
             weights = np.r_[weights, np.zeros(n - real, np.float32)]
-        lo, hi = rate_arrays(n, self.min_rate, self.max_rate, u.n_ahead)
+        lo, hi = rate_arrays(n, self.min_rate, self.max_rate, self.universe.n_ahead)
         return as_tuples(((x, lo, hi), y, weights))
 
     def on_epoch_end(self) -> None:
@@ -713,11 +773,3 @@ class UniverseDataset(keras.utils.PyDataset):
         with self._lock:
             self.epoch += 1
             self._blocks.clear()
-
-
-def origin_times(dataset: UniverseDataset, index: int) -> pd.DatetimeIndex:
-    """UTC origin times of the real rows of batch ``index`` of ``dataset``."""
-    symbols, origins = dataset.rows(index)
-    ns = np.array([dataset.universe.state(s).ns[o] for s, o in zip(symbols, origins)], dtype=np.int64)
-    return _utc(ns)
-

@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from lems.data.synthetic import synthetic_market
-from lems.data.universe import SymbolUniverse, open_symbols, origin_times, write_partitioned
+from lems.data.universe import (
+    SymbolUniverse,
+    merge_states,
+    open_symbols,
+    write_partitioned,
+)
 from lems.data.windows import build_batch, make_states, make_windows
 
 NY = "America/New_York"
@@ -45,7 +50,7 @@ def _ref_rows(ws, symbols, origins):
 
 
 def test_stream_equals_materialised(market):
-    bars, tz, root, ws = market
+    _, tz, root, ws = market
     universe = SymbolUniverse(root, LOOKBACK, H, tz=tz)
     t_end, v_end = _boundaries(ws)
     for part, ref in zip(universe.split(t_end, v_end), ws.split(t_end, v_end), strict=True):
@@ -56,7 +61,7 @@ def test_stream_equals_materialised(market):
         np.testing.assert_array_equal(y, ref.y)
         np.testing.assert_array_equal(sym, ref.asset)
         np.testing.assert_array_equal(org, ref.origin_index)
-        times = np.concatenate([origin_times(ds, i).as_unit("ns").asi8 for i in range(len(ds))])
+        times = np.concatenate([ds.origin_times(i).as_unit("ns").asi8 for i in range(len(ds))])
         np.testing.assert_array_equal(times, ref.origin.as_unit("ns").asi8)
         real = len(ref) - (len(ds) - 1) * 50  # rows of the last batch
         np.testing.assert_array_equal(w[-50:], np.r_[np.full(real, 50 / real), np.zeros(50 - real)].astype(np.float32))
@@ -68,18 +73,18 @@ def test_stream_equals_materialised(market):
 
 
 def test_shuffled_blocks_serve_every_window_once(market):
-    bars, tz, root, ws = market
-    universe = SymbolUniverse(root, LOOKBACK, H, tz=tz, cache_symbols=2)
-    (part,) = (universe.windows(),)
+    _, tz, root, ws = market
+    universe = SymbolUniverse(root, LOOKBACK, H, tz=tz, cache_symbols=1)
+    part = universe.windows()
     assert len(part) == len(ws)
     loads = universe.loads
     ds = part.batches(64, shuffle=True, seed=1, block_symbols=1, min_rate=0.01, max_rate=0.5)
-    x, y, w, sym, org = _serve(ds)
+    x, y, _, sym, org = _serve(ds)
     rows = _ref_rows(ws, sym, org)
     assert np.array_equal(np.sort(rows), np.arange(len(ws)))  # each window exactly once
     np.testing.assert_array_equal(x, ws.X[rows])
     np.testing.assert_array_equal(y, ws.y[rows])
-    assert universe.loads - loads <= len(universe.symbols) + 1  # one load per symbol, block after block
+    assert universe.loads - loads == len(universe.symbols)  # one load per symbol, block after block
     assert not np.array_equal(rows, np.sort(rows))  # shuffled inside a block
     (_, lo, hi), _, _ = ds[0]
     assert (lo == np.float32(0.01)).all() and (hi == np.float32(0.5)).all()
@@ -102,18 +107,24 @@ def test_drop_remainder_and_num_batches(market):
         part.batches(64, num_batches=len(ws))
     with pytest.raises(ValueError, match="infeasible"):
         part.batches(64, max_rate=0.1)  # 7 * 0.1 < 1
-    with pytest.raises(ValueError, match="cache"):
-        part.batches(64, block_symbols=40)  # default cache of 64 symbols holds one such block only
 
 
-def test_compact_state_gives_identical_batches(market):
+def test_compact_and_merged_states_give_identical_batches(market):
     bars, tz, _, _ = market
-    state = make_states(bars, LOOKBACK, H, tz=tz)["SYN0"]
+    states = make_states(bars, LOOKBACK, H, tz=tz)
+    state = states["SYN0"]
     small = state.compact()
     origins = state.valid_origins()[::7]
     for full, compact in zip(build_batch(state, origins), build_batch(small, origins), strict=True):
         np.testing.assert_array_equal(full, compact)
     assert small.nbytes < 0.7 * state.nbytes and len(small.bars) == 0
+    parts = [states[s] for s in ("SYN2", "SYN0", "SYN1")]
+    merged, offsets = merge_states(parts)
+    picks = [np.unique(np.r_[v[0], v[k::5], v[-1]]) for k, v in enumerate(p.valid_origins() for p in parts)]
+    together = build_batch(merged, np.concatenate([o + off for o, off in zip(picks, offsets)]))
+    alone = [build_batch(p, o) for p, o in zip(parts, picks)]
+    for field, joined in zip(together._fields, together):
+        np.testing.assert_array_equal(joined, np.concatenate([getattr(a, field) for a in alone]))
 
 
 def test_sources_agree(tmp_path):
