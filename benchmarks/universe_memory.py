@@ -64,15 +64,15 @@ def peak_since_reset_mib() -> float:
     return _status_mib("VmHWM")
 
 
-def generate(root: Path, n_symbols: int, days: int) -> Path:
-    """Partitioned Parquet dataset of ``n_symbols`` synthetic symbols (reused when complete)."""
+def generate(root: Path, n_symbols: int, days: int) -> tuple[Path, bool]:
+    """Partitioned Parquet dataset of ``n_symbols`` synthetic symbols, and whether it was reused (complete)."""
     from lems.data.synthetic import synthetic_market
     from lems.data.universe import write_partitioned
 
     folder = root / f"n{n_symbols}_d{days}"
     done = folder / "_COMPLETE"
     if done.exists():
-        return folder
+        return folder, True
     for first in range(0, n_symbols, CHUNK):
         k = min(CHUNK, n_symbols - first)
         bars = synthetic_market(n_assets=k, n_days=days, calendar="24/7", seed=1000 + first)
@@ -80,7 +80,7 @@ def generate(root: Path, n_symbols: int, days: int) -> Path:
         bars["symbol"] = bars["symbol"].map(names)
         write_partitioned(bars, folder)
     done.write_text("ok\n")
-    return folder
+    return folder, False
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -146,7 +146,7 @@ def run_case(data: Path, n: int, args: argparse.Namespace) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def report(results: list[dict], args: argparse.Namespace, gen_s: dict[int, float]) -> str:
+def report(results: list[dict], args: argparse.Namespace, gen_s: dict[int, str]) -> str:
     import keras
 
     rows = [
@@ -175,7 +175,7 @@ def report(results: list[dict], args: argparse.Namespace, gen_s: dict[int, float
         f"{platform.python_version()}, keras {keras.__version__}, backend jax, CPU only.",
         "",
         f"Data: synthetic 24/7 market, hourly bars, {args.days} days per symbol, Parquet partitioned by symbol in "
-        f"`{args.root}` (generation: " + ", ".join(f"{n} symbols {s:.0f} s" for n, s in gen_s.items()) + "). "
+        f"`{args.root}` (generation: " + ", ".join(f"{n} symbols {s}" for n, s in gen_s.items()) + "). "
         f"Windows: lookback {LOOKBACK}, H {N_AHEAD}; split at fractions 0.7 / 0.85 of the origin times "
         f"(purged); batch {args.batch_size}, shuffled across symbols in blocks of {args.block_symbols} symbols "
         "(at most two blocks resident, merged; the universe's counting cache holds 16 symbols). Each case runs in "
@@ -227,8 +227,8 @@ def main() -> None:
     gen_s, results = {}, []
     for n in sorted(args.symbols):
         t0 = time.perf_counter()
-        data = generate(args.root, n, args.days)
-        gen_s[n] = time.perf_counter() - t0
+        data, reused = generate(args.root, n, args.days)
+        gen_s[n] = "reused" if reused else f"{time.perf_counter() - t0:.0f} s"
         results.append(run_case(data, n, args))
         print(json.dumps(results[-1]), flush=True)
     text = report(results, args, gen_s)
