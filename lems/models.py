@@ -7,10 +7,17 @@ encoder at position ``lookback + s - 1`` (bars up to ``t0 + s - 1``) and the kno
 ``s`` (position ``lookback + s``), plus each order's own fills and the market's running VWAP/TWAP over the
 bars already closed, and allocates within the exact trading limits.
 
+Volume forecast (``volume_forecast=True``, the default): the VWAP order types start from a dynamic forecast of
+the remaining volume shares (:class:`lems.layers.decoder.VolumeForecast`: the static curve times a level updated
+at every bar from the volume surprises of the closed bars), trained by an auxiliary loss on the realised horizon
+volumes (``forecast_loss_weight``, added in training only) beside ``lem_loss``; the encoder also reads the volume
+surprise (log volume relative to the causal seasonal profile) as an extra observed channel.
+
 Input layout (the seed's, built by :func:`lems.data_formater.add_config_to_X`): ``[X, min_rate, max_rate]``
 with ``X`` ``(B, lookback + n_ahead - 1, F)``: observed features first (channel 0: bar return in units of
 lookback volatility; channel 1: log volume relative to the lookback mean), the ``n_known_features``
-known-ahead (calendar) features last.
+known-ahead (calendar) features last (the pipeline's: :data:`lems.data.features.KNOWN_AHEAD_FEATURES`, whose
+last two are the seasonal expected volume and the static curve's share of what remains).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from lems.batching import FixedBatchShapes
-from lems.layers.decoder import AllocationDecoder
+from lems.layers.decoder import AllocationDecoder, relative_volume
 from lems.layers.embedding import EmbeddingLayer
 from lems.layers.grn import GRN, AddAndNorm, Gate
 from lems.layers.registry import check_positive_int, register
@@ -33,10 +40,47 @@ RETURN_CHANNEL = 0
 VOLUME_CHANNEL = 1
 
 
+def expected_tracking_error(y_true, y_pred):
+    """Price-free estimate of the fixed-duration tracking error of each window [percent]: ``(B,)``.
+
+    With fills at the bar VWAPs, ``diff * B = -sum_s e_s (p_{s+1} - p_s)`` where ``e_s`` is the schedule's
+    cumulative allocation minus the benchmark's cumulative volume share after bar ``s`` (EXECUTION.md §4, summation
+    by parts). Dropping the cross terms, which have mean zero when prices are a martingale, leaves
+    ``sum_s e_s^2 r_s^2`` (``r_s = p_{s+1} / p_s - 1``): an unbiased estimate of the squared tracking error whose
+    noise no longer carries the SIGN of the price moves. This returns its square root (RMS) in percent, averaged
+    over the fixed column's 4 order types and 2 targets (VWAP orders against the realised volume shares, TWAP
+    orders against ``1 / H``).
+
+    Args:
+        y_true: compact ``(B, H, 2)`` or tiled ``(B, H, H + 1, 4, 2)`` targets (volume share, price / reference).
+        y_pred: allocations ``(B, H, H + 1, 4, 2)``.
+    """
+    from lems.execution import ORDER_TYPES
+
+    horizon = y_pred.shape[1]
+    y_true = ops.cast(y_true, y_pred.dtype)
+    if len(y_true.shape) == 5:  # tiled: the buy-VWAP quantity order's targets carry the market's
+        y_true = y_true[:, :, horizon, 0]
+    volume, price = y_true[:, :, 0], y_true[:, :, 1]
+    is_vwap = np.array([bench == "vwap" for _, bench in ORDER_TYPES], np.float32)[None, None, :, None]
+    benchmark = is_vwap * volume[:, :, None, None] + (1.0 - is_vwap) / horizon  # (B, H, 4, 1)
+    error = ops.cumsum(y_pred[:, :, horizon] - benchmark, axis=1)[:, :-1]  # (B, H - 1, 4, 2)
+    moves = price[:, 1:] / ops.maximum(price[:, :-1], 1e-12) - 1.0  # (B, H - 1)
+    squared = ops.sum(ops.square(error * moves[:, :, None, None]), axis=1) * 1e4  # percent^2
+    return ops.mean(ops.reshape(ops.sqrt(squared + 1e-12), (ops.shape(y_pred)[0], -1)), axis=1)
+
+
 def _default_known_features() -> int:
     from lems.data.features import N_KNOWN_AHEAD
 
     return N_KNOWN_AHEAD
+
+
+def _seasonal_volume_offset() -> int:
+    """Position of the ``seasonal_volume`` channel counted from the end of ``X`` (the pipeline's layout)."""
+    from lems.data.features import KNOWN_AHEAD_FEATURES
+
+    return len(KNOWN_AHEAD_FEATURES) - KNOWN_AHEAD_FEATURES.index("seasonal_volume")
 
 
 @register
@@ -58,6 +102,18 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         dropout: dropout rate in the GRNs.
         use_prior: start the VWAP order types from the static volume curve carried by the last known-ahead
             channel (``seasonal_share`` in lems.data.features) instead of a uniform curve.
+        volume_forecast: start them from the dynamic volume forecast instead (needs ``use_prior`` and the
+            pipeline's known-ahead channels; silently off otherwise), and give the encoder the volume surprise.
+            Untrained, the forecast is the static curve.
+        forecast_loss_weight: weight of the forecast's auxiliary loss (mean Kullback-Leibler divergence of the
+            realised remaining-volume distribution from the forecast one, nats per decision), added to the
+            training loss only (default 1.0: the same order as ``lem_loss``'s ~0.6-0.7).
+        forecast_context: let the forecast's level read the encoder state and calendar of the bar, not only the
+            exponentially weighted volume surprises.
+        tracking_loss_weight: weight of :func:`expected_tracking_error` (percent, the units of ``lem_loss``'s
+            tracking terms), added to the compiled loss in training only (evaluation losses stay the compiled loss).
+            A low-noise target for the fixed-duration schedule: the realised cumulative volume shares, weighted
+            by the squared price moves. 0 turns it off.
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -70,7 +126,9 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
     def __init__(self, lookback: int, n_ahead: int, hidden_size: int = 200, hidden_rnn_layer: int = 2,
                  num_heads: int = 8, num_embedding: int = 20, max_scale_factor: float = 1.5,
                  fused_mlp_hidden_dim: int | None = None, n_known_features: int | None = None,
-                 kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, **kwargs) -> None:
+                 kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, volume_forecast: bool = True,
+                 forecast_loss_weight: float = 1.0, forecast_context: bool = True, tracking_loss_weight: float = 1.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -86,6 +144,13 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         self.kan_basis = kan_basis
         self.dropout = float(dropout)
         self.use_prior = bool(use_prior) and self.n_known_features > 0
+        self.volume_forecast = (bool(volume_forecast) and self.use_prior
+                                and self.n_known_features == _default_known_features())
+        self.forecast_loss_weight = float(forecast_loss_weight)
+        self.forecast_context = bool(forecast_context)
+        if not (np.isfinite(tracking_loss_weight) and tracking_loss_weight >= 0):
+            raise ValueError(f"tracking_loss_weight must be a finite number >= 0, got {tracking_loss_weight!r}")
+        self.tracking_loss_weight = float(tracking_loss_weight)
         head_dim = check_positive_int("fused_mlp_hidden_dim", fused_mlp_hidden_dim or 64)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
@@ -103,7 +168,9 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         self.attention_gate = Gate(self.hidden_size, name="attention_gate")
         self.attention_norm = AddAndNorm(name="attention_norm")
         self.decoder = AllocationDecoder(self.n_ahead, hidden_dim=head_dim, head_hidden_dims=(max(head_dim // 2, 1),),
-                                         max_scale_factor=self.max_scale_factor, name="decoder")
+                                         max_scale_factor=self.max_scale_factor, volume_forecast=self.volume_forecast,
+                                         forecast_loss_weight=self.forecast_loss_weight,
+                                         forecast_context=self.forecast_context, name="decoder")
 
     @property
     def window_length(self) -> int:
@@ -123,9 +190,16 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             raise ValueError(f"X must have lookback + n_ahead - 1 = {self.window_length} positions, got {x.shape[1]}")
         return x, min_rate, max_rate
 
+    def volume_surprise(self, x):
+        """``(B, W)`` log volume relative to the causal seasonal expectation of each position (an observed value:
+        ``log((V + d) / (S + d))`` from the ``log_volume`` and ``seasonal_volume`` channels)."""
+        return x[..., VOLUME_CHANNEL] - x[..., x.shape[-1] - _seasonal_volume_offset()]
+
     def encode(self, x, training=None):
         """Causal encoder states at the H decision positions ``lookback - 1 .. lookback + H - 2``."""
         horizon, length = self.n_ahead, self.window_length
+        if self.volume_forecast:
+            x = ops.concatenate([x, self.volume_surprise(x)[..., None]], axis=-1)
         h = self.variable_selection(self.embedding(x))
         selected = h
         for rnn in self.rnn_layers:
@@ -139,11 +213,14 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         return self.attention_norm([self.attention_gate(attended), query])
 
     def decoder_inputs(self, x, training=None):
-        """What the decoder reads, from a window ``X``: ``(context, returns, log_volumes, prior)``.
+        """What the decoder reads, from a window ``X``: ``(context, returns, log_volumes, prior, volume)``.
 
         ``context`` ``(B, H, D + K)``: encoder row ``s`` (bars ``<= t0 + s - 1``) and the known-ahead features of
         bar ``s``; ``returns`` / ``log_volumes`` ``(B, H - 1)``: observed channels of the horizon bars (read by
-        the recursion only once closed); ``prior`` ``(B, H - 1)`` the static curve's log-odds, or None.
+        the recursion only once closed); ``prior`` ``(B, H - 1)`` the static curve's log-odds, or None;
+        ``volume``: ``(surprise (B, W), seasonal (B, H - 1))`` for the volume forecast (surprise of every
+        position, read by decision ``s`` up to position ``lookback + s - 1``; the seasonal expected volume of
+        bars ``0 .. H-2`` relative to the lookback mean), or None.
         """
         x = ops.cast(x, self.compute_dtype)
         lookback, k = self.lookback, self.n_known_features
@@ -153,13 +230,51 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         context = ops.concatenate([encoded, known_next], axis=-1)
         realised = x[:, lookback:]
         prior = realised[..., x.shape[-1] - 1] if self.use_prior else None  # last, known-ahead channel
-        return context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL], prior
+        volume = None
+        if self.volume_forecast:
+            seasonal = relative_volume(realised[..., x.shape[-1] - _seasonal_volume_offset()])
+            volume = (self.volume_surprise(x), seasonal)
+        return context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL], prior, volume
 
     def call(self, inputs, training=None):
         x, min_rate, max_rate = self._split_inputs(inputs)
-        context, returns, log_volumes, prior = self.decoder_inputs(x, training=training)
+        context, returns, log_volumes, prior, volume = self.decoder_inputs(x, training=training)
         decoder_inputs = [context, returns, log_volumes, min_rate, max_rate]
-        return self.decoder(decoder_inputs + ([prior] if prior is not None else []))
+        extra = ([prior] if prior is not None else []) + (list(volume) if volume is not None else [])
+        return self.decoder(decoder_inputs + extra, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled loss (and ``add_loss`` terms), plus ``tracking_loss_weight`` times
+        :func:`expected_tracking_error` in training."""
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        if not training or self.tracking_loss_weight <= 0 or y is None or y_pred is None:
+            return loss
+        per_window = expected_tracking_error(y, y_pred)
+        if sample_weight is None:
+            extra = ops.mean(per_window)
+        else:
+            weight = ops.reshape(ops.cast(sample_weight, per_window.dtype), (-1,))
+            extra = ops.sum(per_window * weight) / ops.maximum(ops.sum(weight), 1e-12)
+        extra = self.tracking_loss_weight * extra
+        return extra if loss is None else loss + extra
+
+    def forecast_shares(self, x):
+        """The VWAP order types' starting point at decisions ``0 .. H-2``: the share of what remains ``(B, H - 1)``
+        that the volume forecast (or, without one, the static curve; without a prior, the uniform schedule)
+        assigns to the bar, from the window ``X`` (decision ``s`` reads what is known at the open of bar ``s``).
+        Used alone as a schedule it is the dynamic VWAP (the last bar takes what is left)."""
+        x = ops.cast(x, self.compute_dtype)
+        context, _, _, prior, volume = self.decoder_inputs(x)
+        if prior is None:
+            left = self.n_ahead - np.arange(self.n_ahead - 1, dtype=np.float32)
+            return ops.zeros_like(x[:, : self.n_ahead - 1, 0]) + ops.convert_to_tensor(1.0 / left, x.dtype)
+        return ops.sigmoid(self.decoder.start_logits(context, prior, volume))
+
+    def forecast_divergence(self, x):
+        """The forecast's auxiliary loss [nats] on windows ``X`` (realised horizon volumes read from ``X``)."""
+        x = ops.cast(x, self.compute_dtype)
+        context, _, log_volumes, _, volume = self.decoder_inputs(x)
+        return self.decoder.forecast_divergence(context, log_volumes, volume)
 
     def next_share(self, inputs):
         """The live step: proposed shares of what remains at one decision, after the actual fills.
@@ -174,8 +289,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             the limits (:meth:`lems.layers.decoder.AllocationDecoder.next_share`).
         """
         x, step, fills = inputs
-        context, returns, log_volumes, prior = self.decoder_inputs(x)  # exactly what call() reads
-        return self.decoder.next_share(context, returns, log_volumes, prior, step, fills)
+        context, returns, log_volumes, prior, volume = self.decoder_inputs(x)  # exactly what call() reads
+        return self.decoder.next_share(context, returns, log_volumes, prior, step, fills, volume)
 
     def compute_output_shape(self, input_shape):
         batch = input_shape[0][0] if isinstance(input_shape, (list, tuple)) and isinstance(
@@ -185,7 +300,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
     def build(self, input_shape):
         """Build every sub-layer from shapes (no eager forward pass: fast, and the same on all backends)."""
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
-        n_features = x_shape[-1]
+        n_features = x_shape[-1] + int(self.volume_forecast)  # + the volume surprise channel
         length, horizon, hidden = self.window_length, self.n_ahead, self.hidden_size
         sequence = (None, length, hidden)
         query = (None, horizon, hidden)
@@ -200,7 +315,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         self.attention_gate.build(query)
         self.attention_norm.build([query, query])
         self.decoder.build([(None, horizon, hidden + self.n_known_features), (None, horizon - 1),
-                            (None, horizon - 1), (None, 1), (None, 1)] + [(None, horizon - 1)] * self.use_prior)
+                            (None, horizon - 1), (None, 1), (None, 1)] + [(None, horizon - 1)] * self.use_prior
+                           + [(None, length), (None, horizon - 1)] * self.volume_forecast)
         self.built = True
 
     def get_config(self):
@@ -211,8 +327,10 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             "num_embedding": self.num_embedding, "max_scale_factor": self.max_scale_factor,
             "fused_mlp_hidden_dim": self.fused_mlp_hidden_dim, "n_known_features": self.n_known_features,
             "kan_basis": self.kan_basis, "dropout": self.dropout, "use_prior": self.use_prior,
+            "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
+            "forecast_context": self.forecast_context, "tracking_loss_weight": self.tracking_loss_weight,
         })
         return config
 
 
-__all__ = ["LargeExecutionModel", "RETURN_CHANNEL", "VOLUME_CHANNEL"]
+__all__ = ["LargeExecutionModel", "RETURN_CHANNEL", "VOLUME_CHANNEL", "expected_tracking_error"]

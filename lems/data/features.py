@@ -10,7 +10,7 @@ lookback part only, i.e. positions ``< lookback``, known at the origin):
 0. ``ret``: ``log(p_j / p_{j-1})`` (bar VWAP to bar VWAP; 0 for a symbol's first bar) divided by
    the std of ``ret`` over the lookback (floored at :data:`RET_STD_FLOOR`).
 1. ``log_volume``: ``log((V_j + d) / (m + d))``, ``m`` = mean volume of the lookback,
-   ``d = 1e-3 * m + 1e-12``. ``exp(channel 1)`` is proportional to ``V_j + d``.
+   ``d = VOLUME_DELTA * m + 1e-12`` (``VOLUME_DELTA = 1e-3``). ``exp(channel 1)`` is proportional to ``V_j + d``.
 2. ``range``: ``log(high_j / low_j)`` divided by its lookback mean (floored at
    :data:`RANGE_FLOOR`).
 3. ``close_loc``: ``log(close_j / p_j)`` / lookback std of ``ret``.
@@ -49,7 +49,9 @@ __all__ = [
     "RANGE_FLOOR",
     "RET_STD_FLOOR",
     "SEASONAL_SHARE_CHANNEL",
+    "SEASONAL_VOLUME_CHANNEL",
     "SHARE_LOGIT_CLIP",
+    "VOLUME_DELTA",
     "SlotIndex",
     "seasonal_share_logits",
     "build_slot_index",
@@ -81,6 +83,11 @@ FEATURE_NAMES: tuple[str, ...] = OBSERVED_FEATURES + KNOWN_AHEAD_FEATURES
 
 #: Channel of ``X`` holding the static curve's log-odds of the share of what remains (see above).
 SEASONAL_SHARE_CHANNEL: int = FEATURE_NAMES.index("seasonal_share")
+#: Channel of ``X`` holding the causal seasonal expected volume ``log((S + d) / (m + d))`` (see above).
+SEASONAL_VOLUME_CHANNEL: int = FEATURE_NAMES.index("seasonal_volume")
+#: ``d / m`` of the volume channels: ``d = VOLUME_DELTA * m + 1e-12`` (so ``V / m = exp(c) * (1 + VOLUME_DELTA)
+#: - VOLUME_DELTA`` for a volume channel ``c``, to 1e-12 relative).
+VOLUME_DELTA: float = 1e-3
 #: Bound of the ``seasonal_share`` log-odds.
 SHARE_LOGIT_CLIP: float = 12.0
 
@@ -320,7 +327,7 @@ def window_features(
     look = observed[:, :lookback, :]
     ret_std = np.maximum(look[..., _RET].std(axis=1), RET_STD_FLOOR)[:, None]
     m = look[..., _VOL].mean(axis=1)[:, None]
-    delta = 1e-3 * m + _TINY
+    delta = VOLUME_DELTA * m + _TINY
     range_mean = np.maximum(look[..., _RANGE].mean(axis=1), RANGE_FLOOR)[:, None]
     obs = np.stack(
         [

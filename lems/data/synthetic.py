@@ -16,6 +16,12 @@ Model, per asset ``a`` and bar ``t`` (all logs natural):
   ``x_t`` an AR(1) (``x_t = phi x_{t-1} + u_t``, ``u`` with a common factor across assets).
   Seasonal: a smooth daily cycle plus a weekend dip (24/7), or a U shape over the session with a
   closing-auction bump (sessions), and volume proportional to bar duration.
+* Optional day-level volume shocks (``volume_shock_sigma > 0``; off by default): once per asset and day (24/7:
+  UTC day; sessions: trading session), at a uniformly drawn bar of the day, the log volume jumps by
+  ``N(0, volume_shock_sigma^2)`` and the jump then decays geometrically by ``volume_shock_decay`` per bar. The
+  realised intraday curve then departs from the static one in a way the bars already seen predict (the first
+  bars after a shock tell how much volume the next ones will carry): what a dynamic VWAP forecast exploits.
+  Drawn from a separate random stream, so the other paths are the same with or without shocks.
 * OHLC around the VWAP: ``close = p * exp(b)``, ``open = previous close`` inside a continuous run
   (``open = p * exp(a)`` on the first bar of a session), ``high``/``low`` beyond
   ``max``/``min(open, close, p)``, so ``low <= p <= high`` always. ``notional = volume * p`` exactly.
@@ -81,6 +87,8 @@ class SyntheticMarketConfig:
         abs_return_beta: Extra log volume per unit of ``|z_t| * sqrt(h_t)`` (absolute return in
             units of the unconditional bar volatility) [log units].
         volume_correlation: Correlation of AR(1) volume shocks across assets [-], in [0, 1).
+        volume_shock_sigma: Std of the day-level volume shock [log units]; 0 (default) = no shocks.
+        volume_shock_decay: Per-bar decay factor of a day-level volume shock [-], in [0, 1).
         zero_volume_fraction: Probability that a bar has zero volume [-]; ``None`` -> 0.002
             for 24/7 and 0 for sessions. The first bar of each asset always trades.
         trade_size: Average trade size [shares / coins per trade] relative to ``base_volume``
@@ -115,6 +123,8 @@ class SyntheticMarketConfig:
     noise_sigma: float = 0.2
     abs_return_beta: float = 0.25
     volume_correlation: float = 0.5
+    volume_shock_sigma: float = 0.0
+    volume_shock_decay: float = 0.8
     zero_volume_fraction: float | None = None
     trade_size: float = 1e-3
     holidays: tuple | None = None
@@ -138,6 +148,8 @@ class SyntheticMarketConfig:
             (self.base_volume > 0, "base_volume must be > 0"),
             (self.overnight_variance >= 0, "overnight_variance must be >= 0"),
             (min(self.ar_sigma, self.noise_sigma) >= 0, "ar_sigma/noise_sigma must be >= 0"),
+            (self.volume_shock_sigma >= 0, "volume_shock_sigma must be >= 0"),
+            (0 <= self.volume_shock_decay < 1, "volume_shock_decay must be in [0, 1)"),
             (self.trade_size > 0, "trade_size must be > 0"),
         ]
         zvf = self.zero_volume_fraction
@@ -327,6 +339,34 @@ def _recursions(z: np.ndarray, u: np.ndarray, alpha: float, beta: float, phi: fl
     return h, x
 
 
+def _day_index(grid: pd.DataFrame, cfg: SyntheticMarketConfig) -> np.ndarray:
+    """Day of each bar, 0-based: the trading session (sessions) or the UTC calendar day (24/7)."""
+    if cfg.calendar == "session":
+        return np.cumsum(grid["first"].to_numpy()) - 1
+    ns = pd.DatetimeIndex(grid["timestamp"]).as_unit("ns").asi8
+    return (ns - ns[0]) // (86_400 * 10**9)
+
+
+def _day_shocks(grid: pd.DataFrame, cfg: SyntheticMarketConfig, n_assets: int) -> np.ndarray:
+    """Day-level log volume shocks ``(T, A)``: one jump per asset and day at a random bar, decaying per bar.
+
+    Drawn from their own stream (seeded by ``cfg.seed``), so the other paths do not depend on them.
+    """
+    day = _day_index(grid, cfg)
+    n_days = int(day[-1]) + 1
+    first = np.searchsorted(day, np.arange(n_days))
+    length = np.diff(np.r_[first, day.size])
+    rng = np.random.default_rng([cfg.seed, 1])
+    onset = first[:, None] + np.floor(rng.random((n_days, n_assets)) * length[:, None]).astype(np.int64)
+    jumps = np.zeros((day.size, n_assets))
+    jumps[onset, np.arange(n_assets)[None, :]] = cfg.volume_shock_sigma * rng.standard_normal((n_days, n_assets))
+    shock = np.empty_like(jumps)
+    shock[0] = jumps[0]
+    for t in range(1, day.size):
+        shock[t] = cfg.volume_shock_decay * shock[t - 1] + jumps[t]
+    return shock
+
+
 def _simulate(grid: pd.DataFrame, cfg: SyntheticMarketConfig, rng: np.random.Generator) -> dict:
     """Latent VWAP, OHLC, volume paths, each (T, A)."""
     n, a = len(grid), cfg.n_assets
@@ -354,6 +394,8 @@ def _simulate(grid: pd.DataFrame, cfg: SyntheticMarketConfig, rng: np.random.Gen
         + cfg.abs_return_beta * np.abs(z) * np.sqrt(h)
         + cfg.noise_sigma * rng.standard_normal((n, a))
     )
+    if cfg.volume_shock_sigma > 0:
+        log_v = log_v + _day_shocks(grid, cfg, a)
     intrabar = 0.5 * s
     b = intrabar * rng.standard_normal((n, a))  # log(close / p)
     a_open = intrabar * rng.standard_normal((n, a))  # log(open / p), first bar of a session

@@ -57,6 +57,181 @@ class DecoderState(NamedTuple):
 N_STATE = 8
 _SHARE_EPS = 1e-6
 _PRICE_EPS = 1e-9
+#: Bound of the volume forecast's level surprise [log units]: it scales the seasonal expectation by e^{+-4}.
+LEVEL_CLIP = 4.0
+#: Learning-rate multiplier of the forecast's scalar parameters (stored divided by it): starting silent, its gains
+#: and half-lives must move by O(1) within a few hundred steps of an optimiser tuned for the network's weights.
+FORECAST_RATE = 10.0
+_LN2 = float(np.log(2.0))
+
+
+def relative_volume(channel):
+    """``V / m`` from a volume channel ``log((V + d) / (m + d))`` of ``X`` (lems.data.features.VOLUME_DELTA)."""
+    from lems.data.features import VOLUME_DELTA
+
+    return ops.maximum(ops.exp(ops.clip(channel, -30.0, 30.0)) * (1.0 + VOLUME_DELTA) - VOLUME_DELTA, 0.0)
+
+
+def _mean_decay(y):
+    """``(1 - exp(-y)) / y`` for ``y >= 0`` (1 at 0): the mean of ``exp(-t)`` over ``t`` in ``[0, y]``."""
+    small = y < 1e-4
+    safe = ops.where(small, ops.ones_like(y), y)
+    return ops.where(small, 1.0 - 0.5 * y, -ops.expm1(-safe) / safe)
+
+
+@register
+class VolumeForecast(keras.layers.Layer):
+    """Dynamic forecast of the horizon's remaining volume shares, updated at every bar (dynamic VWAP).
+
+    As in the dynamic VWAP literature (Bialkowski, Darolles & Le Fol 2008; Satish, Saxena & Palmer 2014;
+    Busseti & Boyd 2015), the expected volume of horizon bar ``u`` as of the open of bar ``s`` is the seasonal
+    expectation ``S_u`` (the causal static curve, ``seasonal_volume`` channel) times a level that is updated from
+    the volume already seen and relaxes towards the seasonal one: in volume time ``tau`` (the static curve's
+    cumulative expected volume from the open of bar ``s``, in units of the lookback mean volume ``m``) the
+    multiplier is ``1 + g_s exp(-lam tau)``, ``g_s = exp(l_s) - 1``, so bar ``u`` expects
+    ``S_u (1 + g_s exp(-lam C_su) phi(lam x_u))`` with ``x_u = S_u / m``, ``C_su = sum_{s <= v < u} x_v`` and
+    ``phi(y) = (1 - e^-y) / y``. The share of bar ``s`` in what remains, in log-odds, is then
+
+        ``logit p_s = logit q_s + log(1 + g_s phi(lam x_s)) - log(1 + g_s exp(-lam x_s) phi(lam (T_s - x_s)))``
+
+    with ``q_s = S_s / T_s`` the static curve's share (the ``seasonal_share`` prior), ``T_s - x_s = x_s / odds(q_s)``:
+    the forecast needs only what ``X`` carries at position ``lookback + s``. With ``g_s = 0`` it is the static
+    curve exactly.
+
+    The level ``l_s = LEVEL_CLIP * tanh(r_s / LEVEL_CLIP)``, ``r_s = sum_k a_k EWMA_k(e) + b + w . context_s``:
+    exponentially weighted means (per-bar decay ``kappa_k = 2^(-1/h_k)``, half-lives ``h_k`` [bars] learnable,
+    initially 1 and H) of the volume surprises ``e_j = log_volume_j - seasonal_volume_j`` of the bars CLOSED at
+    the open of bar ``s`` (window positions ``<= lookback + s - 1``), plus a learned read of the context row ``s``.
+    Gains ``a``, ``b`` and ``w`` start at zero (the untrained forecast is the static curve); the persistence
+    ``lam = ln 2 / h_lam`` (``h_lam`` learnable, in units of ``m``, initially H / 4) as well.
+
+    Args:
+        n_ahead: horizon H [bars].
+        n_filters: number of exponentially weighted means of the surprises (half-lives spread from 1 to H bars).
+        use_context: add a learned linear read of the context row to the level.
+    """
+
+    def __init__(self, n_ahead: int, n_filters: int = 2, use_context: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_ahead = check_positive_int("n_ahead", n_ahead)
+        self.n_filters = check_positive_int("n_filters", n_filters)
+        self.use_context = bool(use_context)
+        self.context_level = (keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros", name="context_level")
+                              if self.use_context else None)
+
+    def build(self, context_shape):
+        horizon, k = self.n_ahead, self.n_filters
+        halflives = np.geomspace(1.0, max(float(horizon), 1.0), k) if k > 1 else np.ones(1)
+        # Scalars stored divided by FORECAST_RATE (read through _scaled).
+        self.filter_log_halflife = self.add_weight(
+            name="filter_log_halflife", shape=(k,),
+            initializer=keras.initializers.Constant((np.log(halflives) / FORECAST_RATE).astype(np.float32)))
+        self.filter_gain = self.add_weight(name="filter_gain", shape=(k,), initializer="zeros")
+        self.level_bias = self.add_weight(name="level_bias", shape=(), initializer="zeros")
+        self.decay_log_halflife = self.add_weight(
+            name="decay_log_halflife", shape=(),
+            initializer=keras.initializers.Constant(float(np.log(max(horizon / 4.0, 0.5)) / FORECAST_RATE)))
+        if self.context_level is not None:
+            self.context_level.build(context_shape)
+        self.built = True
+
+    @staticmethod
+    def _scaled(variable, dtype):
+        return ops.cast(variable, dtype) * FORECAST_RATE
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The forecast's scalar parameters in their units: filter half-lives [bars], gains, bias [log units] and
+        the persistence half-life [mean bar volumes]."""
+        value = lambda v: np.asarray(keras.ops.convert_to_numpy(v), np.float64) * FORECAST_RATE  # noqa: E731
+        return {"filter_halflife_bars": np.exp(value(self.filter_log_halflife)),
+                "filter_gain": value(self.filter_gain), "level_bias": value(self.level_bias),
+                "decay_halflife": np.exp(value(self.decay_log_halflife))}
+
+    def level(self, surprise, context=None):
+        """Log level ``l_s`` ``(B, H - 1)`` of the decisions ``s = 0 .. H-2``, from the bars closed before each.
+
+        Args:
+            surprise: ``(B, W)`` volume surprise of every window position (``W = lookback + H - 1``); the level of
+                decision ``s`` reads positions ``<= lookback + s - 1`` only (other weights are exactly zero).
+            context: ``(B, H, Dc)`` context rows (row ``s`` known at the open of bar ``s``), or None.
+        """
+        dtype = surprise.dtype
+        width, steps = surprise.shape[1], self.n_ahead - 1
+        last = np.arange(steps) + width - steps - 1  # position of the last closed bar at decision s
+        age = last[:, None] - np.arange(width)[None, :]  # (H-1, W)
+        closed = ops.convert_to_tensor(age >= 0)
+        age = ops.convert_to_tensor(np.maximum(age, 0).astype(np.float32), dtype)
+        log_kappa = -_LN2 * ops.exp(-self._scaled(self.filter_log_halflife, dtype))  # (K,)
+        weights = ops.where(closed[None], -ops.expm1(log_kappa)[:, None, None]
+                            * ops.exp(age[None] * log_kappa[:, None, None]), 0.0)  # (K, H-1, W)
+        means = ops.einsum("bw,ksw->bks", surprise, weights)
+        raw = (ops.einsum("bks,k->bs", means, self._scaled(self.filter_gain, dtype))
+               + self._scaled(self.level_bias, dtype))
+        if self.context_level is not None and context is not None:
+            raw = raw + self.context_level(context[:, :steps])[..., 0]
+        return LEVEL_CLIP * ops.tanh(raw / LEVEL_CLIP)
+
+    def _persistence(self, dtype):
+        """``lam`` [1 / m]: the excess level halves every ``exp(decay_log_halflife)`` mean bar volumes."""
+        return _LN2 * ops.exp(-self._scaled(self.decay_log_halflife, dtype))
+
+    def share_logits(self, prior, seasonal, level):
+        """Log-odds ``(B, H - 1)`` of the dynamic share of what remains, at decisions ``0 .. H-2``.
+
+        Args:
+            prior: ``(B, H - 1)`` the static curve's log-odds (``seasonal_share``).
+            seasonal: ``(B, H - 1)`` ``x_s = S_s / m`` of the same bars.
+            level: ``(B, H - 1)`` from :meth:`level`.
+        """
+        lam = self._persistence(prior.dtype)
+        x = ops.maximum(seasonal, 1e-9)
+        rest = x * ops.exp(-prior)  # T_s - x_s
+        gain = ops.expm1(level)
+        own = ops.log1p(gain * _mean_decay(lam * x))
+        later = ops.log1p(gain * ops.exp(-lam * x) * _mean_decay(lam * rest))
+        return prior + own - later
+
+    def bar_forecast(self, seasonal, level):
+        """Expected volumes ``(B, S, U)`` [units of ``m``] of bars ``u = 0 .. H-2`` as of the open of bar ``s``
+        (``s = 0 .. H-2``; zero for ``u < s``)."""
+        lam = self._persistence(seasonal.dtype)
+        x = ops.maximum(seasonal, 1e-9)
+        start = ops.cumsum(x, axis=1) - x  # static volume before bar u, from the horizon's open
+        distance = ops.maximum(start[:, None, :] - start[:, :, None], 0.0)  # C_su
+        ahead = ops.convert_to_tensor(np.triu(np.ones((self.n_ahead - 1,) * 2, dtype=np.float32)), x.dtype)
+        factor = 1.0 + ops.expm1(level)[:, :, None] * ops.exp(-lam * distance) * _mean_decay(lam * x)[:, None, :]
+        return x[:, None, :] * factor * ahead
+
+    def divergence(self, seasonal, level, realised):
+        """Mean Kullback-Leibler divergence [nats] of the realised from the forecast distribution of what remains.
+
+        For every decision ``s = 0 .. H-3`` the realised volumes of bars ``s .. H-2`` (the horizon bars whose
+        volume ``X`` carries) against :meth:`bar_forecast`, both normalised over those bars: a proper scoring rule
+        of the remaining-share forecast (the training target only; decisions never read ``realised``).
+
+        Args:
+            seasonal, level: as in :meth:`share_logits`.
+            realised: ``(B, H - 1)`` realised volumes ``V_u / m`` of bars ``0 .. H-2``.
+        """
+        steps = self.n_ahead - 1
+        ahead = ops.convert_to_tensor(np.triu(np.ones((steps, steps), dtype=np.float32)), realised.dtype)
+        forecast = self.bar_forecast(seasonal, level)
+        actual = realised[:, None, :] * ahead
+        total = ops.sum(actual, axis=-1, keepdims=True)
+        p = actual / ops.maximum(total, 1e-12)
+        q = forecast / ops.maximum(ops.sum(forecast, axis=-1, keepdims=True), 1e-12)
+        terms = ops.where(p > 0, p * (ops.log(ops.maximum(p, 1e-12)) - ops.log(ops.maximum(q, 1e-12))), 0.0)
+        valid = ops.cast(total[..., 0] > 0, realised.dtype)[:, : max(steps - 1, 1)]
+        kl = ops.sum(terms, axis=-1)[:, : max(steps - 1, 1)] * valid
+        return ops.sum(kl) / ops.maximum(ops.sum(valid), 1.0)
+
+    def compute_output_shape(self, context_shape):  # noqa: D102
+        return (context_shape[0], self.n_ahead - 1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"n_ahead": self.n_ahead, "n_filters": self.n_filters, "use_context": self.use_context})
+        return config
 
 
 @register
@@ -74,6 +249,13 @@ class AllocationDecoder(keras.layers.Layer):
             benchmarks/PROFILE.md).
         flexible_context: let the flexible ("beat") heads read the market context too (default: they read only
             the order's state, which is what a stopping rule needs and cannot memorise price paths).
+        volume_forecast: start the VWAP order types from a :class:`VolumeForecast` of the remaining volume shares,
+            updated at every bar from the volume already seen, instead of the static prior (needs the prior and
+            the two volume inputs below).
+        forecast_loss_weight: weight of the forecast's auxiliary loss (:meth:`VolumeForecast.divergence` of the
+            realised horizon volumes, nats), added with ``add_loss`` in training only (evaluation losses stay
+            the allocation loss alone); 0 trains the forecast through the allocation loss only.
+        forecast_context: let the forecast's level read the context row (encoder state and calendar) too.
 
     Call args:
         inputs: list ``[context, returns, log_volumes, min_rate, max_rate]``:
@@ -84,16 +266,26 @@ class AllocationDecoder(keras.layers.Layer):
             ``min_rate``, ``max_rate`` ``(B, 1)``: limits in fractions of the order per bar;
             optional ``prior`` ``(B, H - 1)``: log-odds of a prior share of what remains for the VWAP order
             types at steps ``0 .. H-2`` (known at the origin, e.g. the static volume curve's): it replaces the
-            uniform starting point of their base curves (the learned base curve then acts as a correction).
+            uniform starting point of their base curves (the learned base curve then acts as a correction);
+            with ``volume_forecast``, then ``surprise`` ``(B, W)``: the volume surprise (log volume minus seasonal
+            expectation) of every window position ``W = lookback + H - 1`` (decision ``s`` reads positions
+            ``<= lookback + s - 1``), and ``seasonal`` ``(B, H - 1)``: the seasonal expected volume of bars
+            ``0 .. H-2`` in units of the lookback mean volume (known at the origin).
 
     Returns:
         Allocations ``(B, H, H + 1, 4, 2)`` (step × column × order type × target).
     """
 
     def __init__(self, n_ahead: int, hidden_dim: int = 64, head_hidden_dims=(32,), max_scale_factor: float = 1.5,
-                 activation: str = "relu", flexible_context: bool = False, **kwargs) -> None:
+                 activation: str = "relu", flexible_context: bool = False, volume_forecast: bool = False,
+                 forecast_loss_weight: float = 1.0, forecast_context: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.flexible_context = bool(flexible_context)
+        self.volume_forecast = bool(volume_forecast)
+        if not (np.isfinite(forecast_loss_weight) and forecast_loss_weight >= 0):
+            raise ValueError(f"`forecast_loss_weight` must be a finite number >= 0, got {forecast_loss_weight!r}.")
+        self.forecast_loss_weight = float(forecast_loss_weight)
+        self.forecast_context = bool(forecast_context)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
         self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         self.head_hidden_dims = tuple(int(h) for h in head_hidden_dims)
@@ -113,6 +305,8 @@ class AllocationDecoder(keras.layers.Layer):
         self.tracking_head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_models,
                                       n_fused=1, activation=activation, output_kernel_initializer="zeros",
                                       name="tracking_head")
+        self.forecast = (VolumeForecast(self.n_ahead, use_context=self.forecast_context, name="volume_forecast")
+                         if self.volume_forecast else None)
 
     def build(self, input_shape):
         context_shape = input_shape[0]
@@ -128,7 +322,12 @@ class AllocationDecoder(keras.layers.Layer):
                                           constraint=PositiveSumToOneConstraint(axis=-1))
         self.head.build((None, m, 1, self.hidden_dim))  # output layers start at zero: an untrained decoder
         self.tracking_head.build((None, m, 1, self.hidden_dim))
-        self.built = True  # follows its prior (the base curve, or the given prior)
+        if self.forecast is not None:
+            if len(input_shape) < 8:
+                raise ValueError("volume_forecast needs the inputs [context, returns, log_volumes, min_rate, "
+                                 "max_rate, prior, surprise, seasonal]")
+            self.forecast.build(context_shape)
+        self.built = True  # follows its prior (the base curve, the given prior, or the silent forecast)
 
     def _constants(self, dtype):
         horizon, c = self.n_ahead, self.n_columns
@@ -180,12 +379,29 @@ class AllocationDecoder(keras.layers.Layer):
         return DecoderState(state.remaining - allocation, state.traded_price + allocation * z[:, :, None],
                             state.market_vz + v * z, state.market_v + v, state.market_z + z, z)
 
-    def prepare(self, context, prior=None):
+    def forecast_level(self, context, volume):
+        """The forecast's log level ``(B, H - 1)`` at decisions ``0 .. H-2`` (:meth:`VolumeForecast.level`)."""
+        if self.forecast is None or volume is None:
+            raise ValueError("this decoder has no volume forecast (volume_forecast=False or no volume inputs)")
+        surprise, _ = volume
+        return self.forecast.level(ops.cast(surprise, context.dtype), context)
+
+    def start_logits(self, context, prior, volume=None):
+        """Log-odds ``(B, H - 1)`` the VWAP order types start from: the dynamic forecast's share of what remains
+        (:meth:`VolumeForecast.share_logits`) when the decoder has one, else the prior."""
+        prior = ops.cast(prior, context.dtype)
+        if self.forecast is None:
+            return prior
+        level = self.forecast_level(context, volume)
+        return self.forecast.share_logits(prior, ops.cast(volume[1], context.dtype), level)
+
+    def prepare(self, context, prior=None, volume=None):
         """Step-independent tensors of the recursion, time-major (the ``xs`` of the scan).
 
         Args:
             context: ``(B, H, Dc)`` context rows (row ``s`` known at the open of bar ``s``).
             prior: optional ``(B, H - 1)`` prior log-odds of the VWAP order types (see ``call``).
+            volume: ``(surprise (B, W), seasonal (B, H - 1))`` for the volume forecast (see ``call``), or None.
 
         Returns:
             ``(projected (H, B, hidden), logits (H, B or 1, M, C), base_remaining (H, 1, M, C))``: the projected
@@ -197,7 +413,7 @@ class AllocationDecoder(keras.layers.Layer):
         base_logits, base_remaining = self._base_logits()
         logits = ops.transpose(base_logits, (2, 0, 1))[:, None]  # (H, 1, M, C)
         if prior is not None:
-            shift = ops.transpose(self.prior_shift(prior, dtype))  # (H, B)
+            shift = ops.transpose(self.prior_shift(self.start_logits(context, prior, volume), dtype))  # (H, B)
             logits = logits + self._constants(dtype)["is_vwap"][None] * shift[:, :, None, None]
         return (ops.transpose(projected, (1, 0, 2)), logits,
                 ops.transpose(base_remaining, (2, 0, 1))[:, None])
@@ -249,13 +465,14 @@ class AllocationDecoder(keras.layers.Layer):
         final, _ = ops.scan(closed_bar, tuple(state), xs)
         return DecoderState(*final)
 
-    def next_share(self, context, returns, log_volumes, prior, step, fills):
+    def next_share(self, context, returns, log_volumes, prior, step, fills, volume=None):
         """Proposed shares of what remains at the open of bar ``step``, after the actual ``fills``: the live step.
 
         Args:
             context, returns, log_volumes, prior: as in ``call`` (from the window known at the decision).
             step: ``(B, 1)`` the decision's bar of the horizon.
             fills: ``(B, H - 1)`` actual fills of the closed bars (ignored from ``step`` on).
+            volume: ``(surprise, seasonal)`` as in ``call``, when the decoder has a volume forecast.
 
         Returns:
             ``(B, M, C)`` shares in ``(0, 1)``, before the limits: with ``fills`` equal to the batch allocations,
@@ -263,7 +480,7 @@ class AllocationDecoder(keras.layers.Layer):
         """
         dtype = context.dtype
         step = ops.cast(step, dtype)
-        projected, logits, base_remaining = self.prepare(context, prior)
+        projected, logits, base_remaining = self.prepare(context, prior, volume)
         onehot = ops.one_hot(ops.cast(step[:, 0], "int32"), self.n_ahead, dtype=dtype)  # (B, H)
         logits = logits + ops.zeros_like(projected[:, :, :1, None])  # (H, B, M, C)
         log_price, volume = self.market_path(returns, log_volumes, dtype)
@@ -350,13 +567,19 @@ class AllocationDecoder(keras.layers.Layer):
         shift = prior - uniform[None, :-1]
         return ops.concatenate([shift, ops.zeros_like(shift[:, :1])], axis=1)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         context, returns, log_volumes, min_rate, max_rate = inputs[:5]
         prior = inputs[5] if len(inputs) > 5 else None
+        volume = tuple(inputs[6:8]) if len(inputs) > 7 else None
+        if self.forecast is not None and (prior is None or volume is None):
+            raise ValueError("volume_forecast needs the inputs [context, returns, log_volumes, min_rate, max_rate, "
+                             "prior, surprise, seasonal]")
         horizon, dtype = self.n_ahead, context.dtype
         k = self._constants(dtype)
         batch = ops.shape(context)[0]
-        projected, logits, base_remaining = self.prepare(context, prior)
+        projected, logits, base_remaining = self.prepare(context, prior, volume)
+        if training and self.forecast is not None and self.forecast_loss_weight > 0:
+            self.add_loss(self.forecast_loss_weight * self.forecast_divergence(context, log_volumes, volume))
         logits = logits + ops.zeros((horizon, batch, 1, 1), dtype)  # (H, B, M, C)
         min_rate = ops.reshape(ops.cast(min_rate, dtype), (-1, 1, 1))
         max_rate = ops.reshape(ops.cast(max_rate, dtype), (-1, 1, 1))
@@ -380,6 +603,14 @@ class AllocationDecoder(keras.layers.Layer):
         out = ops.reshape(out, (-1, horizon, len(ORDER_TYPES), len(TARGETS), self.n_columns))
         return ops.transpose(out, (0, 1, 4, 2, 3))
 
+    def forecast_divergence(self, context, log_volumes, volume):
+        """The forecast's auxiliary loss [nats]: :meth:`VolumeForecast.divergence` on the realised volumes of the
+        horizon bars ``0 .. H-2`` (``log_volumes``, relative to the lookback mean). Training target only."""
+        dtype = context.dtype
+        level = self.forecast_level(context, volume)
+        realised = relative_volume(ops.cast(log_volumes, dtype))
+        return self.forecast.divergence(ops.cast(volume[1], dtype), level, realised)
+
     def compute_output_shape(self, input_shape):  # noqa: D102
         return (input_shape[0][0], self.n_ahead, self.n_columns, len(ORDER_TYPES), len(TARGETS))
 
@@ -387,5 +618,7 @@ class AllocationDecoder(keras.layers.Layer):
         config = super().get_config()
         config.update({"n_ahead": self.n_ahead, "hidden_dim": self.hidden_dim,
                        "head_hidden_dims": list(self.head_hidden_dims), "max_scale_factor": self.max_scale_factor,
-                       "activation": self.activation, "flexible_context": self.flexible_context})
+                       "activation": self.activation, "flexible_context": self.flexible_context,
+                       "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
+                       "forecast_context": self.forecast_context})
         return config

@@ -183,3 +183,34 @@ def test_config_and_errors():
         synthetic_market(volatility=0.1)
     with pytest.raises(ValueError, match="garch"):
         synthetic_market(garch_alpha=0.5, garch_beta=0.6)
+
+
+@pytest.mark.parametrize("calendar", ["24/7", "session"])
+def test_day_level_volume_shocks(calendar):
+    """Off by default; when on, one decaying jump per asset and day on the log volume, nothing else changes."""
+    kw = dict(n_assets=2, n_days=60, calendar=calendar, seed=7)
+    plain = synthetic_market(**kw)
+    pd.testing.assert_frame_equal(plain, synthetic_market(**kw, volume_shock_sigma=0.0))
+    shocked = synthetic_market(**kw, volume_shock_sigma=1.0, volume_shock_decay=0.8)
+    for col in ("timestamp", "open", "high", "low", "close"):
+        pd.testing.assert_series_equal(plain[col], shocked[col])
+    np.testing.assert_allclose(shocked["price"], plain["price"], rtol=1e-12)
+    assert ((plain["volume"] > 0) == (shocked["volume"] > 0)).all()
+    for symbol in sorted(plain["symbol"].unique()):
+        rows = plain["symbol"] == symbol
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shock = np.log(shocked.loc[rows, "volume"].to_numpy() / plain.loc[rows, "volume"].to_numpy())
+        jumps = shock[1:] - 0.8 * shock[:-1]  # one jump per day, zero elsewhere (NaN next to zero-volume bars)
+        jumps = jumps[np.isfinite(jumps)]
+        n_days = pd.DatetimeIndex(plain.loc[rows, "timestamp"]).normalize().nunique()
+        assert n_days - 3 <= int((np.abs(jumps) > 1e-9).sum()) <= n_days
+        assert 0.6 < np.std(jumps[np.abs(jumps) > 1e-9]) < 1.5  # N(0, 1) jumps
+        finite = shock[np.isfinite(shock)]
+        assert _ac(finite) > 0.5  # the bars just seen predict the next ones
+
+
+def test_volume_shock_errors():
+    with pytest.raises(ValueError, match="volume_shock_sigma"):
+        synthetic_market(n_days=5, volume_shock_sigma=-0.1)
+    with pytest.raises(ValueError, match="volume_shock_decay"):
+        synthetic_market(n_days=5, volume_shock_sigma=1.0, volume_shock_decay=1.0)
