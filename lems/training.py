@@ -8,11 +8,18 @@ arithmetic (:func:`selection_scores`): the weights kept are those of the best ep
 (fixed-column VWAP tracking error and flexible improvement), and training stops when that score stops
 improving (``patience``), at the epoch cap, after ``max_steps`` optimizer steps, or at the wall-clock budget.
 
-The configuration has five sections (``data``, ``windows``, ``model``, ``limits``, ``training``), one small
-dataclass each; TOML files mirror them. Every setting name is unique across sections, so the flat names of
+The configuration has six sections (``data``, ``windows``, ``model``, ``limits``, ``training``, ``execution``),
+one small dataclass each; TOML files mirror them. Every setting name is unique across sections, so the flat names of
 lems 0.2 (and of the CLI flags) keep working: ``TrainConfig(lookback=24, epochs=3)``,
 ``config.replace(n_ahead=6)``, ``config.lookback`` (a read-only alias of ``config.windows.lookback``) and old
 flat config files. The paths of the data are ``config.data.paths`` (flat name ``data``, as before).
+
+``[execution]`` (:class:`ExecutionConfig`) states order sizes, a cost model and a participation cap; it is
+frictionless by default (nothing changes). With a size and a cost model (or a cap, or a risk term), :func:`train`
+fits the cost-aware loss (:func:`lems.loss.make_lem_loss`) on the extended targets of
+:func:`lems.backtest.cost_targets` and selects the epoch on the validation numbers NET of costs.
+``[data] stream = true`` trains on windows streamed from many symbols (:class:`lems.data.universe.SymbolUniverse`)
+instead of materialised ones (:func:`stream_splits`).
 
 Example:
     >>> from lems.training import TrainConfig, train
@@ -50,6 +57,7 @@ __all__ = [
     "SELECTIONS",
     "BestWeights",
     "DataConfig",
+    "ExecutionConfig",
     "LimitsConfig",
     "ModelConfig",
     "Splits",
@@ -62,6 +70,8 @@ __all__ = [
     "WindowConfig",
     "build_model",
     "build_windows",
+    "conditions_from_settings",
+    "cost_model_from_settings",
     "enable_compilation_cache",
     "fast_compile",
     "fast_compile_enabled",
@@ -69,6 +79,7 @@ __all__ = [
     "selection_scores",
     "set_fast_compile",
     "split_windows",
+    "stream_splits",
     "train",
 ]
 
@@ -127,6 +138,12 @@ class DataConfig(_Section):
         synthetic_assets: Synthetic market: number of assets.
         synthetic_days: Synthetic market: calendar days [days].
         synthetic_calendar: Synthetic market: ``"24/7"`` or ``"session"``.
+        stream: Train on windows gathered on the fly, symbol block by symbol block
+            (:class:`lems.data.universe.SymbolUniverse`), instead of materialising every window: for a folder or
+            Parquet dataset of many symbols (memory grows with the block, not the universe). Never switched on
+            automatically. ``max_windows`` then caps the optimizer steps per epoch
+            (``max_windows // batch_size`` batches, a new shuffle each epoch); the validation windows are
+            materialised for the selection scores.
     """
 
     paths: tuple[str, ...] = _f((DATA_SYNTHETIC,), "bar files/folders, or 'synthetic'")
@@ -135,6 +152,8 @@ class DataConfig(_Section):
     synthetic_assets: int = _f(3, "synthetic market: number of assets")
     synthetic_days: int = _f(120, "synthetic market: calendar days [days]")
     synthetic_calendar: str = _f("24/7", "synthetic market: '24/7' or 'session'")
+    stream: bool = _f(False, "train on windows streamed symbol block by symbol block (lems.data.universe), for "
+                             "datasets of many symbols")
 
     def _check(self) -> None:
         if not self.paths:
@@ -290,13 +309,223 @@ class TrainingConfig(_Section):
             raise ValueError(f"config: selection must be one of {SELECTIONS}, got {self.selection!r}")
 
 
+#: Value of ``execution.half_spread_bps`` that estimates the spread from the lookback's highs and lows.
+SPREAD_ESTIMATED = "corwin-schultz"
+#: Choices of ``execution.impact``: the temporary impact law.
+IMPACT_LAWS = ("sqrt", "none")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig(_Section):
+    """Real-world execution: order sizes, the cost model, the participation cap (issue 11; EXECUTION.md §1).
+
+    The defaults are frictionless: no size, no cost, no cap; every number is today's. With ``sizes``,
+    ``lems evaluate`` adds the transaction-cost analysis (:func:`lems.report.costed_backtest`) and :func:`train`
+    trains with the cost-aware loss (:func:`lems.loss.make_lem_loss`) for ``train_size``.
+
+    Attributes:
+        sizes: Order sizes [fraction of the EXPECTED horizon volume: lookback mean bar volume x H], each > 0
+            (a desk trades 0.01 .. 0.3); empty = frictionless.
+        train_size: The size the cost-aware loss trains for [fraction, > 0]; unset = the only one of ``sizes``.
+        half_spread_bps: Half bid-ask spread paid on every unit [bps, >= 0]
+            (:class:`lems.execution.SpreadCost`), or ``"corwin-schultz"`` to estimate it per window from the
+            lookback's highs and lows (Corwin & Schultz 2012); unset = no spread cost.
+        impact: Temporary impact law: ``"sqrt"`` (:class:`lems.execution.SquareRootImpact`, ``impact_coef *
+            sigma * participation ** impact_delta`` per bar, sigma from the lookback) or ``"none"``.
+        impact_coef: Coefficient of the temporary impact [dimensionless, >= 0]; 0 = none.
+        impact_delta: Exponent of the participation in the temporary impact, in (0, 1] (0.5: square-root law).
+        permanent_coef: Linear permanent impact [dimensionless, >= 0] (:class:`lems.execution.LinearPermanentImpact`,
+            Almgren & Chriss): a bar's trading moves the price of LATER bars by ``coef * sigma * participation``.
+        max_participation: Cap on the order's fill in each bar [fraction of the bar's market volume, (0, 1]];
+            what cannot fill carries to later bars, the rest is reported unfilled; unset = no cap.
+        require_completion: Reject a size that the cap cannot complete in expectation (``max_participation`` <
+            the size).
+        vwap_includes_order: The VWAP benchmark includes the order's own fills.
+        arrival: Arrival price of the implementation shortfall: ``"close"`` (close of the last bar before the
+            origin) or ``"reference"`` (its VWAP).
+        risk_aversion: Cost-aware loss: weight of the risk term [loss units per percent^2 of the net diff], >= 0.
+        ac_risk_aversion: The Almgren-Chriss baseline's lambda [per unit of the order's value: it minimises
+            E + lambda Var of the shortfall as a fraction of the value], >= 0; its linear impact is matched to
+            the cost model (:func:`lems.report.almgren_chriss_parameters`).
+    """
+
+    sizes: tuple[float, ...] = _f((), "order sizes [fraction of the expected horizon volume, > 0]; empty = "
+                                      "frictionless")
+    train_size: float | None = _f(None, "size the cost-aware loss trains for [fraction]; unset = the only size")
+    half_spread_bps: float | str | None = _f(None, "half bid-ask spread paid per unit [bps, >= 0], or "
+                                                   "'corwin-schultz' (estimated from the lookback); unset = none")
+    impact: str = _f("sqrt", "temporary impact law: 'sqrt' (coef * sigma * participation^delta) or 'none'")
+    impact_coef: float = _f(0.0, "temporary impact coefficient [dimensionless, >= 0]; 0 = none")
+    impact_delta: float = _f(0.5, "exponent of the participation in the temporary impact, in (0, 1]")
+    permanent_coef: float = _f(0.0, "linear permanent impact coefficient [dimensionless, >= 0]; shifts later bars")
+    max_participation: float | None = _f(None, "cap per bar [fraction of the bar's market volume, (0, 1]]; "
+                                               "unset = no cap")
+    require_completion: bool = _f(False, "reject sizes the cap cannot complete in expectation")
+    vwap_includes_order: bool = _f(False, "the VWAP benchmark includes the order's own fills")
+    arrival: str = _f("close", "arrival price: 'close' (last close before the origin) or 'reference' (its VWAP)")
+    risk_aversion: float = _f(0.0, "cost-aware loss: risk weight [loss units per percent^2], >= 0")
+    ac_risk_aversion: float = _f(10.0, "Almgren-Chriss baseline lambda [per unit of the order's value], >= 0")
+
+    def _check(self) -> None:
+        from lems.execution import ARRIVAL_PRICES
+
+        if any(not (s > 0) for s in self.sizes):
+            raise ValueError(f"config: sizes must be fractions of the expected horizon volume in (0, inf), got "
+                             f"{list(self.sizes)}")
+        if self.train_size is not None and not self.train_size > 0:
+            raise ValueError(f"config: train_size must be in (0, inf) (fraction of the expected horizon volume), "
+                             f"got {self.train_size}")
+        spread = self.half_spread_bps
+        if isinstance(spread, str):
+            if spread.lower().replace("_", "-") != SPREAD_ESTIMATED:
+                raise ValueError(f"config: half_spread_bps must be a number in [0, inf) bps or "
+                                 f"'{SPREAD_ESTIMATED}', got {spread!r}")
+            object.__setattr__(self, "half_spread_bps", SPREAD_ESTIMATED)
+        elif spread is not None and spread < 0:
+            raise ValueError(f"config: half_spread_bps must be in [0, inf) bps or '{SPREAD_ESTIMATED}', got {spread}")
+        if self.impact not in IMPACT_LAWS:
+            raise ValueError(f"config: impact must be one of {IMPACT_LAWS}, got {self.impact!r}")
+        for name in ("impact_coef", "permanent_coef", "risk_aversion", "ac_risk_aversion"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"config: {name} must be in [0, inf), got {getattr(self, name)}")
+        if not 0 < self.impact_delta <= 1:
+            raise ValueError(f"config: impact_delta must be in (0, 1], got {self.impact_delta}")
+        if self.arrival not in ARRIVAL_PRICES:
+            raise ValueError(f"config: arrival must be one of {ARRIVAL_PRICES}, got {self.arrival!r}")
+        try:
+            self.conditions()  # the cap's range and, with require_completion, its feasibility for every size
+            if not self.sizes:
+                from lems.execution import check_participation_cap
+
+                check_participation_cap(self.max_participation)
+        except ValueError as exc:
+            raise ValueError(f"config: {exc}") from None
+
+    @property
+    def costed(self) -> bool:
+        """True when sizes are given: results net of costs beside the frictionless ones."""
+        return bool(self.sizes)
+
+    def cost_model(self):
+        """The :class:`lems.execution.CostModel` of these settings (:class:`~lems.execution.NoCost` when none)."""
+        from lems.execution import (
+            CompositeCost,
+            LinearPermanentImpact,
+            NoCost,
+            SpreadCost,
+            SquareRootImpact,
+        )
+
+        parts = []
+        if self.half_spread_bps is not None:
+            fixed = self.half_spread_bps != SPREAD_ESTIMATED
+            parts.append(SpreadCost(half_spread_bps=float(self.half_spread_bps) if fixed else None))
+        if self.impact == "sqrt" and self.impact_coef > 0:
+            parts.append(SquareRootImpact(coef=self.impact_coef, delta=self.impact_delta))
+        if self.permanent_coef > 0:
+            parts.append(LinearPermanentImpact(coef=self.permanent_coef))
+        if not parts:
+            return NoCost()
+        return parts[0] if len(parts) == 1 else CompositeCost(tuple(parts))
+
+    def conditions(self) -> list:
+        """One :class:`lems.execution.ExecutionConditions` per size, in the order of ``sizes`` (empty: none)."""
+        from lems.execution import ExecutionConditions, OrderSize
+
+        model = self.cost_model()
+        return [ExecutionConditions(OrderSize(participation=size), model, max_participation=self.max_participation,
+                                    require_completion=self.require_completion,
+                                    vwap_includes_order=self.vwap_includes_order, arrival=self.arrival)
+                for size in self.sizes]
+
+    def fixed_half_spread(self) -> float | None:
+        """The stated half-spread [fraction of price]: 0.0 without spread, ``None`` when it is estimated."""
+        if self.half_spread_bps is None:
+            return 0.0
+        return None if self.half_spread_bps == SPREAD_ESTIMATED else float(self.half_spread_bps) * 1e-4
+
+    def training_size(self) -> float | None:
+        """The size the cost-aware loss trains for: ``train_size``, else the only size; ``None`` when frictionless.
+
+        Raises:
+            ValueError: several sizes and no ``train_size``.
+        """
+        if self.train_size is not None:
+            return self.train_size
+        if len(self.sizes) > 1:
+            raise ValueError(f"config: {len(self.sizes)} sizes {list(self.sizes)} and no train_size: set train_size "
+                             "(the order size the cost-aware loss trains for, a fraction of the expected horizon "
+                             "volume)")
+        return self.sizes[0] if self.sizes else None
+
+    def training_conditions(self):
+        """The :class:`lems.execution.ExecutionConditions` that training scores orders under: :meth:`training_size`
+        with the cost model and the cap; ``None`` (frictionless training, the default) without sizes, or when
+        nothing costs (no cost model, no cap, no risk term).
+        """
+        from lems.execution import ExecutionConditions, OrderSize
+
+        size = self.training_size()
+        model = self.cost_model()
+        if size is None or (model.is_free and self.max_participation is None and self.risk_aversion == 0):
+            return None
+        return ExecutionConditions(OrderSize(participation=size), model, max_participation=self.max_participation,
+                                   vwap_includes_order=self.vwap_includes_order, arrival=self.arrival)
+
+    def training_loss(self, max_rate: float = 1.0):
+        """``lem_loss`` (frictionless, the default), or the cost-aware loss (:func:`lems.loss.make_lem_loss`) for
+        :meth:`training_conditions`.
+
+        Args:
+            max_rate: the per-bar limit the model trains with [fraction of the order].
+        """
+        from lems.loss import lem_loss, make_lem_loss
+
+        conditions = self.training_conditions()
+        if conditions is None:
+            return lem_loss
+        return make_lem_loss(conditions.cost_model, order_participation=conditions.size.participation,
+                             risk_aversion=self.risk_aversion, max_participation=self.max_participation,
+                             max_rate=max_rate)
+
+
+def cost_model_from_settings(settings: Mapping[str, Any] | ExecutionConfig):
+    """The :class:`lems.execution.CostModel` of ``[execution]`` settings (a mapping of :class:`ExecutionConfig`
+    fields, e.g. ``{"half_spread_bps": 2.0, "impact_coef": 1.0}``).
+
+    Raises:
+        ValueError: an unknown setting or a value outside its range (named, with the range).
+    """
+    return _execution_section(settings).cost_model()
+
+
+def conditions_from_settings(settings: Mapping[str, Any] | ExecutionConfig) -> list:
+    """One :class:`lems.execution.ExecutionConditions` per size of ``[execution]`` settings, e.g.
+    ``{"sizes": [0.01, 0.05, 0.2], "half_spread_bps": "corwin-schultz", "impact": "sqrt", "impact_coef": 1.0,
+    "max_participation": 0.1, "arrival": "close"}``.
+
+    Raises:
+        ValueError: an unknown setting or a value outside its range (named, with the range); a cap that cannot
+            complete a size when ``require_completion``.
+    """
+    return _execution_section(settings).conditions()
+
+
+def _execution_section(settings: Mapping[str, Any] | ExecutionConfig) -> ExecutionConfig:
+    if isinstance(settings, ExecutionConfig):
+        return settings
+    if not isinstance(settings, Mapping):
+        raise ValueError(f"execution settings must be a mapping, got {type(settings).__name__}")  # noqa: TRY004
+    return TrainConfig(execution=dict(settings)).execution
+
+
 #: The config's sections in file order: name -> dataclass.
 CONFIG_SECTIONS: dict[str, type] = {"data": DataConfig, "windows": WindowConfig, "model": ModelConfig,
-                                   "limits": LimitsConfig, "training": TrainingConfig}
+                                   "limits": LimitsConfig, "training": TrainingConfig, "execution": ExecutionConfig}
 #: Section of every setting (names are unique across sections: the flat names of files, flags and aliases).
 _SECTION_OF: dict[str, str] = {f.name: s for s, cls in CONFIG_SECTIONS.items() for f in dataclasses.fields(cls)}
-#: Names of lems 0.2's flat config that were renamed inside their section.
-_RENAMED = {"data": "paths"}
+#: Names of lems 0.2's flat config that were renamed inside their section, and aliases of the CLI's flags.
+_RENAMED = {"data": "paths", "spread_bps": "half_spread_bps", "spread": "half_spread_bps"}
 
 
 def _group_settings(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -333,7 +562,7 @@ def _group_settings(values: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 # -------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, init=False)
 class TrainConfig:
-    """Everything needed to build windows, a model and train it: five sections (immutable, validated).
+    """Everything needed to build windows, a model and train it: six sections (immutable, validated).
 
     Construct it from sections, section mappings, or flat setting names (any mix; flat names win over the
     sections they belong to)::
@@ -349,6 +578,7 @@ class TrainConfig:
         model: :class:`ModelConfig`.
         limits: :class:`LimitsConfig`.
         training: :class:`TrainingConfig`.
+        execution: :class:`ExecutionConfig` (order sizes, cost model, participation cap; frictionless by default).
 
     Raises:
         ValueError: unknown settings, bad values, an infeasible order (``n_ahead * max_rate < 1``).
@@ -359,11 +589,12 @@ class TrainConfig:
     model: ModelConfig
     limits: LimitsConfig
     training: TrainingConfig
+    execution: ExecutionConfig
 
     def __init__(self, data: Any = None, windows: Any = None, model: Any = None, limits: Any = None,
-                 training: Any = None, **settings: Any) -> None:
-        self._assign({"data": data, "windows": windows, "model": model, "limits": limits, "training": training},
-                     settings)
+                 training: Any = None, execution: Any = None, **settings: Any) -> None:
+        self._assign({"data": data, "windows": windows, "model": model, "limits": limits, "training": training,
+                      "execution": execution}, settings)
 
     def _assign(self, given: dict[str, Any], settings: dict[str, Any]) -> None:
         """Set the sections: section instances in ``given`` (else defaults) updated by the other values."""
@@ -508,6 +739,21 @@ def _parse_date(name: str, value: Any):
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _number_tuple(name: str, value: Any) -> tuple[float, ...]:
+    """A number or a list of numbers (CLI strings accepted) as a tuple of finite floats."""
+    items = list(value) if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        try:
+            number = float(item) if not isinstance(item, bool) else math.nan
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise ValueError(f"config: {name} must be a number or a list of finite numbers, got {value!r}")
+        out.append(number)
+    return tuple(out)
+
+
 def _coerce(name: str, value: Any, hint: Any) -> Any:
     """``value`` converted to the declared type ``hint`` (CLI strings, YAML's ``1e-3`` strings, TOML dates), or
     ``ValueError`` naming the setting."""
@@ -518,6 +764,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if type(None) in args:
             return None
         raise ValueError(f"config: {name} must be set")
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[0] is float:  # the order sizes
+        return _number_tuple(name, value)
     if typing.get_origin(hint) is tuple:  # the data paths
         items = [value] if isinstance(value, (str, Path)) else value
         if not isinstance(items, (list, tuple)) or not all(isinstance(v, (str, Path)) for v in items):
@@ -712,7 +960,8 @@ def fast_compile(enabled: bool = True):
 # Model
 # -------------------------------------------------------------------------------------------------------
 def build_model(config: TrainConfig, n_features: int | None = None, steps_per_epoch: int | None = None):
-    """A compiled :class:`~lems.models.LargeExecutionModel` (Adam, :func:`lems.loss.lem_loss`).
+    """A compiled :class:`~lems.models.LargeExecutionModel` (Adam; :func:`lems.loss.lem_loss`, or the cost-aware
+    loss of ``config.execution``: :meth:`ExecutionConfig.training_loss`).
 
     Args:
         config: Hyperparameters.
@@ -722,7 +971,6 @@ def build_model(config: TrainConfig, n_features: int | None = None, steps_per_ep
     """
     import keras
 
-    from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
 
     w, m, t = config.windows, config.model, config.training
@@ -732,14 +980,27 @@ def build_model(config: TrainConfig, n_features: int | None = None, steps_per_ep
         from lems.metrics import ALL_METRICS
 
         metrics = list(ALL_METRICS)
+        if config.execution.training_conditions() is not None:  # extended targets: the metrics read channels 0-1
+            metrics = [_on_compact_targets(m) for m in metrics]
     averaging = t.weight_averaging
     optimizer = keras.optimizers.Adam(learning_rate=t.learning_rate, use_ema=averaging is not None,
                                       ema_momentum=averaging or 0.99,
                                       ema_overwrite_frequency=steps_per_epoch if averaging else None)
-    model.compile(optimizer=optimizer, loss=lem_loss, metrics=metrics)
+    model.compile(optimizer=optimizer, loss=config.execution.training_loss(config.limits.max_rate), metrics=metrics)
     if n_features is not None:
         model.build([(None, w.lookback + w.n_ahead - 1, n_features), (None, 1), (None, 1)])
     return model
+
+
+def _on_compact_targets(metric):
+    """``metric`` reading the compact part of extended targets (:func:`lems.loss.compact_targets`)."""
+    from lems.loss import compact_targets
+
+    def wrapped(y_true, y_pred):
+        return metric(compact_targets(y_true), y_pred)
+
+    wrapped.__name__ = getattr(metric, "__name__", "metric")
+    return wrapped
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -750,12 +1011,14 @@ TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY = "val_tracking_error_bps", "val_flexible_
 _SCORE_CHUNK = 2048  # windows per forward pass and outcome computation (bounds the float64 temporaries)
 
 
-def selection_scores(allocations: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def selection_scores(allocations: np.ndarray, y: np.ndarray, costs: _NetScoring | None = None) -> dict[str, float]:
     """Sums of the reported numbers over windows (:func:`lems.execution.seed_outcome`, as the backtest).
 
     Args:
         allocations: ``(N, H, H+1, 4, 2)`` allocations of one chunk of windows.
         y: ``(N, H, 2)`` float64 targets (:func:`lems.backtest.seed_targets`).
+        costs: score NET of costs instead (:func:`lems.execution.seed_execution`, as the costed backtest): the
+            conditions with each window's inputs (rows of this chunk); ``None``: frictionless.
 
     Returns:
         ``tracking`` (sum over windows of the mean ``|diff|`` [bps] of the fixed column's VWAP orders, both
@@ -766,10 +1029,39 @@ def selection_scores(allocations: np.ndarray, y: np.ndarray) -> dict[str, float]
 
     horizon = allocations.shape[1]
     vwap = [i for i, (_, bench) in enumerate(ORDER_TYPES) if bench == BENCHMARKS[0]]
-    out = seed_outcome(np.asarray(allocations, dtype=np.float64), y)
+    allocations = np.asarray(allocations, dtype=np.float64)
+    out = seed_outcome(allocations, y) if costs is None else costs.outcome(allocations, y)
     tracking = np.abs(out.diff[:, horizon][:, vwap]).reshape(len(y), -1).mean(axis=1) * 1e4
     flexible = out.improvement_bps[:, :horizon].reshape(len(y), -1).mean(axis=1)
     return {"tracking": float(tracking.sum()), "flexible": float(flexible.sum()), "n": len(y)}
+
+
+class _NetScoring(NamedTuple):
+    """Execution conditions with the per-window inputs of some windows (:func:`lems.backtest.execution_inputs`)."""
+
+    conditions: Any
+    inputs: Any
+    max_rate: float
+
+    @classmethod
+    def of(cls, windows, conditions, max_rate: float) -> _NetScoring:
+        from lems.backtest import execution_inputs
+
+        return cls(conditions, execution_inputs(windows, conditions), float(max_rate))
+
+    def rows(self, rows: np.ndarray) -> _NetScoring:
+        """The same conditions for a subset of the windows."""
+        inputs = self.inputs._replace(**{k: (None if v is None else v[rows]) for k, v in self.inputs._asdict().items()})
+        return self._replace(inputs=inputs)
+
+    def outcome(self, allocations: np.ndarray, y: np.ndarray):
+        """The :class:`lems.execution.ExecutionOutcome` net of costs (fields ``(N, H+1, 4, 2)``)."""
+        from lems.execution import seed_execution
+
+        c, i = self.conditions, self.inputs
+        return seed_execution(allocations, y, cost_model=c.cost_model, order_participation=i.realised_participation,
+                              sigma=i.sigma, half_spread=i.half_spread, max_participation=c.max_participation,
+                              max_rate=self.max_rate, vwap_includes_order=c.vwap_includes_order).outcome
 
 
 def _callback_base():
@@ -793,12 +1085,14 @@ class ValidationScores(_callback_base()):
         windows: Validation :class:`lems.data.windows.WindowSet`.
         min_rate, max_rate: Trading limits [fraction of the order per bar].
         batch_size: Windows per forward pass.
+        conditions: :class:`lems.execution.ExecutionConditions` to score the orders NET of costs, as the costed
+            backtest does (a cost-aware model is selected on what it was trained for); ``None``: frictionless.
 
     Attributes:
         diverged_epoch: The epoch (0-based) whose output was not finite, or None.
     """
 
-    def __init__(self, windows, min_rate: float, max_rate: float, batch_size: int = 512) -> None:
+    def __init__(self, windows, min_rate: float, max_rate: float, batch_size: int = 512, conditions=None) -> None:
         super().__init__()
         from lems.backtest import seed_targets
 
@@ -807,6 +1101,7 @@ class ValidationScores(_callback_base()):
         self.windows, self.min_rate, self.max_rate = windows, float(min_rate), float(max_rate)
         self.batch_size = int(batch_size)
         self._y = seed_targets(windows)
+        self._costs = None if conditions is None else _NetScoring.of(windows, conditions, max_rate)
         self.diverged_epoch: int | None = None
 
     def _allocations(self, part) -> np.ndarray:
@@ -826,7 +1121,8 @@ class ValidationScores(_callback_base()):
             allocations = self._allocations(part)
             if not np.all(np.isfinite(allocations)):
                 return dict.fromkeys((TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY), math.nan)
-            for key, value in selection_scores(allocations, self._y[rows]).items():
+            costs = None if self._costs is None else self._costs.rows(rows)
+            for key, value in selection_scores(allocations, self._y[rows], costs).items():
                 total[key] += value
         tracking, flexible = total["tracking"] / total["n"], total["flexible"] / total["n"]
         return {TRACKING_KEY: tracking, FLEXIBLE_KEY: flexible, SCORE_KEY: tracking - flexible}
@@ -974,19 +1270,84 @@ class _EpochClock(_callback_base()):
 # -------------------------------------------------------------------------------------------------------
 # Training
 # -------------------------------------------------------------------------------------------------------
-def _batches(windows, config: TrainConfig, shuffle: bool, seed: int):
+def _batches(windows, config: TrainConfig, shuffle: bool, seed: int, costed: bool = False):
     """``((X, min_rate, max_rate), y, weight)`` batches of one fixed size, so that each step compiles once.
 
     Training (``shuffle``) drops the remainder (re-drawn each epoch); validation pads its last batch with
-    zero-weight rows, so every validation window counts.
+    zero-weight rows, so every validation window counts. ``costed``: the extended targets ``(N, H, 5)`` of the
+    cost-aware loss (:func:`lems.backtest.cost_targets`), else the compact ``windows.y``.
     """
     from lems.batching import PaddedBatches
 
     n, limits = len(windows), config.limits
     x = (np.asarray(windows.X, dtype=np.float32), np.full((n, 1), limits.min_rate, dtype=np.float32),
          np.full((n, 1), limits.max_rate, dtype=np.float32))
-    return PaddedBatches(x, np.asarray(windows.y, dtype=np.float32), config.training.batch_size, shuffle=shuffle,
+    if costed:
+        from lems.backtest import cost_targets
+
+        y = cost_targets(windows, half_spread=config.execution.fixed_half_spread())
+    else:
+        y = windows.y
+    return PaddedBatches(x, np.asarray(y, dtype=np.float32), config.training.batch_size, shuffle=shuffle,
                          seed=seed, drop_remainder=shuffle)
+
+
+def _streamed(part) -> bool:
+    """True for the windows of a :class:`lems.data.universe.SymbolUniverse` (served on the fly)."""
+    from lems.data.universe import UniverseWindows
+
+    return isinstance(part, UniverseWindows)
+
+
+def _training_batches(config: TrainConfig, splits: Splits, costed: bool) -> tuple[Any, Any, int]:
+    """``(train batches, validation batches or None, feature channels)`` of materialised or streamed splits."""
+    t, limits = config.training, config.limits
+    if not _streamed(splits.train):
+        train_set = _subsample(splits.train, config.windows.max_windows, t.seed)
+        val = _batches(splits.val, config, shuffle=False, seed=0, costed=costed) if len(splits.val) else None
+        return _batches(train_set, config, shuffle=True, seed=t.seed, costed=costed), val, train_set.X.shape[-1]
+    from lems.data.features import FEATURE_NAMES
+
+    if costed:
+        raise ValueError("config: cost-aware training (execution sizes with a cost model, a cap or a risk term) "
+                         "needs the per-window cost inputs of lems.backtest.cost_targets, which streamed batches "
+                         "do not carry: set stream = false, or train frictionless (no sizes)")
+    rates = {"min_rate": limits.min_rate, "max_rate": limits.max_rate}
+    num = None
+    if config.windows.max_windows is not None:
+        num = min(max(config.windows.max_windows // t.batch_size, 1), len(splits.train) // t.batch_size) or None
+    data = splits.train.batches(t.batch_size, shuffle=True, seed=t.seed, drop_remainder=True, num_batches=num,
+                                **rates)
+    val = splits.val.batches(t.batch_size, shuffle=False, **rates) if len(splits.val) else None
+    return data, val, len(FEATURE_NAMES)
+
+
+def stream_splits(config: TrainConfig) -> Splits:
+    """The config's purged time split as streamed parts (:class:`lems.data.universe.UniverseWindows`).
+
+    The source is the one data path (a folder of files or sub-folders per symbol, or a Parquet dataset
+    partitioned by symbol or with a symbol column), the list of paths, or the synthetic market's bars.
+    Fractions of ``train_end`` / ``val_end`` refer to the distinct origin times of all symbols, as
+    :func:`split_windows`.
+
+    Raises:
+        ValueError: missing data, no valid window, an empty training part.
+    """
+    from lems.data.universe import SymbolUniverse
+
+    d, w = config.data, config.windows
+    if d.synthetic:
+        source = load_bars(config)
+    else:
+        missing = [p for p in d.paths if not Path(p).exists()]
+        if missing:
+            raise ValueError(f"data not found: {', '.join(missing)}")
+        source = d.paths[0] if len(d.paths) == 1 else list(d.paths)
+    universe = SymbolUniverse(source, w.lookback, w.n_ahead, tz=d.tz, stride=w.stride, bar_minutes=d.bar_minutes)
+    splits = Splits(*universe.split(w.train_end, w.val_end))
+    if len(splits.train) == 0:
+        raise ValueError(f"no training window before train_end={w.train_end} (is the data long enough?)")
+    return splits
 
 
 @dataclass
@@ -1037,20 +1398,24 @@ def _subsample(windows, max_windows: int | None, seed: int):
 def _check_splits(config: TrainConfig, splits: Splits) -> None:
     w = config.windows
     for part in splits:
-        if (part.lookback, part.n_ahead) != (w.lookback, w.n_ahead):
-            raise ValueError(f"windows have lookback={part.lookback}, n_ahead={part.n_ahead}; the config has "
+        shape = part.universe if _streamed(part) else part
+        if (shape.lookback, shape.n_ahead) != (w.lookback, w.n_ahead):
+            raise ValueError(f"windows have lookback={shape.lookback}, n_ahead={shape.n_ahead}; the config has "
                              f"{w.lookback}, {w.n_ahead}")
 
 
 def _selection_callbacks(config: TrainConfig, val) -> tuple[list, BestWeights | None]:
-    """Validation scoring and best-weights selection, or a warning when there is no validation window."""
+    """Validation scoring (net of costs for a cost-aware model) and best-weights selection, or a warning when
+    there is no validation window."""
     t = config.training
     if len(val) == 0:
         warnings.warn("no validation window (train_end..val_end is empty): early stopping and best-weights "
                       "selection are off, the last epoch's weights are kept", UserWarning, stacklevel=3)
         return [], None
+    if _streamed(val):
+        val = val.to_window_set()
     scores = ValidationScores(val, config.limits.min_rate, config.limits.max_rate,
-                              batch_size=max(t.batch_size, 256))
+                              batch_size=max(t.batch_size, 256), conditions=config.execution.training_conditions())
     best = BestWeights(SCORE_KEY if t.selection == "tracking" else "val_loss", patience=t.patience)
     return [scores, best], best
 
@@ -1090,15 +1455,14 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     config = TrainConfig() if config is None else config
     config.validate()
     t = config.training
-    if windows is None:
-        windows = build_windows(config)  # data errors surface before any model work
+    config.execution.training_size()  # several sizes and no train_size: say so before any data work
+    if windows is None:  # data errors surface before any model work
+        windows = stream_splits(config) if config.data.stream else build_windows(config)
     set_random_seed(t.seed)
     splits = windows if isinstance(windows, Splits) else split_windows(config, windows)
     _check_splits(config, splits)
-    train_set = _subsample(splits.train, config.windows.max_windows, t.seed)
-    data = _batches(train_set, config, shuffle=True, seed=t.seed)
-    val = _batches(splits.val, config, shuffle=False, seed=0) if len(splits.val) else None
-    model = build_model(config, n_features=train_set.X.shape[-1], steps_per_epoch=len(data))
+    data, val, n_features = _training_batches(config, splits, config.execution.training_conditions() is not None)
+    model = build_model(config, n_features=n_features, steps_per_epoch=len(data))
     selection, best = _selection_callbacks(config, splits.val)
     budgets = {"time_budget": TimeBudget(t.time_budget_s) if t.time_budget_s is not None else None,
                "max_steps": StepBudget(t.max_steps) if t.max_steps is not None else None}

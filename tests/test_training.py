@@ -41,12 +41,15 @@ def _tiny_config(**changes) -> TrainConfig:
 def test_config_round_trip(tmp_path, suffix):
     config = TrainConfig(data=["a.csv", "b/"], tz="America/New_York", bar_minutes=30, n_ahead=8,
                          train_end="2021-03-01", val_end=0.9, time_budget_s=30.5, max_windows=None, metrics=True,
-                         min_rate=0.01, max_rate=0.25, kan_basis="bspline", max_steps=100, selection="loss")
+                         min_rate=0.01, max_rate=0.25, kan_basis="bspline", max_steps=100, selection="loss",
+                         stream=True, sizes=[0.01, 0.05, 0.2], half_spread_bps="corwin-schultz", impact_coef=1.0,
+                         max_participation=0.3, arrival="reference")
     path = config.save(tmp_path / f"config{suffix}")
     loaded = TrainConfig.load(path)
     assert loaded == config
     assert loaded.to_dict() == config.to_dict()
-    assert set(loaded.to_dict()) == {"data", "windows", "model", "limits", "training"}
+    assert set(loaded.to_dict()) == {"data", "windows", "model", "limits", "training", "execution"}
+    assert loaded.execution.sizes == (0.01, 0.05, 0.2) and loaded.data.stream
     assert loaded.data.paths == ("a.csv", "b/") and loaded.data.bar_minutes == 30.0
 
 
@@ -299,3 +302,132 @@ def test_diverged_output_stops_training_with_a_warning():
         scores.on_epoch_end(2, logs)
     assert model.stop_training and scores.diverged_epoch == 2
     assert np.isnan(logs[SCORE_KEY]) and np.isnan(logs[TRACKING_KEY])
+
+
+# --------------------------------------------------------------------------------------------------------
+# [execution]: order sizes, cost model, participation cap
+# --------------------------------------------------------------------------------------------------------
+def test_execution_defaults_are_frictionless_and_old_files_read(tmp_path):
+    from lems.execution import NoCost
+    from lems.loss import lem_loss
+
+    execution = TrainConfig().execution
+    assert not execution.costed and execution.cost_model() == NoCost() and execution.conditions() == []
+    assert execution.training_conditions() is None and execution.training_loss() is lem_loss
+    (tmp_path / "old.toml").write_text("[windows]\nlookback = 30\n")  # a file without [execution]
+    assert TrainConfig.load(tmp_path / "old.toml").execution == execution
+    # sizes without any cost, cap or risk term: still the frictionless loss
+    assert TrainConfig(sizes=[0.05]).execution.training_loss() is lem_loss
+
+
+def test_execution_settings_map_to_conditions_per_size():
+    from lems.execution import (
+        CompositeCost,
+        LinearPermanentImpact,
+        SpreadCost,
+        SquareRootImpact,
+    )
+    from lems.training import conditions_from_settings, cost_model_from_settings
+
+    settings = {"spread_bps": 2.0, "impact": "sqrt", "impact_coef": 1.0, "impact_delta": 0.5, "permanent_coef": 0.0,
+                "max_participation": 0.1, "sizes": [0.01, 0.05, 0.2], "arrival": "close"}
+    conditions = conditions_from_settings(settings)
+    assert [c.size.participation for c in conditions] == [0.01, 0.05, 0.2]
+    expected = CompositeCost((SpreadCost(half_spread_bps=2.0), SquareRootImpact(coef=1.0, delta=0.5)))
+    assert all(c.cost_model == expected and c.max_participation == 0.1 and c.arrival == "close" for c in conditions)
+    estimated = cost_model_from_settings({"spread": "corwin_schultz", "permanent_coef": 0.2})
+    assert estimated == CompositeCost((SpreadCost(half_spread_bps=None), LinearPermanentImpact(coef=0.2)))
+    assert cost_model_from_settings({"impact": "none", "impact_coef": 3.0}).is_free
+    from_cli = TrainConfig().replace(sizes=["0.02", "0.1"], half_spread_bps="1.5")  # CLI strings
+    assert from_cli.execution.sizes == (0.02, 0.1) and from_cli.execution.half_spread_bps == 1.5
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"half_spread_bps": -1}, r"half_spread_bps must be in \[0, inf\) bps"),
+    ({"spread_bps": "wide"}, "half_spread_bps must be a number"),
+    ({"sizes": [0.05, 0.0]}, r"sizes must be .* in \(0, inf\)"),
+    ({"sizes": -0.1}, r"sizes must be .* in \(0, inf\)"),
+    ({"train_size": 0}, r"train_size must be in \(0, inf\)"),
+    ({"max_participation": 0.0}, r"max_participation must be in \(0, 1\]"),
+    ({"max_participation": 1.5}, r"max_participation must be in \(0, 1\]"),
+    ({"impact_coef": -0.5}, r"impact_coef must be in \[0, inf\)"),
+    ({"permanent_coef": -1}, r"permanent_coef must be in \[0, inf\)"),
+    ({"impact_delta": 1.5}, r"impact_delta must be in \(0, 1\]"),
+    ({"impact": "linear"}, "impact must be one of"),
+    ({"arrival": "open"}, "arrival must be one of"),
+    ({"sizes": [0.05, 0.2], "max_participation": 0.1, "require_completion": True}, "infeasible order"),
+])
+def test_execution_bad_values_name_the_setting_and_its_range(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(execution=bad)
+
+
+def test_several_sizes_need_a_train_size():
+    config = _tiny_config(sizes=[0.01, 0.2], impact_coef=1.0)
+    with pytest.raises(ValueError, match="train_size"):
+        train(config, verbose=0)
+    conditions = config.replace(train_size=0.2).execution.training_conditions()
+    assert conditions.size.participation == 0.2
+
+
+def test_cost_aware_training_scores_validation_net_of_costs():
+    """Sizes and a cost model: the cost-aware loss on extended targets; the validation scores are the costed
+    backtest's numbers of the kept weights."""
+    from lems.backtest import backtest, cost_targets
+    from lems.baselines import ModelPolicy
+    from lems.loss import CostAwareLemLoss
+    from lems.report import headline
+
+    config = _tiny_config(max_steps=3, patience=0, sizes=[0.2], impact_coef=1.0, half_spread_bps=2.0, seed=3)
+    result = train(config, verbose=0)
+    loss = result.model.loss
+    assert isinstance(loss, CostAwareLemLoss) and loss.order_participation == 0.2
+    assert loss.cost_model == config.execution.cost_model()
+    val = result.windows.val
+    y = cost_targets(val, half_spread=2e-4)
+    x = [val.X, np.zeros((len(val), 1)), np.ones((len(val), 1))]
+    predicted = result.model.predict(x, verbose=0)
+    assert float(np.mean(loss(y, predicted))) == pytest.approx(result.history["val_loss"][-1], rel=1e-4)
+    best = result.best_epoch - 1
+    conditions = config.execution.conditions()[0]
+    net = headline(backtest({"model": ModelPolicy(result.model)}, val, conditions=conditions))
+    free = headline(backtest({"model": ModelPolicy(result.model)}, val))
+    tracking = net["fixed"].set_index("policy").loc["model", "vwap_tracking_error_bps"]
+    assert tracking == pytest.approx(result.history[TRACKING_KEY][best], rel=1e-6, abs=1e-9)
+    assert free["fixed"]["vwap_tracking_error_bps"].iloc[0] != pytest.approx(tracking, rel=1e-3)  # costs matter
+
+
+# --------------------------------------------------------------------------------------------------------
+# Streaming many symbols (lems.data.universe)
+# --------------------------------------------------------------------------------------------------------
+def _partitioned_market(tmp_path):
+    """``(dataset folder, bars)``: a small synthetic market written as a Parquet dataset partitioned by symbol."""
+    from lems.data.synthetic import synthetic_market
+    from lems.data.universe import write_partitioned
+
+    bars = synthetic_market(n_assets=3, n_days=8, seed=5)
+    return str(write_partitioned(bars, tmp_path / "universe")), bars
+
+
+def test_stream_trains_on_universe_batches(tmp_path):
+    import keras
+
+    from lems.data.universe import UniverseWindows
+
+    class Batches(keras.callbacks.Callback):
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            Batches.seen += 1
+
+    data, bars = _partitioned_market(tmp_path)
+    config = _tiny_config(data=[data], stream=True, max_windows=70, epochs=1, patience=0, bar_minutes=60)
+    materialised = split_windows(config, build_windows(config, bars))
+    streamed = train(config, verbose=0, callbacks=[Batches()])
+    assert all(isinstance(part, UniverseWindows) for part in streamed.windows)
+    assert [len(p) for p in streamed.windows] == [len(p) for p in materialised]  # the same purged split
+    assert Batches.seen == 70 // config.batch_size  # max_windows caps the batches of an epoch
+    assert np.isfinite(streamed.history["loss"]).all()
+    assert np.isfinite(streamed.history[TRACKING_KEY]).all()  # selection scores on the materialised validation
+    with pytest.raises(ValueError, match="stream = false"):
+        train(config.replace(sizes=[0.05], impact_coef=1.0), verbose=0)
