@@ -19,23 +19,36 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lems.backtest import SUMMARY_STATS, backtest, summary
+from lems.backtest import SUMMARY_STATS, TCA_COLUMNS, backtest, summary
 from lems.execution import BENCHMARKS, OBJECTIVES, ORDER_TYPES, SIDES, TARGETS
 
 __all__ = [
+    "ALMGREN_CHRISS",
     "CLUSTERS",
+    "COSTED_COLUMNS",
     "FIGURES",
+    "TCA_FIGURES",
     "PrecomputedPolicy",
     "allocate_and_backtest",
+    "almgren_chriss_parameters",
+    "costed_backtest",
+    "frontier_table",
     "headline",
+    "net_of_cost_table",
     "paired_comparison",
     "plot_allocation_curves",
+    "plot_cost_curves",
+    "plot_frontier",
     "plot_improvement_by_duration",
     "plot_improvement_distribution",
     "plot_orders",
     "read_frames",
+    "select_sizes",
+    "split_costed",
     "summary_table",
+    "tca_table",
     "verdicts",
+    "window_half_spread",
     "write_report",
 ]
 
@@ -47,6 +60,11 @@ FIGURES = {
     "distribution": "improvement_distribution.png",
     "allocation": "allocation_curves.png",
     "orders": "example_orders.png",
+}
+#: File names of the transaction-cost analysis figures (written when costs are given).
+TCA_FIGURES = {
+    "cost_curves": "cost_curves.png",
+    "frontier": "almgren_chriss_frontier.png",
 }
 _ORDER_KEYS = ["window", "asset", "origin", "side", "target", "benchmark", "min_duration", "objective"]
 _CATEGORIES = {"side": SIDES, "benchmark": BENCHMARKS, "target": TARGETS, "objective": OBJECTIVES}
@@ -536,6 +554,364 @@ def plot_orders(allocations: Mapping[str, np.ndarray], windows, path: str | Path
 
 
 # --------------------------------------------------------------------------------------------------------
+# Transaction-cost analysis (order sizes, costs, participation cap; issue 11)
+# --------------------------------------------------------------------------------------------------------
+#: Columns a costed frame (:func:`costed_backtest`) adds after :data:`lems.backtest.TCA_COLUMNS`: the stated
+#: order size [fraction of the expected horizon volume], and the window's lookback volatility [fraction per bar]
+#: and half-spread [fraction of price] (those of the cost model, or the Corwin-Schultz estimate).
+COSTED_COLUMNS = ("order_size", "sigma", "half_spread")
+#: Label of the Almgren-Chriss baseline that :func:`costed_backtest` adds per size.
+ALMGREN_CHRISS = "almgren_chriss"
+#: Urgencies ``kappa * H`` spanned by the efficient frontier figure (0 = TWAP).
+FRONTIER_URGENCIES = np.linspace(0.0, 6.0, 61)
+
+
+def _cost_parts(cost_model) -> list:
+    """The components of a cost model (a :class:`~lems.execution.CompositeCost` flattened)."""
+    from lems.execution import CompositeCost
+
+    return list(cost_model.models) if isinstance(cost_model, CompositeCost) else [cost_model]
+
+
+def window_half_spread(cost_model, windows) -> np.ndarray:
+    """Half-spread per window [fraction of price] that ``cost_model`` charges: the stated ``half_spread_bps``
+    of its :class:`~lems.execution.SpreadCost`, the lookback's Corwin-Schultz estimate when it is estimated,
+    0 without spread cost (summed over spread components)."""
+    from lems.baselines import lookback_half_spread
+    from lems.execution import SpreadCost
+
+    out = np.zeros(len(windows))
+    for part in _cost_parts(cost_model):
+        if isinstance(part, SpreadCost):
+            out = out + (part.half_spread_bps * 1e-4 if part.half_spread_bps is not None
+                         else lookback_half_spread(windows))
+    return out
+
+
+def almgren_chriss_parameters(cost_model, size: float, sigma: float, horizon: int, half_spread: float = 0.0,
+                              risk_sigma: float | None = None) -> dict[str, float] | None:
+    """Almgren & Chriss (2000) linear-impact parameters matched to a cost model for one order size.
+
+    A uniform schedule of an order of ``size`` of the expected horizon volume trades ``1/H`` of the order per bar
+    at participation ``size`` (bars of average volume): :class:`~lems.execution.SquareRootImpact` then costs
+    ``coef sigma size^delta`` per unit, which the linear temporary impact ``eta n`` (``n = 1/H``) matches with
+    ``eta = coef sigma size^delta H``; :class:`~lems.execution.LinearPermanentImpact` moves later prices by
+    ``coef sigma size H`` per fraction of the order (``gamma``); a :class:`~lems.execution.SpreadCost` is the
+    fixed cost per unit ``epsilon``.
+
+    Args:
+        cost_model: the :class:`lems.execution.CostModel`.
+        size: the order's size [fraction of the expected horizon volume], > 0.
+        sigma: volatility per bar [fraction], >= 0, that the impact scales with (costs are linear in it: the mean
+            lookback volatility of the windows for their mean cost).
+        horizon: ``H`` [bars].
+        half_spread: the half-spread [fraction of price] of an estimated :class:`~lems.execution.SpreadCost`.
+        risk_sigma: volatility per bar of the price risk (variances add: the root mean square of the windows'
+            volatilities for their pooled variance); ``None``: ``sigma``.
+
+    Returns:
+        ``{"eta", "gamma", "epsilon", "sigma"}`` (``sigma`` = the risk's), or ``None`` when the model has no temporary impact, or not one
+        larger than half the permanent one (the Almgren-Chriss problem is then not convex).
+    """
+    from lems.execution import LinearPermanentImpact, SpreadCost, SquareRootImpact
+
+    eta = gamma = epsilon = 0.0
+    for part in _cost_parts(cost_model):
+        if isinstance(part, SquareRootImpact):
+            eta += part.coef * sigma * size ** part.delta * horizon
+        elif isinstance(part, LinearPermanentImpact):
+            gamma += part.coef * sigma * size * horizon
+        elif isinstance(part, SpreadCost):
+            epsilon += half_spread if part.half_spread_bps is None else part.half_spread_bps * 1e-4
+    if not eta > 0.5 * gamma or not np.isfinite(eta):
+        return None
+    risk = sigma if risk_sigma is None else risk_sigma
+    return {"eta": float(eta), "gamma": float(gamma), "epsilon": float(epsilon), "sigma": float(risk)}
+
+
+def _size_of(conditions) -> float:
+    size = conditions.size.participation
+    if size is None:
+        raise ValueError("the transaction-cost analysis buckets orders by size as a fraction of the expected horizon "
+                         "volume: give OrderSize(participation=...), not a quantity in units")
+    return float(size)
+
+
+def costed_backtest(policies: Any, windows, conditions: Sequence[Any], *, min_rate: Any = 0.0, max_rate: Any = 1.0,
+                    ac_risk_aversion: float | None = None) -> pd.DataFrame:
+    """Backtest frames net of costs, one per order size, stacked (the input of the report's TCA section).
+
+    Each policy allocates once; every :class:`~lems.execution.ExecutionConditions` scores the allocations with
+    :func:`lems.backtest.backtest` (``conditions=...``). With ``ac_risk_aversion``, the Almgren-Chriss schedule
+    (:class:`lems.baselines.AlmgrenChriss`, labelled :data:`ALMGREN_CHRISS`) joins each size, its impact matched to
+    that size (:func:`almgren_chriss_parameters` at the windows' mean lookback volatility).
+
+    Args:
+        policies: policies (a sequence, a dict label -> policy, or one), e.g. :class:`PrecomputedPolicy`.
+        windows: the windows.
+        conditions: one :class:`~lems.execution.ExecutionConditions` per size (participation sizes).
+        min_rate, max_rate: per-bar limits [fraction of the order].
+        ac_risk_aversion: the Almgren-Chriss ``lambda`` [per unit of the order's value], or ``None``: no such
+            baseline. Skipped for a cost model without temporary impact (see :func:`almgren_chriss_parameters`).
+
+    Returns:
+        The frames of every size, in order, with :data:`lems.backtest.FRAME_COLUMNS`,
+        :data:`lems.backtest.TCA_COLUMNS` and :data:`COSTED_COLUMNS`.
+
+    Raises:
+        ValueError: no conditions, a size in units, anything :func:`lems.backtest.backtest` rejects.
+    """
+    from lems.backtest import _named_policies
+    from lems.baselines import AlmgrenChriss, lookback_volatility
+
+    conditions = list(conditions)
+    if not conditions:
+        raise ValueError("costed_backtest needs at least one ExecutionConditions (order size)")
+    named = _named_policies(policies)
+    stored = [PrecomputedPolicy(k, p.allocate(windows, min_rate=min_rate, max_rate=max_rate)) for k, p in named.items()]
+    sigma = lookback_volatility(windows)
+    horizon = int(windows.n_ahead)
+    frames = []
+    for c in conditions:
+        size, spread = _size_of(c), window_half_spread(c.cost_model, windows)
+        run = list(stored)
+        params = None if ac_risk_aversion is None else almgren_chriss_parameters(
+            c.cost_model, size, float(np.mean(sigma)), horizon, float(np.mean(spread)))
+        if params is not None:
+            run.append(AlmgrenChriss(risk_aversion=ac_risk_aversion, eta=params["eta"], gamma=params["gamma"],
+                                     name=ALMGREN_CHRISS))
+        frame = backtest(run, windows, min_rate=min_rate, max_rate=max_rate, conditions=c)
+        rows = frame["window"].to_numpy()
+        frames.append(frame.assign(order_size=size, sigma=sigma[rows], half_spread=spread[rows]))
+    return pd.concat(frames, ignore_index=True)
+
+
+def split_costed(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``(frictionless rows, costed rows or None)`` of frames read together (costed rows have an ``order_size``)."""
+    if "order_size" not in frame.columns:
+        return frame, None
+    costed = frame["order_size"].notna().to_numpy()
+    if not costed.any():
+        return frame.drop(columns=[c for c in frame.columns if c in _COSTED_ONLY]), None
+    free = frame.loc[~costed].drop(columns=[c for c in frame.columns if c in _COSTED_ONLY])
+    return free.reset_index(drop=True), frame.loc[costed].reset_index(drop=True)
+
+
+def _prepare_costed(costed: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """A validated costed frame (see :func:`_prepare`), with its TCA columns as float64."""
+    out = _prepare(costed)
+    missing = [c for c in _COSTED_ONLY if c not in out.columns]
+    if missing:
+        raise ValueError(f"not a costed backtest frame (lems.report.costed_backtest): missing column(s) {missing}")
+    for col in _COSTED_ONLY:
+        out[col] = pd.to_numeric(out[col], errors="coerce").astype(np.float64)
+    if out["order_size"].isna().any():
+        raise ValueError("a costed frame has rows without order_size")
+    return out
+
+
+def select_sizes(costed: pd.DataFrame, sizes: Sequence[float] | None) -> pd.DataFrame:
+    """The rows of the given order sizes (``None``: all).
+
+    Raises:
+        ValueError: a size that the frame does not hold (the available ones are named).
+    """
+    if sizes is None:
+        return costed
+    have = np.unique(costed["order_size"].to_numpy(np.float64))
+    keep = np.zeros(len(costed), dtype=bool)
+    for size in sizes:
+        match = np.isclose(have, float(size), rtol=1e-9, atol=0.0)
+        if not match.any():
+            raise ValueError(f"sizes: no costed orders of size {size:g} in the frames (sizes there: "
+                             f"{', '.join(f'{s:g}' for s in have)})")
+        keep |= np.isclose(costed["order_size"].to_numpy(np.float64), have[match][0], rtol=1e-12, atol=0.0)
+    return costed.loc[keep].reset_index(drop=True)
+
+
+def _fixed(frame: pd.DataFrame, benchmark: str = "vwap") -> pd.DataFrame:
+    return frame[(frame["objective"] == "track") & (frame["benchmark"] == benchmark)]
+
+
+def _by_size(frame: pd.DataFrame, column: str, how: str = "mean", sign: float = 1.0) -> pd.Series:
+    return sign * frame.groupby(["order_size", "policy"], observed=True, sort=True)[column].agg(how)
+
+
+def tca_table(costed: pd.DataFrame) -> pd.DataFrame:
+    """Slippage of the fixed-duration orders by order size and policy [bps, positive = a cost to the trader].
+
+    Implementation shortfall vs the arrival price with its Perold parts (``is_bps = delay + timing + impact +
+    opportunity``; :class:`lems.execution.Shortfall`), its standard deviation over orders (``is_std_bps``) and
+    that of the schedule's part ``is - delay`` (``schedule_std_bps``: without the move from the arrival price to
+    the first bar, which no schedule controls; the risk of the Almgren-Chriss frontier), of the VWAP-type orders
+    (both sides and targets: the market's moves cancel in the means, the costs remain); slippage vs VWAP
+    (``-improvement``, the VWAP-type orders) and vs TWAP (the TWAP-type orders); mean unfilled fraction and mean
+    peak bar participation [%].
+
+    Returns:
+        Columns ``order_size, policy, is_bps, delay_bps, timing_bps, impact_bps, opportunity_bps, is_std_bps,
+        schedule_std_bps, vs_vwap_bps, vs_twap_bps, unfilled_pct, peak_participation_pct, orders``.
+    """
+    costed = _prepare_costed(costed)
+    vwap, twap = _fixed(costed, "vwap"), _fixed(costed, "twap")
+    out = pd.DataFrame({"is_bps": _by_size(vwap, "shortfall_bps")})
+    for part in ("delay", "timing", "impact", "opportunity"):
+        out[f"{part}_bps"] = _by_size(vwap, f"{part}_bps")
+    out["is_std_bps"] = _by_size(vwap, "shortfall_bps", "std")
+    out["schedule_std_bps"] = _by_size(vwap.assign(schedule_bps=vwap["shortfall_bps"] - vwap["delay_bps"]),
+                                       "schedule_bps", "std")
+    out["vs_vwap_bps"] = _by_size(vwap, "improvement_bps", sign=-1.0)
+    out["vs_twap_bps"] = _by_size(twap, "improvement_bps", sign=-1.0)
+    out["unfilled_pct"] = _by_size(vwap, "unfilled", sign=100.0)
+    out["peak_participation_pct"] = _by_size(vwap, "peak_bar_participation", sign=100.0)
+    out["orders"] = vwap.groupby(["order_size", "policy"], observed=True, sort=True).size()
+    out = out.reset_index()
+    out["policy"] = out["policy"].astype(str)
+    return out
+
+
+def _headline_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per policy: fixed VWAP tracking error and flexible mean improvement vs VWAP and vs TWAP [bps]."""
+    flex = frame[frame["objective"] == "beat"]
+    out = pd.DataFrame({"te": _fixed(frame).groupby("policy", observed=True)["tracking_error_bps"].mean()})
+    for bench in BENCHMARKS:
+        out[f"flex_{bench}"] = flex[flex["benchmark"] == bench].groupby("policy", observed=True)[
+            "improvement_bps"].mean()
+    out.index = out.index.astype(str)
+    return out
+
+
+def net_of_cost_table(frame: pd.DataFrame, costed: pd.DataFrame) -> pd.DataFrame:
+    """Every headline number frictionless next to its net-of-cost counterpart, by order size and policy [bps].
+
+    Fixed duration: VWAP tracking error (lower is better); flexible duration: mean improvement vs VWAP and vs
+    TWAP (all min durations, both sides and targets; higher is better). The frictionless numbers do not depend on
+    the size (NaN for a policy absent from the frictionless frame, e.g. Almgren-Chriss).
+
+    Returns:
+        Columns ``order_size, policy, te_free_bps, te_net_bps, flex_vwap_free_bps, flex_vwap_net_bps,
+        flex_twap_free_bps, flex_twap_net_bps``.
+    """
+    free = _headline_numbers(_prepare(frame))
+    costed = _prepare_costed(costed)
+    rows = []
+    for size, part in costed.groupby("order_size", sort=True):
+        net = _headline_numbers(part)
+        for policy in net.index:
+            row = {"order_size": float(size), "policy": policy}
+            for key in ("te", "flex_vwap", "flex_twap"):
+                row[f"{key}_free_bps"] = free[key].get(policy, np.nan)
+                row[f"{key}_net_bps"] = net.loc[policy, key]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_cost_curves(costed: pd.DataFrame, path: str | Path | None = None):
+    """Cost curves: bps vs order size per policy. Left: mean implementation shortfall vs arrival of the
+    fixed-duration orders (cost, lower is better); right: mean net improvement vs VWAP of the flexible orders
+    (higher is better). Saves a PNG when ``path`` is given; returns the figure."""
+    plt = _pyplot()
+    costed = _prepare_costed(costed)
+    flex = costed[(costed["objective"] == "beat") & (costed["benchmark"] == "vwap")]
+    panels = ((_by_size(_fixed(costed), "shortfall_bps"), "fixed duration: implementation shortfall vs arrival [bps]"),
+              (_by_size(flex, "improvement_bps"), "flexible duration: net improvement vs VWAP [bps]"))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, (values, title) in zip(axes, panels):
+        for policy in costed["policy"].cat.categories:
+            series = values.xs(policy, level="policy") if policy in values.index.get_level_values(1) else None
+            if series is not None and len(series):
+                ax.plot(series.index * 100, series.to_numpy(), marker="o", label=str(policy))
+        ax.set_xscale("log")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("order size [% of the expected horizon volume]")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _frontier_lambdas(params: dict[str, float], horizon: int) -> np.ndarray:
+    """Risk aversions giving the urgencies :data:`FRONTIER_URGENCIES` (``kappa H``) for these parameters."""
+    kappa = FRONTIER_URGENCIES / horizon
+    eta_tilde = params["eta"] - 0.5 * params["gamma"]
+    return (2.0 * np.sinh(kappa / 2.0)) ** 2 * eta_tilde / max(params["sigma"], 1e-12) ** 2
+
+
+def frontier_table(costed: pd.DataFrame, cost_model, ac_risk_aversion: float | None = None) -> pd.DataFrame:
+    """The Almgren-Chriss efficient frontier per order size (:func:`lems.baselines.almgren_chriss_frontier`), with
+    the parameters matched to the cost model (:func:`almgren_chriss_parameters`) at the costed windows' mean
+    lookback volatility and half-spread, and their root-mean-square volatility for the risk; the stated
+    ``ac_risk_aversion`` is added to the grid.
+
+    Returns:
+        Columns ``order_size, risk_aversion, kappa, expected_cost_bps, std_bps, stated`` (True on the stated
+        ``lambda``); no rows for sizes without a matched Almgren-Chriss problem.
+    """
+    from lems.baselines import almgren_chriss_frontier
+
+    costed = _prepare_costed(costed)
+    horizon = int(_fixed(costed)["min_duration"].max())
+    rows = []
+    for size, part in costed.groupby("order_size", sort=True):
+        windows = part.drop_duplicates("window")
+        sigma = windows["sigma"].to_numpy(np.float64)
+        params = almgren_chriss_parameters(cost_model, float(size), float(sigma.mean()), horizon,
+                                           float(windows["half_spread"].mean()),
+                                           risk_sigma=float(np.sqrt(np.mean(sigma**2))))
+        if params is None:
+            continue
+        lambdas = _frontier_lambdas(params, horizon)
+        stated = np.zeros(len(lambdas), dtype=bool)
+        if ac_risk_aversion is not None:
+            lambdas, stated = np.append(lambdas, ac_risk_aversion), np.append(stated, True)
+        table = almgren_chriss_frontier(horizon, lambdas, params["sigma"], params["eta"], params["gamma"],
+                                        params["epsilon"])
+        rows.append(table.assign(order_size=float(size), stated=stated))
+    if not rows:
+        return pd.DataFrame(columns=["order_size", "risk_aversion", "kappa", "expected_cost_bps", "std_bps",
+                                     "stated"])
+    out = pd.concat(rows, ignore_index=True)
+    return out[["order_size", "risk_aversion", "kappa", "expected_cost_bps", "std_bps", "stated"]]
+
+
+def plot_frontier(costed: pd.DataFrame, frontier: pd.DataFrame, path: str | Path | None = None):
+    """The Almgren-Chriss efficient frontier (expected cost vs risk, bps) per order size, with every policy's
+    realised point: mean implementation shortfall and standard deviation of its schedule part (``is - delay``) of
+    its fixed-duration VWAP-type orders (:func:`tca_table`). Saves a PNG when ``path`` is given; returns the
+    figure.
+
+    Raises:
+        ValueError: an empty ``frontier`` (no size with a matched Almgren-Chriss problem).
+    """
+    if frontier.empty:
+        raise ValueError("no Almgren-Chriss frontier to draw (the cost model has no temporary impact)")
+    plt = _pyplot()
+    points = tca_table(costed)
+    sizes = sorted(frontier["order_size"].unique())
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        curve = frontier[(frontier["order_size"] == size) & ~frontier["stated"]]
+        ax.plot(curve["std_bps"], curve["expected_cost_bps"], color="black", lw=1.2,
+                label="Almgren-Chriss frontier (model)")
+        stated = frontier[(frontier["order_size"] == size) & frontier["stated"]]
+        if len(stated):
+            ax.plot(stated["std_bps"], stated["expected_cost_bps"], "k*", ms=10,
+                    label=f"stated lambda {stated['risk_aversion'].iloc[0]:g}")
+        mine = points[np.isclose(points["order_size"], size)]
+        for row in mine.itertuples(index=False):
+            ax.plot(row.schedule_std_bps, row.is_bps, "o", label=f"{row.policy} (realised)")
+        ax.set_title(f"order of {size * 100:g} % of the expected horizon volume", fontsize=10)
+        ax.set_xlabel("risk: std of the shortfall after the first bar's price [bps]")
+        ax.set_ylabel("expected / mean cost [bps]")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+#: Columns only costed frames have.
+_COSTED_ONLY: tuple[str, ...] = tuple(TCA_COLUMNS) + COSTED_COLUMNS
+
+
+# --------------------------------------------------------------------------------------------------------
 # The page
 # --------------------------------------------------------------------------------------------------------
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -670,8 +1046,116 @@ def _naive_note(frame: pd.DataFrame) -> str:
     return base
 
 
+def _cost_words(cost_model, costed: pd.DataFrame) -> str:
+    """The cost model in words, with the median lookback estimates it uses."""
+    from lems.execution import LinearPermanentImpact, SpreadCost, SquareRootImpact
+
+    windows = costed.drop_duplicates(["order_size", "window"])
+    sigma_bps = float(windows["sigma"].median()) * 1e4
+    words = []
+    for part in _cost_parts(cost_model):
+        if isinstance(part, SpreadCost) and part.half_spread_bps is not None:
+            words.append(f"a half-spread of {_fmt(part.half_spread_bps)} bps on every unit")
+        elif isinstance(part, SpreadCost):
+            words.append(f"a half-spread estimated per window from its lookback's highs and lows (Corwin-Schultz; "
+                         f"median {_fmt(float(windows['half_spread'].median()) * 1e4)} bps)")
+        elif isinstance(part, SquareRootImpact):
+            words.append(f"temporary impact {_fmt(part.coef)} × σ × participation^{_fmt(part.delta)} per bar")
+        elif isinstance(part, LinearPermanentImpact):
+            words.append(f"permanent impact {_fmt(part.coef)} × σ × participation, moving the later bars' prices")
+    text = "; ".join(words) if words else "no cost (fills at the bars' VWAP)"
+    return text + f" (σ: each window's lookback volatility per bar, median {_fmt(sigma_bps)} bps)"
+
+
+def _in_percent(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with ``order_size`` in percent (for display)."""
+    return table.assign(order_size=table["order_size"] * 100.0)
+
+
+def _tca_lines(table: pd.DataFrame, net: pd.DataFrame, model: str) -> list[str]:
+    """Per size: the model's shortfall beside the baselines', and its flexible gains frictionless vs net."""
+    lines = []
+    for size, part in table.groupby("order_size", sort=True):
+        part = part.set_index("policy")
+        if model not in part.index:
+            continue
+        others = ", ".join(f"{p} {_fmt(part.loc[p, 'is_bps'])}" for p in part.index if p != model)
+        text = (f"**{_fmt(size * 100, 3 if size < 0.01 else 1)} % of the expected horizon volume**: fixed-duration "
+                f"shortfall vs arrival: model {_fmt(part.loc[model, 'is_bps'])} bps"
+                + (f" ({others})" if others else "") + ".")
+        rows = net[np.isclose(net["order_size"], size)].set_index("policy")
+        if "twap" in rows.index and model in rows.index:
+            for bench in BENCHMARKS:
+                free = rows.loc[model, f"flex_{bench}_free_bps"] - rows.loc["twap", f"flex_{bench}_free_bps"]
+                paid = rows.loc[model, f"flex_{bench}_net_bps"] - rows.loc["twap", f"flex_{bench}_net_bps"]
+                text += (f" Flexible gain over TWAP vs {bench.upper()}: {_fmt(free)} bps frictionless, "
+                         f"{_fmt(paid)} bps net of costs.")
+        lines.append(text)
+    return lines
+
+
+#: Column titles of the page's TCA tables.
+_TCA_TITLES = {"order_size": "size [%]", "policy": "policy", "is_bps": "IS vs arrival", "delay_bps": "delay",
+               "timing_bps": "timing", "impact_bps": "impact", "opportunity_bps": "opportunity",
+               "is_std_bps": "IS std", "schedule_std_bps": "(IS − delay) std", "vs_vwap_bps": "vs VWAP",
+               "vs_twap_bps": "vs TWAP", "unfilled_pct": "unfilled [%]",
+               "peak_participation_pct": "peak bar participation [%]"}
+_NET_TITLES = {"order_size": "size [%]", "policy": "policy", "te_free_bps": "VWAP TE frictionless",
+               "te_net_bps": "VWAP TE net", "flex_vwap_free_bps": "flex vs VWAP frictionless",
+               "flex_vwap_net_bps": "flex vs VWAP net", "flex_twap_free_bps": "flex vs TWAP frictionless",
+               "flex_twap_net_bps": "flex vs TWAP net"}
+_TCA_INTRO = ("The same allocations as above, now filled with these costs: achieved prices include them. Slippage and "
+              "implementation shortfall (IS) are costs in bps (positive = worse for the trader); IS = delay + timing "
+              "+ impact + opportunity (Perold). Means are over both sides, where the market's own moves cancel and "
+              "the costs remain; the standard deviations are the risk. The model sees no order size: it is scored "
+              "at every size.")
+_FRONTIER_TEXT = ("Expected cost vs risk of the Almgren-Chriss schedules (linear impact matched to the cost model at "
+                  "each size at the windows' mean σ, risk at their root-mean-square σ; a star marks the stated risk "
+                  "aversion) and every policy's realised point: mean IS of its fixed-duration orders and standard "
+                  "deviation of IS − delay (the move from the arrival price to the first bar is the same for every "
+                  "schedule). The curve is linear impact on a random walk; the realised points pay the cost model "
+                  "above on the actual bars.")
+
+
+def _conditions_words(conditions, costed: pd.DataFrame) -> str:
+    """Cost model, cap and arrival price in words."""
+    if conditions is None:
+        return "cost model and cap not stated here (see the run that wrote the frames)"
+    cap = conditions.max_participation
+    capped = (f"{_fmt(cap * 100, 1)} % of each bar's volume (what a bar cannot take carries to later bars; the "
+              "rest stays unfilled)") if cap is not None else "none"
+    arrival = "the last close" if conditions.arrival == "close" else "the last VWAP"
+    own = "; the VWAP benchmark includes the order's own fills" if conditions.vwap_includes_order else ""
+    return (f"costs: {_cost_words(conditions.cost_model, costed)}; participation cap: {capped}; arrival price: "
+            f"{arrival} before the origin{own}")
+
+
+def _tca_blocks(costed: pd.DataFrame, conditions, model: str, figures: dict[str, str],
+                tables: dict[str, pd.DataFrame]) -> list[tuple]:
+    """The page's transaction-cost analysis section."""
+    sizes = ", ".join(f"{s * 100:g} %" for s in sorted(costed["order_size"].unique()))
+    intro = (f"Order sizes {sizes} of the EXPECTED market volume over the horizon (the lookback's mean bar volume × "
+             f"H, known at the decision); {_conditions_words(conditions, costed)}. {_TCA_INTRO}")
+    blocks: list[tuple] = [("h2", "Net of costs: transaction-cost analysis"), ("p", intro)]
+    blocks += [("li", line) for line in _tca_lines(tables["tca"], tables["net"], model)]
+    shown = _in_percent(tables["tca"])[list(_TCA_TITLES)].rename(columns=_TCA_TITLES)
+    net_title = ("Frictionless vs net of costs: fixed-duration VWAP tracking error (lower is better) and "
+                 "flexible-duration mean improvement (higher is better) [bps]")
+    blocks += [("h3", "Fixed-duration orders: slippage vs arrival, VWAP and TWAP by order size [bps, + = cost]"),
+               ("table", shown), ("h3", net_title),
+               ("table", _in_percent(tables["net"]).rename(columns=_NET_TITLES))]
+    if "cost_curves" in figures:
+        blocks += [("h3", "Cost curves"), ("img", figures["cost_curves"], "Cost vs order size")]
+    if "frontier" in figures:
+        blocks += [("h3", "Almgren-Chriss efficient frontier"), ("p", _FRONTIER_TEXT),
+                   ("img", figures["frontier"], "Almgren-Chriss frontier")]
+    else:
+        blocks.append(("p", "No Almgren-Chriss frontier: it needs a stated cost model with a temporary impact."))
+    return blocks
+
+
 def _blocks(frame: pd.DataFrame, model: str, cluster: str, figures: dict[str, str], meta: Mapping[str, Any],
-            title: str) -> list[tuple]:
+            title: str, tca: list[tuple] = ()) -> list[tuple]:
     horizon = int(frame.loc[frame["objective"] == "track", "min_duration"].max()) if (
         frame["objective"] == "track").any() else int(frame["min_duration"].max())
     tables = headline(frame, model=model, cluster=cluster)
@@ -712,6 +1196,7 @@ def _blocks(frame: pd.DataFrame, model: str, cluster: str, figures: dict[str, st
                                               "ci_high": "95% CI high"})
     blocks += [("h3", "Flexible-duration orders: mean improvement (all min durations, both sides and targets)"),
                ("table", flex)]
+    blocks += list(tca)
     for key, caption in (("duration", "Improvement vs min duration"), ("distribution", "Distributions"),
                          ("allocation", "Average schedules vs the market's volume curve"),
                          ("orders", "Example orders")):
@@ -744,6 +1229,8 @@ _CLUSTER_WORDS = {
 def _render_md(blocks: list[tuple]) -> str:
     out = []
     for kind, *args in blocks:
+        if kind in ("h2", "h3") and out and out[-1].startswith("- "):
+            out.append("")
         if kind == "h1":
             out.append(f"# {args[0]}\n")
         elif kind == "h2":
@@ -806,16 +1293,21 @@ def _render_html(blocks: list[tuple], title: str) -> str:
 def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Path, *,
                  allocations: Mapping[str, np.ndarray] | None = None, windows=None, format: str = "md",  # noqa: A002
                  model: str = "model", cluster: str = "day", title: str = "lems execution report",
-                 meta: Mapping[str, Any] | None = None, seed: int = 0) -> Path:
+                 meta: Mapping[str, Any] | None = None, seed: int = 0, costs: pd.DataFrame | None = None,
+                 conditions=None, ac_risk_aversion: float | None = None) -> Path:
     """Write the report page, its figures (PNG) and CSV tables into ``out_dir``.
 
     Files: ``report.md`` or ``report.html``; ``summary.csv`` (:func:`summary_table`, per min duration),
     ``paired.csv`` (:func:`paired_comparison` vs every other policy, per group), ``headline.csv``;
     ``improvement_by_duration.png``, ``improvement_distribution.png`` and, when ``allocations`` and
-    ``windows`` are given, ``allocation_curves.png`` and ``example_orders.png``.
+    ``windows`` are given, ``allocation_curves.png`` and ``example_orders.png``. With ``costs``, a
+    transaction-cost analysis section: ``tca.csv`` (:func:`tca_table`), ``net_of_costs.csv``
+    (:func:`net_of_cost_table`), ``cost_curves.png`` and, with a cost model that has a temporary impact,
+    ``frontier.csv`` and ``almgren_chriss_frontier.png`` (:func:`frontier_table`, :func:`plot_frontier`).
 
     Args:
-        frame: Backtest frame(s) (concatenated).
+        frame: Backtest frame(s) (concatenated); frictionless rows, or frictionless and costed rows together
+            (e.g. both files of ``lems evaluate``, split by :func:`split_costed`).
         out_dir: Output folder (created).
         allocations: Optional ``{policy: (N, H, H+1, 4, 2)}`` allocations on ``windows`` (for the schedule
             figures).
@@ -826,17 +1318,29 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         title: Page title.
         meta: Extra facts printed in the report (e.g. training time, data files).
         seed: Seed of the choice of example orders.
+        costs: A costed frame (:func:`costed_backtest`) of the same windows and policies; ``None``: costed rows
+            of ``frame``, if any.
+        conditions: The :class:`lems.execution.ExecutionConditions` of the costs (any size: the cost model, cap
+            and arrival price are described and the frontier drawn from it); ``None``: not described, no frontier.
+        ac_risk_aversion: The Almgren-Chriss baseline's ``lambda``, marked on the frontier.
 
     Returns:
         Path of the report page.
 
     Raises:
-        ValueError: bad frame, unknown format or cluster.
+        ValueError: bad frame, unknown format or cluster, costed rows without frictionless ones.
     """
     if format not in ("md", "html"):
         raise ValueError(f"format must be 'md' or 'html', got {format!r}")
     if cluster not in CLUSTERS:
         raise ValueError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.concat(list(frame), ignore_index=True) if len(frame) else frame
+    if isinstance(frame, pd.DataFrame) and costs is None:
+        frame, costs = split_costed(frame)
+        if len(frame) == 0:
+            raise ValueError("only costed rows were given: pass the frictionless frame too (backtest.parquet "
+                             "beside backtest_costs.parquet)")
     frame = _prepare(frame)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -856,8 +1360,28 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         figures["orders"] = FIGURES["orders"]
         plot_allocation_curves(allocations, windows, out / figures["allocation"])
         plot_orders(allocations, windows, out / figures["orders"], seed=seed)
-    blocks = _blocks(frame, model, cluster, figures, meta or {}, title)
+    tca = [] if costs is None else _write_tca(frame, costs, out, figures, conditions, ac_risk_aversion, model)
+    blocks = _blocks(frame, model, cluster, figures, meta or {}, title, tca)
     page = out / f"report.{format}"
     text = _render_md(blocks) if format == "md" else _render_html(blocks, title)
     page.write_text(text, encoding="utf-8")
     return page
+
+
+def _write_tca(frame: pd.DataFrame, costs: pd.DataFrame, out: Path, figures: dict[str, str], conditions,
+               ac_risk_aversion: float | None, model: str) -> list[tuple]:
+    """Write the TCA tables and figures into ``out``; returns the page's TCA blocks (``figures`` updated)."""
+    costs = _prepare_costed(costs)
+    tables = {"tca": tca_table(costs), "net": net_of_cost_table(frame, costs)}
+    tables["tca"].to_csv(out / "tca.csv", index=False)
+    tables["net"].to_csv(out / "net_of_costs.csv", index=False)
+    figures["cost_curves"] = TCA_FIGURES["cost_curves"]
+    plot_cost_curves(costs, out / figures["cost_curves"])
+    if conditions is not None:
+        frontier = frontier_table(costs, conditions.cost_model, ac_risk_aversion)
+        if len(frontier):
+            frontier.to_csv(out / "frontier.csv", index=False)
+            figures["frontier"] = TCA_FIGURES["frontier"]
+            plot_frontier(costs, frontier, out / figures["frontier"])
+    return _tca_blocks(costs, conditions, model, figures, tables)
+

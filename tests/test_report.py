@@ -275,3 +275,124 @@ def test_write_report_without_model_and_errors(tmp_path):
         read_frames([tmp_path / "junk.parquet"])
     with pytest.raises(ValueError, match="no rows"):
         summary_table(frame.iloc[:0])
+
+
+# --------------------------------------------------------------------------------------------------------
+# Transaction-cost analysis (order sizes, costs, cap)
+# --------------------------------------------------------------------------------------------------------
+SIZES = (0.02, 0.2)
+
+
+@lru_cache(maxsize=None)
+def _costed_run():
+    from lems.report import PrecomputedPolicy, costed_backtest
+    from lems.training import conditions_from_settings
+
+    windows, frame, allocations = _run()
+    conditions = conditions_from_settings({"sizes": list(SIZES), "half_spread_bps": 1.0, "impact_coef": 1.0,
+                                           "permanent_coef": 0.1, "max_participation": 0.5})
+    policies = [PrecomputedPolicy(k, v) for k, v in allocations.items()]
+    return conditions, costed_backtest(policies, windows, conditions, ac_risk_aversion=10.0)
+
+
+def test_costed_backtest_is_the_backtest_per_size_plus_almgren_chriss():
+    from lems.backtest import TCA_COLUMNS, backtest
+    from lems.baselines import AlmgrenChriss, lookback_volatility
+    from lems.report import ALMGREN_CHRISS, COSTED_COLUMNS, PrecomputedPolicy, almgren_chriss_parameters
+
+    windows, _, allocations = _run()
+    conditions, costs = _costed_run()
+    assert set(TCA_COLUMNS) | set(COSTED_COLUMNS) <= set(costs.columns)
+    assert sorted(costs["order_size"].unique()) == list(SIZES)
+    sigma = lookback_volatility(windows)
+    for size, c in zip(SIZES, conditions):
+        part = costs[costs["order_size"] == size].reset_index(drop=True)
+        assert set(part["policy"]) == {*allocations, ALMGREN_CHRISS}
+        params = almgren_chriss_parameters(c.cost_model, size, sigma.mean(), H, 1e-4)
+        ac = AlmgrenChriss(risk_aversion=10.0, eta=params["eta"], gamma=params["gamma"], name=ALMGREN_CHRISS)
+        direct = backtest([*(PrecomputedPolicy(k, v) for k, v in allocations.items()), ac], windows, conditions=c)
+        pd.testing.assert_frame_equal(part[direct.columns], direct, check_categorical=False)
+        np.testing.assert_allclose(part["sigma"], sigma[part["window"]])
+        np.testing.assert_allclose(part["half_spread"], 1e-4)
+
+
+def test_almgren_chriss_parameters_match_the_cost_model():
+    from lems.execution import LinearPermanentImpact, NoCost, SpreadCost, SquareRootImpact
+    from lems.report import almgren_chriss_parameters
+
+    model = SquareRootImpact(coef=0.8, delta=0.6) + LinearPermanentImpact(coef=0.1) + SpreadCost(half_spread_bps=2.0)
+    params = almgren_chriss_parameters(model, 0.05, 0.003, 12, risk_sigma=0.004)
+    # a uniform schedule (1/H per bar at participation 0.05) pays coef sigma size^delta per unit = eta / H
+    assert params["eta"] / 12 == pytest.approx(0.8 * 0.003 * 0.05**0.6)
+    assert params["gamma"] == pytest.approx(0.1 * 0.003 * 0.05 * 12)
+    assert params["epsilon"] == pytest.approx(2e-4) and params["sigma"] == 0.004
+    estimated = almgren_chriss_parameters(SquareRootImpact() + SpreadCost(), 0.05, 0.003, 12, half_spread=3e-4)
+    assert estimated["epsilon"] == pytest.approx(3e-4)
+    assert almgren_chriss_parameters(NoCost(), 0.05, 0.003, 12) is None
+    assert almgren_chriss_parameters(SpreadCost(1.0) + LinearPermanentImpact(1.0), 0.05, 0.003, 12) is None
+
+
+def test_tca_tables_equal_direct_recomputation():
+    from lems.report import frontier_table, net_of_cost_table, tca_table
+
+    frame = _frame()
+    conditions, costs = _costed_run()
+    table = tca_table(costs).set_index(["order_size", "policy"])
+    fixed = costs[(costs["objective"] == "track") & (costs["benchmark"] == "vwap")]
+    group = fixed.groupby(["order_size", "policy"], observed=True)
+    np.testing.assert_allclose(table["is_bps"], group["shortfall_bps"].mean().loc[table.index], atol=1e-9)
+    parts = table[["delay_bps", "timing_bps", "impact_bps", "opportunity_bps"]].sum(axis=1)
+    np.testing.assert_allclose(parts, table["is_bps"], atol=1e-9)  # Perold: the parts sum to the total
+    np.testing.assert_allclose(table["vs_vwap_bps"], -group["improvement_bps"].mean().loc[table.index], atol=1e-9)
+    twap = costs[(costs["objective"] == "track") & (costs["benchmark"] == "twap")]
+    expected_twap = -twap.groupby(["order_size", "policy"], observed=True)["improvement_bps"].mean()
+    np.testing.assert_allclose(table["vs_twap_bps"], expected_twap.loc[table.index], atol=1e-9)
+    assert (table["is_bps"].xs(0.2, level="order_size") > table["is_bps"].xs(0.02, level="order_size")).all()
+    assert table.loc[(0.2, "twap"), "unfilled_pct"] > 0  # the cap binds at 20 %
+    net = net_of_cost_table(frame, costs).set_index(["order_size", "policy"])
+    free = headline(frame)["fixed"].set_index("policy")["vwap_tracking_error_bps"]
+    np.testing.assert_allclose(net.loc[0.02]["te_free_bps"].loc[free.index], free, atol=1e-9)
+    assert np.isnan(net.loc[(0.02, "almgren_chriss"), "te_free_bps"])  # not in the frictionless frame
+    frontier = frontier_table(costs, conditions[0].cost_model, ac_risk_aversion=10.0)
+    curve = frontier[(frontier["order_size"] == 0.2) & ~frontier["stated"]]
+    assert np.all(np.diff(curve["std_bps"]) < 0) and np.all(np.diff(curve["expected_cost_bps"]) > 0)
+    assert frontier["stated"].sum() == len(SIZES)
+
+
+def test_write_report_with_costs_keeps_the_frictionless_page(tmp_path):
+    from lems.report import TCA_FIGURES
+
+    windows, frame, allocations = _run()
+    conditions, costs = _costed_run()
+    plain = write_report(frame, tmp_path / "plain").read_text()
+    page = write_report(frame, tmp_path / "costs", costs=costs, conditions=conditions[0], ac_risk_aversion=10.0)
+    text = page.read_text()
+    start, end = text.index("## Net of costs"), text.index("## Improvement vs min duration")
+    assert text[:start] + text[end:] == plain  # frictionless tables as before
+    section = text[start:end]
+    for fragment in ("2 %, 20 % of the EXPECTED market volume", "half-spread of 1.00 bps", "participation cap: 50.0 %",
+                     "IS vs arrival", "VWAP TE frictionless", "flex vs VWAP net", "Flexible gain over TWAP"):
+        assert fragment in section, fragment
+    for name in ("tca.csv", "net_of_costs.csv", "frontier.csv"):
+        assert (tmp_path / "costs" / name).is_file(), name
+    for name in TCA_FIGURES.values():
+        assert _is_png(tmp_path / "costs" / name) and f"]({name})" in section, name
+
+
+def test_costed_frames_read_back_split_and_select(tmp_path):
+    from lems.report import select_sizes, split_costed
+
+    frame = _frame()
+    _, costs = _costed_run()
+    frame.to_parquet(tmp_path / "backtest.parquet", index=False)
+    costs.to_csv(tmp_path / "backtest_costs.csv", index=False)
+    both = read_frames([tmp_path / "backtest.parquet", tmp_path / "backtest_costs.csv"])
+    free, costed = split_costed(both)
+    assert len(free) == len(frame) and len(costed) == len(costs)
+    page = write_report(both, tmp_path / "rep")
+    assert "## Net of costs" in page.read_text() and "No Almgren-Chriss frontier" in page.read_text()
+    assert sorted(select_sizes(costed, [0.2])["order_size"].unique()) == [0.2]
+    with pytest.raises(ValueError, match="no costed orders of size 0.05"):
+        select_sizes(costed, [0.05])
+    with pytest.raises(ValueError, match="pass the frictionless frame too"):
+        write_report(read_frames([tmp_path / "backtest_costs.csv"]), tmp_path / "only")
