@@ -73,22 +73,32 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
                         help="clustering of the standard errors of paired comparisons (default: day of origin)")
 
 
-def _config_overrides(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """One ``--setting-name`` option per :class:`TrainConfig` setting, grouped by section (values are checked by
-    the config)."""
+#: Extra option strings of some settings (the brief names of the cost flags).
+_FLAG_ALIASES = {"half_spread_bps": ("--spread-bps", "--spread")}
+
+
+def _config_overrides(parser: argparse.ArgumentParser, skip: Sequence[str] = (),
+                      sections: Sequence[str] | None = None) -> None:
+    """One ``--setting-name`` option per :class:`TrainConfig` setting of ``sections`` (default: all), grouped by
+    section (values are checked by the config)."""
     from lems.training import CONFIG_SECTIONS
 
     for section, cls in CONFIG_SECTIONS.items():
+        if sections is not None and section not in sections:
+            continue
         group = parser.add_argument_group(f"[{section}] settings (win over --config)")
         for f in dataclasses.fields(cls):
             if f.name in ("paths", "seed", "fast_compile", *skip):
                 continue
-            flag = "--" + f.name.replace("_", "-")
+            flags = ["--" + f.name.replace("_", "-"), *_FLAG_ALIASES.get(f.name, ())]
             if f.type in ("bool", bool):
-                group.add_argument(flag, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction, default=None,
+                group.add_argument(*flags, dest=f"cfg_{f.name}", action=argparse.BooleanOptionalAction,
+                                   default=None, help=f.metadata["doc"])
+            elif str(f.type).startswith("tuple[float"):
+                group.add_argument(*flags, dest=f"cfg_{f.name}", nargs="+", default=None, metavar="X",
                                    help=f.metadata["doc"])
             else:
-                group.add_argument(flag, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(),
+                group.add_argument(*flags, dest=f"cfg_{f.name}", default=None, metavar=f.name.upper(),
                                    help=f.metadata["doc"])
 
 
@@ -146,15 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
                       ("tz", "local time zone of the calendar features"), ("stride", "origin stride [bars]"),
                       ("bar-minutes", "bar length [minutes]; default: inferred from the data")):
         evaluate.add_argument(f"--{name}", dest=f"cfg_{name.replace('-', '_')}", default=None, help=doc)
+    _config_overrides(evaluate, sections=("execution",))
     _report_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
     report = sub.add_parser("report", parents=[common], help="backtest frames → report",
                             description="Write a report (page, figures, CSV tables) from backtest frames "
-                                        "(.parquet or .csv written by 'lems evaluate' or 'lems demo').")
+                                        "(.parquet or .csv written by 'lems evaluate' or 'lems demo'). Costed frames "
+                                        "(backtest_costs.*) add the transaction-cost analysis; its [execution] "
+                                        "settings (cost model, cap: for the text and the Almgren-Chriss frontier; "
+                                        "sizes: which ones to show) come from --config, else config.toml beside "
+                                        "the first frame, and the flags below.")
     report.add_argument("frames", nargs="+", type=Path, metavar="FRAME", help="backtest frame files")
     report.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_report_<timestamp>)")
     report.add_argument("--model", default="model", help="label of the model policy (default 'model')")
+    report.add_argument("--config", type=Path, default=None, help="settings file with the [execution] section")
+    _config_overrides(report, skip=("train_size", "risk_aversion"), sections=("execution",))
     _report_options(report)
     report.set_defaults(func=_cmd_report)
     return parser
@@ -203,18 +220,18 @@ def _parquet_errors() -> tuple[type[BaseException], ...]:
     return (ImportError, pyarrow.ArrowException)
 
 
-def _save_frame(frame, out: Path, fmt: str) -> Path:
+def _save_frame(frame, out: Path, fmt: str, stem: str = "backtest") -> Path:
     """Write the backtest frame as parquet (falling back to CSV, with a warning naming the error) or CSV."""
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
-        path = out / "backtest.parquet"
+        path = out / f"{stem}.parquet"
         try:
             frame.to_parquet(path, index=False)
             return path
         except _parquet_errors() as exc:
             path.unlink(missing_ok=True)
             _warn(f"cannot write parquet ({type(exc).__name__}: {' '.join(str(exc).split())}); writing CSV instead")
-    path = out / "backtest.csv"
+    path = out / f"{stem}.csv"
     frame.to_csv(path, index=False)
     return path
 
@@ -437,34 +454,107 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     config = config.replace(lookback=int(lookback), n_ahead=int(n_ahead))
     out = _out_dir(args.out, "lems_eval")
     from lems.report import write_report
-    from lems.training import build_windows, split_windows
+    from lems.training import evaluation_windows
 
-    windows = build_windows(config)
-    if args.split == "test":
-        windows = split_windows(config, windows).test
+    windows = evaluation_windows(config, args.split)
     _say(f"lems evaluate: {len(windows)} windows ({args.split}), horizon {n_ahead} bars, limits "
          f"[{config.min_rate:g}, {config.max_rate:g}] of the order per bar")
     frame, allocations = _evaluate(model, windows, config.min_rate, config.max_rate)
     frame_path = _save_frame(frame, out, args.frame_format)
+    costs, conditions = _costed(config, windows, allocations)
+    costs_path = None if costs is None else _save_frame(costs, out, args.frame_format, stem="backtest_costs")
     config.save(out / "config.toml")
     meta = {"model": str(args.model), "data": ", ".join(config.data.paths), "windows": args.split}
     page = write_report(frame, out, allocations=allocations, windows=windows, format=args.format,
-                        cluster=args.cluster, meta=meta, seed=config.seed)
+                        cluster=args.cluster, meta=meta, seed=config.seed, costs=costs, conditions=conditions,
+                        ac_risk_aversion=config.execution.ac_risk_aversion)
     _print_headline(frame)
+    if costs is not None:
+        _print_costs(costs)
     _say(f"frame: {frame_path}")
+    if costs_path is not None:
+        _say(f"costed frame: {costs_path}")
     _say(f"report: {page}")
     _say(str(out.resolve()))
     return 0
+
+
+def _costed(config, windows, allocations: dict) -> tuple[Any, Any]:
+    """``(costed frame, conditions of the first size)`` of the config's [execution] sizes, or ``(None, None)``."""
+    execution = config.execution
+    if not execution.costed:
+        return None, None
+    from lems.report import PrecomputedPolicy, costed_backtest
+
+    conditions = execution.conditions()
+    _say(f"net of costs: order sizes {', '.join(f'{s:g}' for s in execution.sizes)} of the expected horizon volume, "
+         f"cost model {execution.cost_model()!r}, cap {execution.max_participation}")
+    policies = [PrecomputedPolicy(name, alloc) for name, alloc in allocations.items()]
+    costs = costed_backtest(policies, windows, conditions, min_rate=config.min_rate, max_rate=config.max_rate,
+                            ac_risk_aversion=execution.ac_risk_aversion)
+    return costs, conditions[0]
+
+
+def _print_costs(costs) -> None:
+    """Per size: the fixed-duration implementation shortfall vs arrival of every policy."""
+    from lems.report import tca_table
+
+    table = tca_table(costs)
+    _say("net of costs, fixed-duration implementation shortfall vs arrival [bps, lower is better]:")
+    for size, part in table.groupby("order_size", sort=True):
+        numbers = ", ".join(f"{row.policy} {row.is_bps:.2f}" for row in part.itertuples(index=False))
+        _say(f"  order of {size * 100:g} % of the expected horizon volume: {numbers}")
+
+
+def _report_execution(args: argparse.Namespace):
+    """The [execution] settings of ``lems report``: --config, else config.toml beside the first frame, then the
+    flags."""
+    from lems.training import TrainConfig
+
+    path = args.config
+    if path is None and (args.frames[0].parent / "config.toml").is_file():
+        path = args.frames[0].parent / "config.toml"
+    if path is not None:
+        _check_paths([path], "config file")
+    config = TrainConfig.load(path) if path is not None else TrainConfig()
+    return config.replace(**_overrides(args)).execution
+
+
+def _report_costs(frame, execution) -> tuple[Any, Any, Any]:
+    """``(frictionless rows, costed rows of the stated sizes or None, conditions or None)``."""
+    from lems.execution import ExecutionConditions, OrderSize
+    from lems.report import select_sizes, split_costed
+
+    free, costed = split_costed(frame)
+    if costed is None:
+        if execution.costed:
+            raise CLIError("sizes given, but the frames hold no costed orders: pass backtest_costs.parquet written "
+                           "by 'lems evaluate --sizes ...'")
+        return free, None, None
+    if len(free) == 0:
+        raise CLIError("only costed frames given: pass the frictionless frame too (backtest.parquet beside "
+                       "backtest_costs.parquet)")
+    costed = select_sizes(costed, execution.sizes or None)
+    model = execution.cost_model()
+    if model.is_free and execution.max_participation is None:
+        return free, costed, None  # nothing stated: the page says so, no frontier
+    size = float(costed["order_size"].iloc[0])
+    conditions = ExecutionConditions(OrderSize(participation=size), model,
+                                     max_participation=execution.max_participation,
+                                     vwap_includes_order=execution.vwap_includes_order, arrival=execution.arrival)
+    return free, costed, conditions
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     _check_paths(args.frames, "frame file")
     from lems.report import read_frames, write_report
 
-    frame = read_frames(args.frames)
+    execution = _report_execution(args)
+    frame, costs, conditions = _report_costs(read_frames(args.frames), execution)
     out = _out_dir(args.out, "lems_report")
     page = write_report(frame, out, format=args.format, model=args.model, cluster=args.cluster,
-                        meta={"frames": ", ".join(map(str, args.frames))})
+                        meta={"frames": ", ".join(map(str, args.frames))}, costs=costs, conditions=conditions,
+                        ac_risk_aversion=execution.ac_risk_aversion)
     _say(f"report: {page}")
     _say(str(out.resolve()))
     return 0

@@ -73,6 +73,7 @@ __all__ = [
     "conditions_from_settings",
     "cost_model_from_settings",
     "enable_compilation_cache",
+    "evaluation_windows",
     "fast_compile",
     "fast_compile_enabled",
     "load_bars",
@@ -1333,6 +1334,15 @@ def stream_splits(config: TrainConfig) -> Splits:
     Raises:
         ValueError: missing data, no valid window, an empty training part.
     """
+    w = config.windows
+    splits = Splits(*_universe(config).split(w.train_end, w.val_end))
+    if len(splits.train) == 0:
+        raise ValueError(f"no training window before train_end={w.train_end} (is the data long enough?)")
+    return splits
+
+
+def _universe(config: TrainConfig):
+    """The :class:`lems.data.universe.SymbolUniverse` of the config's data, lookback, horizon and stride."""
     from lems.data.universe import SymbolUniverse
 
     d, w = config.data, config.windows
@@ -1343,11 +1353,29 @@ def stream_splits(config: TrainConfig) -> Splits:
         if missing:
             raise ValueError(f"data not found: {', '.join(missing)}")
         source = d.paths[0] if len(d.paths) == 1 else list(d.paths)
-    universe = SymbolUniverse(source, w.lookback, w.n_ahead, tz=d.tz, stride=w.stride, bar_minutes=d.bar_minutes)
-    splits = Splits(*universe.split(w.train_end, w.val_end))
-    if len(splits.train) == 0:
-        raise ValueError(f"no training window before train_end={w.train_end} (is the data long enough?)")
-    return splits
+    return SymbolUniverse(source, w.lookback, w.n_ahead, tz=d.tz, stride=w.stride, bar_minutes=d.bar_minutes)
+
+
+def evaluation_windows(config: TrainConfig, split: str = "test"):
+    """The windows to backtest, materialised: the test part of the config's split (``"test"``) or all (``"all"``).
+
+    With ``data.stream`` only that part is materialised, from the symbol universe (the one data path may then be
+    a Parquet dataset partitioned by symbol).
+
+    Raises:
+        ValueError: an unknown ``split``, no window, anything :func:`build_windows` or :func:`stream_splits` raise.
+    """
+    if split not in ("test", "all"):
+        raise ValueError(f"split must be 'test' or 'all', got {split!r}")
+    if not config.data.stream:
+        windows = build_windows(config)
+        return split_windows(config, windows).test if split == "test" else windows
+    w = config.windows
+    universe = _universe(config)
+    part = universe.split(w.train_end, w.val_end)[2] if split == "test" else universe.windows()
+    if len(part) == 0:
+        raise ValueError(f"no {part.name} window in the data (is it long enough for lookback + n_ahead?)")
+    return part.to_window_set()
 
 
 @dataclass

@@ -219,6 +219,74 @@ def test_train_evaluate_report_commands(tmp_path, capsys):
     assert main(["report", str(eval_dir / "backtest.csv"), "--out", str(report_dir), "--format", "html"]) == 0
     assert (report_dir / "report.html").is_file() and (report_dir / "summary.csv").is_file()
 
+    # net of costs: sizes, a cost model and a cap on the command line
+    costs_dir = tmp_path / "costs"
+    capsys.readouterr()
+    rc = main(["evaluate", str(train_dir / "model.keras"), str(data), "--out", str(costs_dir), "--frame-format", "csv",
+               "--max-rate", "0.5", "--sizes", "0.01", "0.2", "--spread-bps", "1", "--impact-coef", "1",
+               "--max-participation", "0.5"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "order of 20 % of the expected horizon volume: model" in out and "almgren_chriss" in out
+    costs = pd.read_csv(costs_dir / "backtest_costs.csv")
+    assert sorted(costs["order_size"].unique()) == [0.01, 0.2]
+    assert set(costs["policy"]) == {"model", "twap", "static_vwap", "flexible_rule", "almgren_chriss"}
+    assert costs["peak_bar_participation"].max() <= 0.5 + 1e-9  # the cap
+    assert pd.read_csv(costs_dir / "backtest.csv").equals(frame)  # the frictionless frame as before
+    text = (costs_dir / "report.md").read_text()
+    assert "## Net of costs" in text and "almgren_chriss_frontier.png" in text and "cost_curves.png" in text
+    assert TrainConfig.load(costs_dir / "config.toml").execution.sizes == (0.01, 0.2)
+    # lems report: the costed frame, its settings from the config.toml beside it, one size shown
+    rc = main(["report", str(costs_dir / "backtest.csv"), str(costs_dir / "backtest_costs.csv"), "--sizes", "0.2",
+               "--out", str(tmp_path / "report_costs")])
+    assert rc == 0
+    tca = pd.read_csv(tmp_path / "report_costs" / "tca.csv")
+    assert list(tca["order_size"].unique()) == [0.2] and (tmp_path / "report_costs" / "frontier.csv").is_file()
+
+
+def test_cost_flags_bad_input_exit_2_with_one_line(tmp_path, capsys):
+    """Sizes, costs and the cap: a ValueError naming the setting and its range, before any model or data work."""
+    model = str(tmp_path / "m.keras")
+    for flags, fragments in (
+        (["--spread-bps", "-1"], ("half_spread_bps must be in [0, inf) bps",)),
+        (["--spread", "wide"], ("half_spread_bps must be a number in [0, inf) bps or 'corwin-schultz'",)),
+        (["--sizes", "0.05", "0"], ("sizes must be", "in (0, inf)")),
+        (["--sizes", "-0.1"], ("sizes must be", "in (0, inf)")),
+        (["--max-participation", "0"], ("max_participation must be in (0, 1]",)),
+        (["--max-participation", "1.5"], ("max_participation must be in (0, 1]",)),
+        (["--impact-coef", "-1"], ("impact_coef must be in [0, inf)",)),
+        (["--impact-delta", "2"], ("impact_delta must be in (0, 1]",)),
+        (["--sizes", "0.2", "--max-participation", "0.1", "--require-completion"],
+         ("infeasible order", "max_participation 0.1", "0.2 of the expected horizon volume")),
+    ):
+        _main_error(capsys, "evaluate", model, "synthetic", *flags, fragments=fragments)
+    _main_error(capsys, "train", "synthetic", "--sizes", "0", fragments=("sizes must be",))
+    _main_error(capsys, "train", "synthetic", "--max-participation", "2", fragments=("max_participation",))
+    from lems.baselines import TWAP
+
+    frame = tmp_path / "frame.csv"
+    _frame_with_model(TWAP()).to_csv(frame, index=False)
+    _main_error(capsys, "report", str(frame), "--sizes", "0.05", "--out", str(tmp_path / "r"),
+                fragments=("no costed orders",))
+
+
+def test_cost_flags_reach_the_config():
+    from lems.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["evaluate", "m.keras", "synthetic", "--sizes", "0.01", "0.05", "--spread",
+                                      "corwin-schultz", "--impact-coef", "0.5", "--permanent-coef", "0.1",
+                                      "--max-participation", "0.3", "--arrival", "reference"])
+    args.config = None
+    execution = _train_config(args, ["synthetic"]).execution
+    assert execution.sizes == (0.01, 0.05) and execution.half_spread_bps == "corwin-schultz"
+    assert (execution.impact_coef, execution.permanent_coef, execution.max_participation, execution.arrival) == \
+        (0.5, 0.1, 0.3, "reference")
+    train = build_parser().parse_args(["train", "synthetic", "--sizes", "0.05", "--half-spread-bps", "2",
+                                       "--train-size", "0.05", "--risk-aversion", "0.1", "--stream"])
+    train.config = None
+    config = _train_config(train, ["synthetic"])
+    assert config.execution.half_spread_bps == 2.0 and config.execution.risk_aversion == 0.1 and config.data.stream
+
 
 # --------------------------------------------------------------------------------------------------------
 # Fallbacks that say what happened, and the headline in words

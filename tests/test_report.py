@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lems.baselines import FlexibleRule, StaticVWAP, TWAP
+from lems.baselines import TWAP, FlexibleRule, StaticVWAP
 from lems.data.synthetic import synthetic_market
 from lems.data.windows import make_windows
 from lems.report import (
@@ -288,7 +288,7 @@ def _costed_run():
     from lems.report import PrecomputedPolicy, costed_backtest
     from lems.training import conditions_from_settings
 
-    windows, frame, allocations = _run()
+    windows, _, allocations = _run()
     conditions = conditions_from_settings({"sizes": list(SIZES), "half_spread_bps": 1.0, "impact_coef": 1.0,
                                            "permanent_coef": 0.1, "max_participation": 0.5})
     policies = [PrecomputedPolicy(k, v) for k, v in allocations.items()]
@@ -298,7 +298,12 @@ def _costed_run():
 def test_costed_backtest_is_the_backtest_per_size_plus_almgren_chriss():
     from lems.backtest import TCA_COLUMNS, backtest
     from lems.baselines import AlmgrenChriss, lookback_volatility
-    from lems.report import ALMGREN_CHRISS, COSTED_COLUMNS, PrecomputedPolicy, almgren_chriss_parameters
+    from lems.report import (
+        ALMGREN_CHRISS,
+        COSTED_COLUMNS,
+        PrecomputedPolicy,
+        almgren_chriss_parameters,
+    )
 
     windows, _, allocations = _run()
     conditions, costs = _costed_run()
@@ -317,7 +322,12 @@ def test_costed_backtest_is_the_backtest_per_size_plus_almgren_chriss():
 
 
 def test_almgren_chriss_parameters_match_the_cost_model():
-    from lems.execution import LinearPermanentImpact, NoCost, SpreadCost, SquareRootImpact
+    from lems.execution import (
+        LinearPermanentImpact,
+        NoCost,
+        SpreadCost,
+        SquareRootImpact,
+    )
     from lems.report import almgren_chriss_parameters
 
     model = SquareRootImpact(coef=0.8, delta=0.6) + LinearPermanentImpact(coef=0.1) + SpreadCost(half_spread_bps=2.0)
@@ -362,7 +372,7 @@ def test_tca_tables_equal_direct_recomputation():
 def test_write_report_with_costs_keeps_the_frictionless_page(tmp_path):
     from lems.report import TCA_FIGURES
 
-    windows, frame, allocations = _run()
+    frame = _frame()
     conditions, costs = _costed_run()
     plain = write_report(frame, tmp_path / "plain").read_text()
     page = write_report(frame, tmp_path / "costs", costs=costs, conditions=conditions[0], ac_risk_aversion=10.0)

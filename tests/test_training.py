@@ -431,3 +431,19 @@ def test_stream_trains_on_universe_batches(tmp_path):
     assert np.isfinite(streamed.history[TRACKING_KEY]).all()  # selection scores on the materialised validation
     with pytest.raises(ValueError, match="stream = false"):
         train(config.replace(sizes=[0.05], impact_coef=1.0), verbose=0)
+
+
+def test_evaluation_windows_of_a_streamed_dataset(tmp_path):
+    from lems.training import evaluation_windows
+
+    data, bars = _partitioned_market(tmp_path)
+    config = _tiny_config(data=[data], stream=True, bar_minutes=60)
+    test = evaluation_windows(config, "test")
+    expected = split_windows(config, build_windows(config, bars)).test
+    assert len(test) == len(expected) > 0
+    order = np.lexsort((np.asarray(expected.asset), expected.origin.asi8))
+    mine = np.lexsort((np.asarray(test.asset), test.origin.asi8))
+    np.testing.assert_array_equal(test.X[mine], expected.X[order])
+    assert len(evaluation_windows(config, "all")) == len(build_windows(config, bars))
+    with pytest.raises(ValueError, match="split"):
+        evaluation_windows(config, "val")
