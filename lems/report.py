@@ -610,8 +610,9 @@ def almgren_chriss_parameters(cost_model, size: float, sigma: float, horizon: in
             volatilities for their pooled variance); ``None``: ``sigma``.
 
     Returns:
-        ``{"eta", "gamma", "epsilon", "sigma"}`` (``sigma`` = the risk's), or ``None`` when the model has no temporary impact, or not one
-        larger than half the permanent one (the Almgren-Chriss problem is then not convex).
+        ``{"eta", "gamma", "epsilon", "sigma"}`` (``sigma`` = the risk's), or ``None`` when the model has no
+        temporary impact, or not one larger than half the permanent one (the Almgren-Chriss problem is then not
+        convex).
     """
     from lems.execution import LinearPermanentImpact, SpreadCost, SquareRootImpact
 
@@ -668,7 +669,8 @@ def costed_backtest(policies: Any, windows, conditions: Sequence[Any], *, min_ra
     if not conditions:
         raise ValueError("costed_backtest needs at least one ExecutionConditions (order size)")
     named = _named_policies(policies)
-    stored = [PrecomputedPolicy(k, p.allocate(windows, min_rate=min_rate, max_rate=max_rate)) for k, p in named.items()]
+    stored = [PrecomputedPolicy(name, policy.allocate(windows, min_rate=min_rate, max_rate=max_rate))
+              for name, policy in named.items()]
     sigma = lookback_volatility(windows)
     horizon = int(windows.n_ahead)
     frames = []

@@ -370,6 +370,7 @@ def test_several_sizes_need_a_train_size():
     assert conditions.size.participation == 0.2
 
 
+@pytest.mark.backend
 def test_cost_aware_training_scores_validation_net_of_costs():
     """Sizes and a cost model: the cost-aware loss on extended targets; the validation scores are the costed
     backtest's numbers of the kept weights."""
