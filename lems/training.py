@@ -1468,7 +1468,10 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     Args:
         config: Settings (default :class:`TrainConfig`: synthetic market, small model).
         windows: Prebuilt windows (a :class:`lems.data.windows.WindowSet`, split here by the config, or a
-            :class:`Splits`); default: built from ``config.data``.
+            :class:`Splits` of window sets or of :class:`lems.data.universe.UniverseWindows`, streamed); default:
+            built from ``config.data`` (streamed with ``data.stream``, :func:`stream_splits`). With
+            ``config.execution`` sizes and a cost model, the loss is the cost-aware one on extended targets and the
+            validation scores are net of costs (:meth:`ExecutionConfig.training_conditions`).
         verbose: Keras verbosity (1: progress bar per epoch, 2: one line per epoch, 0: silent).
         callbacks: Extra Keras callbacks, run after the built-in ones (scores, selection, budgets, clock).
 
@@ -1476,7 +1479,8 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
         A :class:`TrainResult`.
 
     Raises:
-        ValueError: bad config, unreadable data, no training window.
+        ValueError: bad config, unreadable data, no training window, several sizes without ``train_size``,
+            cost-aware training on streamed windows.
     """
     from lems.utils import set_random_seed
 
