@@ -366,19 +366,24 @@ def reference_windows(full_generate, volumes, notionals, lookback: int, n_ahead:
 
 def _chunked_batches(x, y, batch_size: int, steps: int, seed: int):
     """A ``keras.utils.PyDataset`` of shuffled ``(x, y)`` batches, ``steps`` batches per "epoch"; the
-    permutation runs on across epochs (a new one each time the data is exhausted)."""
+    permutation runs on across epochs (a new one each time the data is exhausted). ``x`` may be a list of arrays
+    (``[X, min_rate, max_rate]``): rows are counted on ``y``."""
     import keras
+
+    n_rows = len(y)
+    if any(len(a) != n_rows for a in (x if isinstance(x, (list, tuple)) else [x])):
+        raise ValueError("x and y must have the same number of rows")
 
     class Chunks(keras.utils.PyDataset):
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng(seed)
-            self.order, self.pos = self.rng.permutation(len(x)), 0
+            self.order, self.pos = self.rng.permutation(n_rows), 0
             self.rows = [self._draw() for _ in range(steps)]
 
         def _draw(self):
             if self.pos + batch_size > len(self.order):
-                self.order, self.pos = self.rng.permutation(len(x)), 0
+                self.order, self.pos = self.rng.permutation(n_rows), 0
             rows = self.order[self.pos:self.pos + batch_size]
             self.pos += batch_size
             return rows

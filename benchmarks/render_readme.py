@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 DATASETS = {"crypto": "BTCUSDT + ETHUSDT 1h", "equities": "SPY, AAPL, IBM, AIG, BAC 1h"}
+
+
+def wrap(text: str) -> list[str]:
+    """A paragraph as lines of at most 110 characters (like the rest of the README)."""
+    return textwrap.wrap(text, width=110, break_long_words=False, break_on_hyphens=False)
+
+
+def bps(value: float, sign: bool = True) -> str:
+    """``+1.23`` (never ``-0.00``)."""
+    value = round(float(value), 2) + 0.0
+    return f"{value:+.2f}" if sign else f"{value:.2f}"
 
 
 def _load(results: Path, name: str) -> dict:
@@ -91,6 +103,10 @@ def _spread(ref: dict, policy: str, baseline: str) -> dict:
     raise KeyError(f"reference_crypto.json has no spread row {policy} vs {baseline}")
 
 
+def _what(pair: dict) -> str:
+    return "fixed, abs diff" if pair["objective"] == "track" else f"flexible vs {pair['benchmark'].upper()}"
+
+
 def reference_table(results: Path) -> list[str]:
     """The reference package (lems 0.1.1) beside ours and the baselines on the same crypto test orders."""
     ref = _load(results, "reference_crypto.json")
@@ -100,35 +116,38 @@ def reference_table(results: Path) -> list[str]:
     for name in ("ours", "ours_no_prior", "reference_shifted", "reference_published", "static_vwap", "twap",
                  "flexible_rule"):
         r = rows[name]
-        lines.append(f"| {ref['labels'][name]} | {r['fixed_mean_abs_bps']:.2f} | {r['fixed_std_diff_bps']:.2f} | "
-                     f"{r['flex_vs_vwap_bps']:+.2f} | {r['flex_vs_twap_bps']:+.2f} |")
-    al, ttq = ref["alignment"]["test"], ref["time_to_quality"]["std_ratio"]
-    not_significant = [f"{p['policy']} vs {p['baseline']} ({'fixed |diff|' if p['objective'] == 'track' else 'flexible vs ' + p['benchmark'].upper()}: {ci(p)})"
-                       for p in ref["paired"] if not significant(p)]
+        lines.append(f"| {ref['labels'][name]} | {bps(r['fixed_mean_abs_bps'], False)} | "
+                     f"{bps(r['fixed_std_diff_bps'], False)} | {bps(r['flex_vs_vwap_bps'])} | "
+                     f"{bps(r['flex_vs_twap_bps'])} |")
+    al, ttq = ref["alignment"]["test"], ref["time_to_quality"]
+    not_significant = [f"{p['policy']} vs {p['baseline']} ({_what(p)}: {ci(p)})" for p in ref["paired"]
+                       if not significant(p)]
 
-    def reached(name: str) -> str:
-        seconds = ttq[f"{name}_s"]
-        return "not within the budget" if math.isnan(seconds) else f"after {seconds:.0f} CPU s"
+    def reached(metric: str, name: str) -> str:
+        seconds = ttq[metric][f"{name}_s"]
+        return "not within the budget" if math.isnan(seconds) else f"{seconds:.0f} CPU s"
 
-    lines += [
-        "",
-        (f"Same {ref['test_windows']} test windows, {ref['budget_cpu_s'] / 60:.0f} CPU minutes of training per "
-        "model, early stopping on the same validation windows with the best weights restored; the reference "
-        "built its own windows (lookback 48, H 12) and was scored by our execution arithmetic. Its targets are "
-        f"ours: volume-share correlation {al['share_corr']:.6f} (max abs diff {al['share_max_abs_diff']:.1e}), "
-        f"price correlation {al['price_corr']:.6f}. Spread (std of diff) against the static curve: leak-free "
-        f"reference {ci(_spread(ref, 'reference_shifted', 'static_vwap'), pct=True)}, ours "
+    def quality(metric: str, label: str) -> str:
+        t = ttq[metric]
+        return (f"its best validation {label} ({t['reference_best_ratio']:.3f} of the static curve's, after "
+                f"{t['reference_s']:.0f} CPU s) is reached by ours in {reached(metric, 'ours')} and by ours "
+                f"without the prior, from a uniform start, in {reached(metric, 'ours_no_prior')}")
+
+    text = (
+        f"Same {ref['test_windows']} test windows, {ref['budget_cpu_s'] / 60:.0f} CPU minutes of training per "
+        "model, early stopping on the same validation windows with the best weights restored; the reference built "
+        "its own windows (lookback 48, H 12) and was scored by our execution arithmetic. Its targets are ours: "
+        f"volume-share correlation {al['share_corr']:.6f} (max abs diff {al['share_max_abs_diff']:.1e}), price "
+        f"correlation {al['price_corr']:.6f}. Spread (std of diff) against the static curve: leak-free reference "
+        f"{ci(_spread(ref, 'reference_shifted', 'static_vwap'), pct=True)}, ours "
         f"{ci(_spread(ref, 'ours', 'static_vwap'), pct=True)}; ours against the leak-free reference "
-        f"{ci(_spread(ref, 'ours', 'reference_shifted'), pct=True)} (day-bootstrap 95 % CIs). Look-ahead: the "
-        "published reference minus the leak-free one, flexible vs VWAP "
-        f"{ci(_pair(ref, 'reference_published', 'reference_shifted', 'beat', 'vwap'))} bps. Time to quality: "
-        f"the leak-free reference's best validation spread ({ttq['reference_best_ratio']:.3f} of the static "
-        f"curve's, after {ttq['reference_s']:.0f} CPU s) is reached by ours {reached('ours')} and by ours "
-        f"without the prior, from a uniform start, {reached('ours_no_prior')}."),
-        "",
-        "Not significant (paired 95 % CI contains 0): " + ("; ".join(not_significant) if not_significant else
-                                                           "none") + ".",
-    ]
+        f"{ci(_spread(ref, 'ours', 'reference_shifted'), pct=True)} (day-bootstrap 95 % CIs). Look-ahead, the "
+        "published reference minus the leak-free one, flexible vs VWAP: "
+        f"{ci(_pair(ref, 'reference_published', 'reference_shifted', 'beat', 'vwap'))} bps. Time to quality "
+        f"against the leak-free reference: {quality('std_ratio', 'spread')}; "
+        f"{quality('mean_abs_ratio', 'mean abs diff')}.")
+    lines += ["", *wrap(text), "", *wrap("Not significant (paired 95 % CI contains 0): "
+                                          + ("; ".join(not_significant) if not_significant else "none") + ".")]
     return lines
 
 
@@ -138,11 +157,12 @@ def render(results: Path = RESULTS) -> str:
         BEGIN,
         "<!-- generated by benchmarks/render_readme.py from benchmarks/results/*.json: do not edit by hand -->",
         "",
-        ("Test splits never used for a choice; commands and full tables in "
-        "[`benchmarks/results/`](benchmarks/results/). Fixed duration: VWAP orders over the whole horizon, mean "
-        "|achieved / VWAP − 1| and the standard deviation of the signed difference (the spread). Flexible "
-        "duration: mean improvement against the benchmark over min durations 1..H (positive = better). "
-        "Brackets: paired 95 % CI clustered by origin day (positive = ours better; n.s. = not significant)."),
+        *wrap("Test splits never used for a choice; commands and full tables in "
+              "[`benchmarks/results/`](benchmarks/results/). Fixed duration: VWAP orders over the whole horizon, "
+              "mean abs(achieved / VWAP − 1) and the standard deviation of the signed difference (the spread). "
+              "Flexible duration: mean improvement against the benchmark over min durations 1..H (positive = "
+              "better). Brackets: paired 95 % CI clustered by origin day (positive = ours better; n.s. = not "
+              "significant)."),
         "",
         *real_data_table(results),
         "",
