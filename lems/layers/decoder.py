@@ -53,6 +53,9 @@ class DecoderState(NamedTuple):
     last: Any
 
 
+#: From this horizon [bars] on, the recursion's per-step activations are recomputed in the backward pass
+#: (``keras.remat``) instead of stored: memory linear in H at the cost of one more forward per step.
+REMAT_MIN_HORIZON = 48
 #: Number of per-order state features fed to the heads at each step.
 N_STATE = 8
 _SHARE_EPS = 1e-6
@@ -404,9 +407,11 @@ class AllocationDecoder(keras.layers.Layer):
             volume: ``(surprise (B, W), seasonal (B, H - 1))`` for the volume forecast (see ``call``), or None.
 
         Returns:
-            ``(projected (H, B, hidden), logits (H, B or 1, M, C), base_remaining (H, 1, M, C))``: the projected
-            context, the starting log-odds of each order's share of what remains, and the base curve's remaining
-            fraction after each step.
+            ``(projected (H, B, hidden), logits (H, 1, M, C), shift (H, B or 1, M, 1), base_remaining (H, 1, M,
+            C))``: the projected context, the starting log-odds of each order's share of what remains (the base
+            curve's ``logits`` plus the prior's ``shift`` of the VWAP order types: kept apart, so that the
+            ``(H, B, M, C)`` sum is never materialised, a step at a time), and the base curve's remaining fraction
+            after each step.
         """
         dtype = context.dtype
         projected = self.context_projection(context) + self.step_embedding[None]
@@ -414,8 +419,10 @@ class AllocationDecoder(keras.layers.Layer):
         logits = ops.transpose(base_logits, (2, 0, 1))[:, None]  # (H, 1, M, C)
         if prior is not None:
             shift = ops.transpose(self.prior_shift(self.start_logits(context, prior, volume), dtype))  # (H, B)
-            logits = logits + self._constants(dtype)["is_vwap"][None] * shift[:, :, None, None]
-        return (ops.transpose(projected, (1, 0, 2)), logits,
+            shift = self._constants(dtype)["is_vwap"][None] * shift[:, :, None, None]  # (H, B, M, 1)
+        else:
+            shift = ops.zeros((self.n_ahead, 1, 1, 1), dtype)
+        return (ops.transpose(projected, (1, 0, 2)), logits, shift,
                 ops.transpose(base_remaining, (2, 0, 1))[:, None])
 
     def decide(self, projected_s, logit_s, base_remaining_s, step, state: DecoderState, constants, min_rate,
@@ -480,13 +487,14 @@ class AllocationDecoder(keras.layers.Layer):
         """
         dtype = context.dtype
         step = ops.cast(step, dtype)
-        projected, logits, base_remaining = self.prepare(context, prior, volume)
+        projected, logits, shift, base_remaining = self.prepare(context, prior, volume)
         onehot = ops.one_hot(ops.cast(step[:, 0], "int32"), self.n_ahead, dtype=dtype)  # (B, H)
-        logits = logits + ops.zeros_like(projected[:, :, :1, None])  # (H, B, M, C)
+        shift = shift[..., 0] + ops.zeros_like(projected[:, :, :1])  # (H, B, M)
+        logit_s = (ops.einsum("bh,hmc->bmc", onehot, logits[:, 0])
+                   + ops.einsum("bh,hbm->bm", onehot, shift)[:, :, None])
         log_price, volume = self.market_path(returns, log_volumes, dtype)
         state = self.replay(fills, log_price, volume, step, dtype)
-        return self.step_share(ops.einsum("bh,hbd->bd", onehot, projected),
-                               ops.einsum("bh,hbmc->bmc", onehot, logits),
+        return self.step_share(ops.einsum("bh,hbd->bd", onehot, projected), logit_s,
                                ops.einsum("bh,hmc->bmc", onehot, base_remaining[:, 0]), step, state,
                                self._constants(dtype))
 
@@ -577,29 +585,36 @@ class AllocationDecoder(keras.layers.Layer):
         horizon, dtype = self.n_ahead, context.dtype
         k = self._constants(dtype)
         batch = ops.shape(context)[0]
-        projected, logits, base_remaining = self.prepare(context, prior, volume)
+        projected, logits, shift, base_remaining = self.prepare(context, prior, volume)
         if training and self.forecast is not None and self.forecast_loss_weight > 0:
             self.add_loss(self.forecast_loss_weight * self.forecast_divergence(context, log_volumes, volume))
-        logits = logits + ops.zeros((horizon, batch, 1, 1), dtype)  # (H, B, M, C)
         min_rate = ops.reshape(ops.cast(min_rate, dtype), (-1, 1, 1))
         max_rate = ops.reshape(ops.cast(max_rate, dtype), (-1, 1, 1))
         log_price, volume = self.market_path(returns, log_volumes, dtype)  # (B, H - 1): bars 0 .. H-2
         pad = ops.zeros_like(log_price[:, :1])  # bar H-1 never closes inside the recursion
         steps = ops.cast(ops.arange(horizon), dtype)
-        xs = (projected, logits, base_remaining, ops.transpose(ops.concatenate([log_price, pad], 1)),
+        xs = (projected, logits, shift, base_remaining, ops.transpose(ops.concatenate([log_price, pad], 1)),
               ops.transpose(ops.concatenate([volume, pad], 1)), steps)
         state = self.initial_state(batch, dtype)
 
-        def step(carry, x):
-            state = DecoderState(*carry[1:])
-            projected_s, logit_s, remaining_s, z, v, s = x
-            _, a = self.decide(projected_s, logit_s, remaining_s, ops.zeros_like(state.last) + s, state, k,
-                               min_rate, max_rate)
-            new_carry = (a,) + tuple(self.advance(state, a, z[:, None], v[:, None]))
-            return new_carry, new_carry  # TensorFlow's scan wants outputs shaped like the carry
+        # Keras's TensorFlow scan wants outputs shaped like the carry; elsewhere only the allocations are stacked.
+        full_outputs = keras.backend.backend() == "tensorflow"
 
-        _, outputs = ops.scan(step, (ops.zeros_like(state.remaining),) + tuple(state), xs)
-        out = ops.transpose(outputs[0], (1, 0, 2, 3))  # (B, H, M, C)
+        def step(carry, x):
+            state = DecoderState(*carry[full_outputs:])
+            projected_s, logit_s, shift_s, remaining_s, z, v, s = x
+            _, a = self.decide(projected_s, logit_s + shift_s, remaining_s, ops.zeros_like(state.last) + s, state, k,
+                               min_rate, max_rate)
+            new_state = tuple(self.advance(state, a, z[:, None], v[:, None]))
+            if full_outputs:
+                return (a,) + new_state, (a,) + new_state
+            return new_state, a
+
+        if self.n_ahead >= REMAT_MIN_HORIZON:  # long horizons: recompute each step's activations in the backward
+            step = keras.remat(step)
+        init = ((ops.zeros_like(state.remaining),) if full_outputs else ()) + tuple(state)
+        _, outputs = ops.scan(step, init, xs)
+        out = ops.transpose(outputs[0] if full_outputs else outputs, (1, 0, 2, 3))  # (B, H, M, C)
         out = ops.reshape(out, (-1, horizon, len(ORDER_TYPES), len(TARGETS), self.n_columns))
         return ops.transpose(out, (0, 1, 4, 2, 3))
 
