@@ -35,7 +35,7 @@ def _row(block: str, start: str) -> str:
 
 
 def test_significance_follows_the_interval_in_the_files(render_readme, tmp_path):
-    for path in RESULTS.glob("*.json"):
+    for path in [*RESULTS.glob("*.json"), *RESULTS.glob("costs_*.csv")]:  # every input of the README block
         shutil.copy(path, tmp_path)
     equities = _row(render_readme.render(tmp_path), "| SPY")
     flex_vwap = equities.split(" | ")[2]
