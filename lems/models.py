@@ -62,7 +62,8 @@ def expected_tracking_error(y_true, y_pred):
     if len(y_true.shape) == 5:  # tiled: the buy-VWAP quantity order's targets carry the market's
         y_true = y_true[:, :, horizon, 0]
     volume, price = y_true[:, :, 0], y_true[:, :, 1]
-    is_vwap = np.array([bench == "vwap" for _, bench in ORDER_TYPES], np.float32)[None, None, :, None]
+    is_vwap = ops.convert_to_tensor(
+        np.array([bench == "vwap" for _, bench in ORDER_TYPES], np.float32)[None, None, :, None], y_pred.dtype)
     benchmark = is_vwap * volume[:, :, None, None] + (1.0 - is_vwap) / horizon  # (B, H, 4, 1)
     error = ops.cumsum(y_pred[:, :, horizon] - benchmark, axis=1)[:, :-1]  # (B, H - 1, 4, 2)
     moves = price[:, 1:] / ops.maximum(price[:, :-1], 1e-12) - 1.0  # (B, H - 1)
