@@ -40,16 +40,15 @@ RETURN_CHANNEL = 0
 VOLUME_CHANNEL = 1
 
 
-def expected_tracking_error(y_true, y_pred):
-    """Price-free estimate of the fixed-duration tracking error of each window [percent]: ``(B,)``.
+def expected_squared_tracking_error(y_true, y_pred):
+    """Price-free estimate of the squared fixed-duration tracking error of each order [percent^2]: ``(B, 8)``.
 
     With fills at the bar VWAPs, ``diff * B = -sum_s e_s (p_{s+1} - p_s)`` where ``e_s`` is the schedule's
     cumulative allocation minus the benchmark's cumulative volume share after bar ``s`` (EXECUTION.md §4, summation
     by parts). Dropping the cross terms, which have mean zero when prices are a martingale, leaves
     ``sum_s e_s^2 r_s^2`` (``r_s = p_{s+1} / p_s - 1``): an unbiased estimate of the squared tracking error whose
-    noise no longer carries the SIGN of the price moves. This returns its square root (RMS) in percent, averaged
-    over the fixed column's 4 order types and 2 targets (VWAP orders against the realised volume shares, TWAP
-    orders against ``1 / H``).
+    noise no longer carries the SIGN of the price moves, for the fixed column's 4 order types x 2 targets (VWAP
+    orders against the realised volume shares, TWAP orders against ``1 / H``).
 
     Args:
         y_true: compact ``(B, H, 2)`` or tiled ``(B, H, H + 1, 4, 2)`` targets (volume share, price / reference).
@@ -57,6 +56,7 @@ def expected_tracking_error(y_true, y_pred):
     """
     from lems.execution import ORDER_TYPES
 
+    y_pred = ops.convert_to_tensor(y_pred)
     horizon = y_pred.shape[1]
     y_true = ops.cast(y_true, y_pred.dtype)
     if len(y_true.shape) == 5:  # tiled: the buy-VWAP quantity order's targets carry the market's
@@ -68,7 +68,13 @@ def expected_tracking_error(y_true, y_pred):
     error = ops.cumsum(y_pred[:, :, horizon] - benchmark, axis=1)[:, :-1]  # (B, H - 1, 4, 2)
     moves = price[:, 1:] / ops.maximum(price[:, :-1], 1e-12) - 1.0  # (B, H - 1)
     squared = ops.sum(ops.square(error * moves[:, :, None, None]), axis=1) * 1e4  # percent^2
-    return ops.mean(ops.reshape(ops.sqrt(squared + 1e-12), (ops.shape(y_pred)[0], -1)), axis=1)
+    return ops.reshape(squared, (ops.shape(y_pred)[0], -1))
+
+
+def expected_tracking_error(y_true, y_pred):
+    """Per window ``(B,)`` [percent]: the mean over the fixed column's orders of the RMS tracking error each order's
+    schedule implies (the square root of :func:`expected_squared_tracking_error`)."""
+    return ops.mean(ops.sqrt(expected_squared_tracking_error(y_true, y_pred) + 1e-12), axis=1)
 
 
 def _default_known_features() -> int:
@@ -115,6 +121,10 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             tracking terms), added to the compiled loss in training only (evaluation losses stay the compiled loss).
             A low-noise target for the fixed-duration schedule: the realised cumulative volume shares, weighted
             by the squared price moves. 0 turns it off.
+        tracking_loss_pooling: "batch" (default): the RMS over the batch (an estimate of the spread, the std of the
+            tracking error: weighs the windows with the largest errors most; chosen on the validation spread of
+            hourly and minute crypto, benchmarks/results/volume_forecast.md); "window": the mean over windows of
+            each window's RMS estimate (a mean absolute tracking error).
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -129,7 +139,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                  fused_mlp_hidden_dim: int | None = None, n_known_features: int | None = None,
                  kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, volume_forecast: bool = True,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, tracking_loss_weight: float = 1.0,
-                 **kwargs) -> None:
+                 tracking_loss_pooling: str = "batch", **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -152,6 +162,9 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         if not (np.isfinite(tracking_loss_weight) and tracking_loss_weight >= 0):
             raise ValueError(f"tracking_loss_weight must be a finite number >= 0, got {tracking_loss_weight!r}")
         self.tracking_loss_weight = float(tracking_loss_weight)
+        if tracking_loss_pooling not in ("window", "batch"):
+            raise ValueError(f"tracking_loss_pooling must be 'window' or 'batch', got {tracking_loss_pooling!r}")
+        self.tracking_loss_pooling = tracking_loss_pooling
         head_dim = check_positive_int("fused_mlp_hidden_dim", fused_mlp_hidden_dim or 64)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
@@ -250,13 +263,15 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not training or self.tracking_loss_weight <= 0 or y is None or y_pred is None:
             return loss
-        per_window = expected_tracking_error(y, y_pred)
+        batch = self.tracking_loss_pooling == "batch"
+        per_window = (ops.mean(expected_squared_tracking_error(y, y_pred), axis=1) if batch
+                      else expected_tracking_error(y, y_pred))
         if sample_weight is None:
             extra = ops.mean(per_window)
         else:
             weight = ops.reshape(ops.cast(sample_weight, per_window.dtype), (-1,))
             extra = ops.sum(per_window * weight) / ops.maximum(ops.sum(weight), 1e-12)
-        extra = self.tracking_loss_weight * extra
+        extra = self.tracking_loss_weight * (ops.sqrt(extra + 1e-12) if batch else extra)
         return extra if loss is None else loss + extra
 
     def forecast_shares(self, x):
@@ -330,8 +345,10 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             "kan_basis": self.kan_basis, "dropout": self.dropout, "use_prior": self.use_prior,
             "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
             "forecast_context": self.forecast_context, "tracking_loss_weight": self.tracking_loss_weight,
+            "tracking_loss_pooling": self.tracking_loss_pooling,
         })
         return config
 
 
-__all__ = ["LargeExecutionModel", "RETURN_CHANNEL", "VOLUME_CHANNEL", "expected_tracking_error"]
+__all__ = ["LargeExecutionModel", "RETURN_CHANNEL", "VOLUME_CHANNEL", "expected_squared_tracking_error",
+           "expected_tracking_error"]

@@ -370,3 +370,19 @@ def test_static_curve_beats_twap_on_vwap_tracking(equity_windows):
             err[name].append(np.abs((a * p).sum(axis=1) / vwap - 1.0))
     twap, static = np.concatenate(err["twap"]).mean(), np.concatenate(err["static"]).mean()
     assert static < 0.8 * twap
+
+
+def test_volume_channels_give_volumes_relative_to_the_lookback_mean(equity_windows):
+    """``V / m`` and ``S / m`` come back from the volume channels through VOLUME_DELTA (what the model's volume
+    forecast reads): the horizon volumes as realised, shares of the horizon as in ``y``."""
+    from lems.data.features import SEASONAL_VOLUME_CHANNEL, VOLUME_DELTA
+
+    ws = equity_windows
+    volume = np.exp(ws.X[..., OBSERVED_FEATURES.index("log_volume")].astype(np.float64)) * (1 + VOLUME_DELTA) \
+        - VOLUME_DELTA
+    horizon = volume[:, LOOKBACK:]  # bars 0 .. H-2, relative to the lookback mean
+    m = ws.volumes[:, 0] / horizon[:, 0]
+    ok = horizon[:, 0] > 1e-6
+    np.testing.assert_allclose(horizon[ok] * m[ok, None], ws.volumes[ok, :-1], rtol=1e-4, atol=1e-3)
+    seasonal = np.exp(ws.X[..., SEASONAL_VOLUME_CHANNEL].astype(np.float64)) * (1 + VOLUME_DELTA) - VOLUME_DELTA
+    assert np.all(seasonal > 0) and FEATURE_NAMES[SEASONAL_VOLUME_CHANNEL] == "seasonal_volume"
