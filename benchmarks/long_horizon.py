@@ -2,9 +2,12 @@
 
 Each case runs in a fresh subprocess (peak RSS is per process): 1-minute synthetic bars, lookback 60, a
 hidden-16 model built and trained through the seed API (``add_config_to_X`` -> ``model.fit`` with ``lem_loss``)
-for ``--steps`` steps of batch 32; then the live ``next_allocation()`` latency at the largest horizon.
+for ``--steps`` steps of batch 32 (time to the first trained batches, compile included, and peak RSS), then
+``--more-steps`` compiled steps (training throughput), then the live ``next_allocation()`` latency at the largest
+horizon (a session of ``--live`` decisions, the first one compiling).
 
-Usage: ``python benchmarks/long_horizon.py [--horizons 60 240 390] [--steps 2] [--out FILE]``
+Usage: ``python benchmarks/long_horizon.py [--horizons 60 240 390] [--steps 2] [--more-steps 6] [--live 40]
+[--out FILE]``
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from lems.data.windows import make_windows
 from lems.data_formater import add_config_to_X
 from lems.loss import lem_loss
 from lems.models import LargeExecutionModel
-H, LOOKBACK, BATCH, STEPS = {horizon}, 60, 32, {steps}
+H, LOOKBACK, BATCH, STEPS, MORE, LIVE = {horizon}, 60, 32, {steps}, {more_steps}, {live}
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
 bars = synthetic_market(n_assets=1, n_days=3 + (H * 3) // 1440, calendar="24/7", bar_minutes=1, seed=0)
 win = make_windows(bars, lookback=LOOKBACK, n_ahead=H, stride=7, n_days_profile=1)
 n = BATCH * STEPS
@@ -36,17 +40,39 @@ t_data = time.perf_counter()
 model = LargeExecutionModel(lookback=LOOKBACK, n_ahead=H, hidden_size=16, hidden_rnn_layer=1, num_heads=2,
                             num_embedding=4, fused_mlp_hidden_dim=16)
 model.compile(optimizer="adam", loss=lem_loss)
-hist = model.fit(X, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+hist = model.fit(X, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)  # the issue's run
 t_fit = time.perf_counter()
-loss = float(hist.history["loss"][-1])
-out = dict(horizon=H, windows=int(len(win)), data_s=t_data - t0, compile_and_steps_s=t_fit - t_data,
-           loss=loss, peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+out = dict(horizon=H, windows=int(len(win)), sampled_columns=model.n_sampled_columns, data_s=t_data - t0,
+           compile_and_steps_s=t_fit - t_data, loss=float(hist.history["loss"][-1]), peak_rss_mib=rss())
+m = BATCH * MORE  # throughput: compiled steps only
+Xm, ym = add_config_to_X(win.X[:m], 0.0, 1.0), win.y[:m]
+start = time.perf_counter()
+model.fit(Xm, ym, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
+out["train_windows_per_s"] = m / (time.perf_counter() - start)
+out["peak_rss_after_throughput_mib"] = rss()
+if LIVE:
+    from lems.execution import OrderSpec
+    from lems.live import ExecutionSession
+    origin = int(win.origin_index[len(win) // 2])
+    order = OrderSpec(side="buy", horizon=H, target="quantity", benchmark="vwap", min_duration=H // 2,
+                      objective="beat", min_rate=0.0, max_rate=0.05)
+    session = ExecutionSession(model, order, 10_000.0, bars.iloc[:origin], n_days_profile=1)
+    times = []
+    for k in range(LIVE):
+        begin = time.perf_counter()
+        session.next_allocation()
+        times.append(time.perf_counter() - begin)
+        session.on_bar_close(bars.iloc[origin + k])
+    out["live_first_ms"] = times[0] * 1e3
+    out["live_median_ms"] = float(np.median(times[1:]) * 1e3)
+    out["live_p90_ms"] = float(np.percentile(times[1:], 90) * 1e3)
+    out["live_decisions"] = len(times) - 1
 print("RESULT " + json.dumps(out))
 '''
 
 
-def run_case(horizon: int, steps: int) -> dict:
-    code = CASE.format(horizon=horizon, steps=steps)
+def run_case(horizon: int, steps: int, more_steps: int, live: int) -> dict:
+    code = CASE.format(horizon=horizon, steps=steps, more_steps=more_steps, live=live)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -57,12 +83,15 @@ def run_case(horizon: int, steps: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--horizons", type=int, nargs="+", default=[60, 240, 390])
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=2, help="steps of the timed first fit (compile included)")
+    parser.add_argument("--more-steps", type=int, default=6, help="compiled steps timed for the throughput")
+    parser.add_argument("--live", type=int, default=40,
+                        help="live decisions timed at the largest horizon (first one = compile)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     rows = []
     for h in args.horizons:
-        row = run_case(h, args.steps)
+        row = run_case(h, args.steps, args.more_steps, args.live if h == max(args.horizons) else 0)
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.out:

@@ -18,6 +18,7 @@ Conventions (EXECUTION.md):
 
 from __future__ import annotations
 
+import contextlib
 import types
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -1135,6 +1136,84 @@ def _seed_axes(horizon: int, dtype) -> dict[str, np.ndarray]:
     }
 
 
+class SeedColumns(NamedTuple):
+    """A subset of the seed layout's ``H + 1`` min-duration columns: a *compact layout* ``(B, H, K + 1, 4, 2)``.
+
+    Training at long horizons scores a stratified sample of the flexible columns (and always the fixed one)
+    instead of all ``H + 1`` (:meth:`lems.models.LargeExecutionModel.sample_columns`); every function of this
+    module that reads the seed layout accepts the compact one while :func:`seed_columns` says which columns it
+    holds.
+
+    Attributes:
+        index: ``(K + 1,)`` int column indices into ``0 .. H`` (flexible ones first, the fixed column ``H`` last).
+        weight: ``(K + 1,)`` float: how many columns of the full layout each one stands for (the size of its
+            stratum; 1 for the fixed column): a column-weighted mean over the compact layout is an unbiased
+            estimate of the plain mean over the full one.
+    """
+
+    index: Any
+    weight: Any
+
+
+_ACTIVE_COLUMNS: list[SeedColumns] = []
+
+
+@contextlib.contextmanager
+def seed_columns(index, weight=None):
+    """Within the block, a seed-layout array with fewer than ``H + 1`` columns holds the columns ``index``.
+
+    Args:
+        index: ``(K + 1,)`` column indices (the fixed column ``H`` last); a backend tensor or a numpy array.
+        weight: ``(K + 1,)`` stratum sizes (see :class:`SeedColumns`); default ones.
+    """
+    if weight is None:
+        weight = np.ones(tuple(index.shape), np.float32)
+    _ACTIVE_COLUMNS.append(SeedColumns(index, weight))
+    try:
+        yield _ACTIVE_COLUMNS[-1]
+    finally:
+        _ACTIVE_COLUMNS.pop()
+
+
+def layout_columns(horizon: int, n_columns: int) -> SeedColumns | None:
+    """The columns of a seed-layout array with ``n_columns`` columns: ``None`` for the full layout (``H + 1``).
+
+    Raises:
+        ValueError: a compact layout outside a matching :func:`seed_columns` block.
+    """
+    if n_columns == horizon + 1:
+        return None
+    if not _ACTIVE_COLUMNS or _ACTIVE_COLUMNS[-1].index.shape[0] != n_columns:
+        raise ValueError(f"allocations must be (batch, H, H+1, 4, 2) = (batch, {horizon}, {horizon + 1}, 4, 2), got "
+                         f"{n_columns} columns (a compact layout needs lems.execution.seed_columns to say which)")
+    return _ACTIVE_COLUMNS[-1]
+
+
+def column_weights(ops, horizon: int, n_columns: int, ref):
+    """``(C,)`` weight of each column of a (full or compact) seed-layout array, as ``ref``'s dtype."""
+    columns = layout_columns(horizon, n_columns)
+    weight = np.ones(n_columns, np.float32) if columns is None else columns.weight
+    return _cast_like(ops, weight, ref)
+
+
+def _seed_constants(ops, horizon: int, allocations) -> dict[str, Any]:
+    """:func:`_seed_axes` as arrays like ``allocations`` (full or compact layout: the min durations of its
+    columns)."""
+    consts = {k: _cast_like(ops, v, allocations) for k, v in _seed_axes(horizon, np.float32).items()}
+    columns = layout_columns(horizon, allocations.shape[2])
+    if columns is not None:
+        consts["min_duration"] = ops.take(consts["min_duration"], columns.index, axis=2)
+    return consts
+
+
+def _seed_targets_like(ops, y, allocations):
+    """Targets for ``allocations``: a tiled ``y`` keeps the columns of a compact layout (compact ``y`` as is)."""
+    if len(y.shape) != 5 or y.shape[2] == allocations.shape[2]:
+        return y
+    columns = layout_columns(allocations.shape[1], allocations.shape[2])
+    return y if columns is None else ops.take(y, columns.index, axis=2)
+
+
 def seed_market(y, ops=None):
     """Bar volumes and prices of seed targets, shaped to broadcast on ``(B, H, H+1, 4, 2)``.
 
@@ -1163,11 +1242,13 @@ def seed_outcome(allocations, y, *, smooth: bool = False, tol: float = WINDOW_TO
     """Outcomes of every order of the seed layout.
 
     Args:
-        allocations: ``(B, H, H+1, 4, 2)`` model or baseline output.
+        allocations: ``(B, H, H+1, 4, 2)`` model or baseline output (or a compact layout ``(B, H, K+1, 4, 2)``
+            inside :func:`seed_columns`).
         y: compact ``(B, H, 2)`` or tiled ``(B, H, H+1, 4, 2)`` targets (see :func:`seed_market`).
 
     Returns:
-        An :class:`ExecutionOutcome` with fields shaped ``(B, H+1, 4, 2)``.
+        An :class:`ExecutionOutcome` with fields shaped ``(B, H+1, 4, 2)`` (``(B, K+1, 4, 2)`` for a compact
+        layout).
     """
     ops = array_namespace(allocations, y)
     if len(allocations.shape) != 5:
@@ -1175,8 +1256,8 @@ def seed_outcome(allocations, y, *, smooth: bool = False, tol: float = WINDOW_TO
     horizon = allocations.shape[1]
     if ops is keras.ops:
         y = ops.cast(y, allocations.dtype)
-    consts = {k: _cast_like(ops, v, allocations) for k, v in _seed_axes(horizon, np.float32).items()}
-    volumes, prices = seed_market(y, ops)
+    consts = _seed_constants(ops, horizon, allocations)
+    volumes, prices = seed_market(_seed_targets_like(ops, y, allocations), ops)
     return execution_outcome(allocations, prices, volumes, consts["min_duration"], notional=consts["notional"],
                              side=consts["side"], axis=1, smooth=smooth, tol=tol, scale=scale)
 
@@ -1255,7 +1336,8 @@ def seed_execution(allocations, y, *, cost_model: CostModel | None = None, order
     horizon = allocations.shape[1]
     if ops is keras.ops:
         y = ops.cast(y, allocations.dtype)
-    consts = {k: _cast_like(ops, v, allocations) for k, v in _seed_axes(horizon, np.float32).items()}
+    consts = _seed_constants(ops, horizon, allocations)
+    y = _seed_targets_like(ops, y, allocations)
     volumes, prices = seed_market(y, ops)
     market_volume = _seed_market_volume(y, ops)
     rho = _per_order(ops, order_participation, allocations)
@@ -1352,7 +1434,9 @@ __all__ = [
     "SquareRootImpact",
     "achieved_price",
     "allocate_step",
+    "SeedColumns",
     "array_namespace",
+    "column_weights",
     "bar_participation",
     "benchmark_price",
     "benchmark_window",
@@ -1365,9 +1449,11 @@ __all__ = [
     "execution_outcome",
     "feasible_interval",
     "implementation_shortfall",
+    "layout_columns",
     "participation_limit",
     "rate_columns",
     "schedule_from_weights",
+    "seed_columns",
     "seed_execution",
     "seed_market",
     "seed_min_durations",

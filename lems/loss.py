@@ -46,6 +46,7 @@ from lems.execution import (
     SquareRootImpact,
     array_namespace,
     check_participation_cap,
+    column_weights,
     check_rates,
     seed_execution,
     seed_outcome,
@@ -79,18 +80,41 @@ def compact_targets(y):
 
 
 def _objective_terms(diff, horizon: int):
-    """``(flexible, tracking)`` of signed differences in percent ``(B, H+1, 4, 2)`` (see
-    :func:`seed_objective_terms`)."""
-    flexible = ops.take(diff[:, :horizon], _BUY, axis=2) - ops.take(diff[:, :horizon], _SELL, axis=2)
-    tracking = ops.abs(diff[:, horizon])
+    """``(flexible, tracking)`` of signed differences in percent ``(B, C, 4, 2)`` (see
+    :func:`seed_objective_terms`; the fixed column is the last one, of the full or a compact layout)."""
+    flexible = ops.take(diff[:, :-1], _BUY, axis=2) - ops.take(diff[:, :-1], _SELL, axis=2)
+    tracking = ops.abs(diff[:, -1])
     return flexible, tracking
 
 
-def _mean_softplus(flexible, tracking, batch):
-    """Per-sample mean of ``softplus`` over both families of terms ``(B,)``."""
-    terms = ops.concatenate([ops.reshape(ops.softplus(flexible), (batch, -1)),
-                             ops.reshape(ops.softplus(tracking), (batch, -1))], axis=1)
-    return ops.mean(terms, axis=1)
+def _column_weights(horizon: int, n_columns: int, ref):
+    """``(C,)`` column weights of a compact layout (:func:`lems.execution.column_weights`), None for the full one."""
+    return None if n_columns == horizon + 1 else column_weights(ops, horizon, n_columns, ref)
+
+
+def _mean_softplus(flexible, tracking, batch, weights=None):
+    """Per-sample mean of ``softplus`` over both families of terms ``(B,)``.
+
+    With ``weights`` (``(C,)`` of a compact layout, :class:`lems.execution.SeedColumns`), each flexible column
+    counts for its stratum: an unbiased estimate of the full layout's mean.
+    """
+    if weights is None:
+        terms = ops.concatenate([ops.reshape(ops.softplus(flexible), (batch, -1)),
+                                 ops.reshape(ops.softplus(tracking), (batch, -1))], axis=1)
+        return ops.mean(terms, axis=1)
+    per_column = ops.sum(ops.reshape(ops.softplus(flexible), (batch, flexible.shape[1], -1)), axis=2)
+    flexible_sum = ops.sum(per_column * weights[None, :-1], axis=1)
+    tracking_terms = ops.reshape(ops.softplus(tracking), (batch, -1))
+    count = ops.sum(weights[:-1]) * (flexible.shape[2] * flexible.shape[3])  # 4 H terms in the full layout
+    return (flexible_sum + ops.sum(tracking_terms, axis=1)) / (count + tracking_terms.shape[1])
+
+
+def _column_mean(values, weights, batch):
+    """Per-sample mean ``(B,)`` of ``(B, C, ...)`` values over every order, columns weighted (None: plain)."""
+    if weights is None:
+        return ops.mean(ops.reshape(values, (batch, -1)), axis=1)
+    per_column = ops.mean(ops.reshape(values, (batch, values.shape[1], -1)), axis=2)
+    return ops.sum(per_column * weights[None], axis=1) / ops.sum(weights)
 
 
 def seed_objective_terms(y_true, y_pred, *, smooth_scale: float = SMOOTH_WINDOW_SCALE):
@@ -121,10 +145,12 @@ def lem_loss(y_true, y_pred):
     Frictionless: every child order fills at its bar's VWAP (see :func:`make_lem_loss` for costs).
 
     Returns:
-        Per-sample loss ``(B,)``.
+        Per-sample loss ``(B,)``. On a compact layout (sampled columns, :func:`lems.execution.seed_columns`): the
+        column-weighted estimate of the same value.
     """
     flexible, tracking = seed_objective_terms(y_true, y_pred)
-    return _mean_softplus(flexible, tracking, ops.shape(y_pred)[0])
+    weights = _column_weights(y_pred.shape[1], y_pred.shape[2], y_pred.dtype)
+    return _mean_softplus(flexible, tracking, ops.shape(y_pred)[0], weights)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -278,12 +304,13 @@ class CostAwareLemLoss(keras.losses.Loss):
         """Per-sample loss ``(B,)``."""
         horizon, batch = y_pred.shape[1], ops.shape(y_pred)[0]
         executed = self.execution(y_true, y_pred)
-        diff = executed.outcome.diff * 100.0  # percent, (B, H+1, 4, 2)
-        loss = _mean_softplus(*_objective_terms(diff, horizon), batch)
+        diff = executed.outcome.diff * 100.0  # percent, (B, H+1, 4, 2) (or a compact layout's (B, K+1, 4, 2))
+        weights = _column_weights(horizon, y_pred.shape[2], diff.dtype)
+        loss = _mean_softplus(*_objective_terms(diff, horizon), batch, weights)
         if self.risk_aversion > 0:
-            loss = loss + self.risk_aversion * ops.mean(ops.reshape(ops.square(diff), (batch, -1)), axis=1)
+            loss = loss + self.risk_aversion * _column_mean(ops.square(diff), weights, batch)
         if self.max_participation is not None and self.unfilled_penalty > 0:
-            loss = loss + self.unfilled_penalty * ops.mean(ops.reshape(executed.unfilled, (batch, -1)), axis=1)
+            loss = loss + self.unfilled_penalty * _column_mean(executed.unfilled, weights, batch)
         return loss
 
     def get_config(self) -> dict[str, Any]:

@@ -11,9 +11,10 @@ VWAP of the fixed column, both sides, relative to naive (percentage change); ``u
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
-from lems.execution import ORDER_TYPE_NAMES, seed_outcome, uniform_allocations
+from lems.execution import ORDER_TYPE_NAMES, column_weights, seed_outcome, uniform_allocations
 
 _EPS = 1e-12
 
@@ -27,8 +28,25 @@ def _diffs(y_true, y_pred, naive: bool = False):
 
 
 def _columns(diff, fixed: bool):
-    horizon = diff.shape[1] - 1
-    return diff[:, horizon] if fixed else diff[:, :horizon]
+    """The fixed column ``(B, 4, 2)`` (the last one) or the flexible ones ``(B, C - 1, 4, 2)``."""
+    return diff[:, -1] if fixed else diff[:, :-1]
+
+
+def _mean(values, weights):
+    """Mean of ``values``; flexible columns (axis 1) weighted by a compact layout's ``weights`` (None: plain)."""
+    if weights is None:
+        return ops.mean(values)
+    rest = int(np.prod(values.shape[2:]))
+    per_column = ops.mean(ops.reshape(values, (-1, values.shape[1], rest)), axis=(0, 2))
+    return ops.sum(per_column * weights[:-1]) / ops.sum(weights[:-1])
+
+
+def _flexible_weights(y_pred, fixed: bool):
+    """The compact layout's column weights for means over the flexible columns, else None."""
+    horizon, n_columns = y_pred.shape[1], y_pred.shape[2]
+    if fixed or n_columns == horizon + 1:
+        return None
+    return column_weights(ops, horizon, n_columns, y_pred.dtype)
 
 
 def _types(values, names):
@@ -41,18 +59,19 @@ def _value(kind: str, side: str, bench: str, y_true, y_pred):
     sides = ["buy", "sell"] if side == "unsigned" else [side]
     names = [f"{s}_{bench}" for s in sides]
     fixed = side == "unsigned"
+    weights = _flexible_weights(y_pred, fixed)
     diff = _types(_columns(_diffs(y_true, y_pred), fixed), names)
     if kind == "imp":
-        return ops.mean(-diff if side == "buy" else diff)
+        return _mean(-diff if side == "buy" else diff, weights)
     if bench == "twap":
-        return ops.mean(ops.abs(diff))
+        return _mean(ops.abs(diff), weights)
     naive = _types(_columns(_diffs(y_true, y_pred, naive=True), fixed), names)
     if side == "unsigned":
         model_risk, naive_risk = ops.abs(diff), ops.abs(naive)
     else:
         sign = 1.0 if side == "buy" else -1.0
         model_risk, naive_risk = ops.relu(sign * diff), ops.relu(sign * naive)
-    return (ops.mean(model_risk) / (ops.mean(naive_risk) + _EPS) - 1.0) * 100.0
+    return (_mean(model_risk, weights) / (_mean(naive_risk, weights) + _EPS) - 1.0) * 100.0
 
 
 def _make_metric(kind: str, side: str, bench: str):

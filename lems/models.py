@@ -38,6 +38,10 @@ from lems.layers.vsn import VariableSelectionNetwork
 RETURN_CHANNEL = 0
 #: Observed channel holding the log volume relative to the lookback mean.
 VOLUME_CHANNEL = 1
+#: From this horizon [bars] on, training scores a stratified sample of the flexible columns by default.
+SAMPLE_COLUMNS_MIN_HORIZON = 64
+#: Flexible (min-duration) columns scored per training step by default at long horizons.
+DEFAULT_TRAIN_COLUMNS = 32
 
 
 def expected_squared_tracking_error(y_true, y_pred):
@@ -52,7 +56,7 @@ def expected_squared_tracking_error(y_true, y_pred):
 
     Args:
         y_true: compact ``(B, H, 2)`` or tiled ``(B, H, H + 1, 4, 2)`` targets (volume share, price / reference).
-        y_pred: allocations ``(B, H, H + 1, 4, 2)``.
+        y_pred: allocations ``(B, H, H + 1, 4, 2)`` (or a compact layout: its last column is the fixed one).
     """
     from lems.execution import ORDER_TYPES
 
@@ -60,12 +64,12 @@ def expected_squared_tracking_error(y_true, y_pred):
     horizon = y_pred.shape[1]
     y_true = ops.cast(y_true, y_pred.dtype)
     if len(y_true.shape) == 5:  # tiled: the buy-VWAP quantity order's targets carry the market's
-        y_true = y_true[:, :, horizon, 0]
+        y_true = y_true[:, :, -1, 0]
     volume, price = y_true[:, :, 0], y_true[:, :, 1]
     is_vwap = ops.convert_to_tensor(
         np.array([bench == "vwap" for _, bench in ORDER_TYPES], np.float32)[None, None, :, None], y_pred.dtype)
     benchmark = is_vwap * volume[:, :, None, None] + (1.0 - is_vwap) / horizon  # (B, H, 4, 1)
-    error = ops.cumsum(y_pred[:, :, horizon] - benchmark, axis=1)[:, :-1]  # (B, H - 1, 4, 2)
+    error = ops.cumsum(y_pred[:, :, -1] - benchmark, axis=1)[:, :-1]  # (B, H - 1, 4, 2): the fixed column
     moves = price[:, 1:] / ops.maximum(price[:, :-1], 1e-12) - 1.0  # (B, H - 1)
     squared = ops.sum(ops.square(error * moves[:, :, None, None]), axis=1) * 1e4  # percent^2
     return ops.reshape(squared, (ops.shape(y_pred)[0], -1))
@@ -125,6 +129,14 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             tracking error: weighs the windows with the largest errors most; chosen on the validation spread of
             hourly and minute crypto, benchmarks/results/volume_forecast.md); "window": the mean over windows of
             each window's RMS estimate (a mean absolute tracking error).
+        train_columns: number of flexible (min-duration) columns scored per training step. ``None`` (default):
+            all ``H`` below ``SAMPLE_COLUMNS_MIN_HORIZON`` (64) bars, ``DEFAULT_TRAIN_COLUMNS`` (32) from there on.
+            With ``K < H`` a training step computes and scores a stratified sample of ``K`` flexible columns (one
+            per stratum of ``H / K`` consecutive columns, chosen from the batch's lookback) plus the fixed column,
+            weighted by stratum size: an unbiased estimate of the full loss whose memory and time no longer grow
+            with ``H * H`` (:meth:`sample_columns`). Only in training steps whose compiled loss is ``lem_loss`` or a
+            :class:`lems.loss.CostAwareLemLoss` (with no metrics or lems' metrics only); evaluation, prediction and
+            the live session always compute all ``H + 1`` columns.
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -139,7 +151,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                  fused_mlp_hidden_dim: int | None = None, n_known_features: int | None = None,
                  kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, volume_forecast: bool = True,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, tracking_loss_weight: float = 1.0,
-                 tracking_loss_pooling: str = "batch", **kwargs) -> None:
+                 tracking_loss_pooling: str = "batch", train_columns: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -165,6 +177,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         if tracking_loss_pooling not in ("window", "batch"):
             raise ValueError(f"tracking_loss_pooling must be 'window' or 'batch', got {tracking_loss_pooling!r}")
         self.tracking_loss_pooling = tracking_loss_pooling
+        self.train_columns = None if train_columns is None else check_positive_int("train_columns", train_columns)
         head_dim = check_positive_int("fused_mlp_hidden_dim", fused_mlp_hidden_dim or 64)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
@@ -250,17 +263,90 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             volume = (self.volume_surprise(x), seasonal)
         return context, realised[..., RETURN_CHANNEL], realised[..., VOLUME_CHANNEL], prior, volume
 
+    @property
+    def n_sampled_columns(self) -> int | None:
+        """Flexible columns a training step scores when it samples them (``K < H``), else None (all of them)."""
+        k = self.train_columns
+        if k is None:
+            k = DEFAULT_TRAIN_COLUMNS if self.n_ahead >= SAMPLE_COLUMNS_MIN_HORIZON else self.n_ahead
+        return k if k < self.n_ahead else None
+
+    def sample_columns(self, x):
+        """The flexible columns a training step on the windows ``X`` scores: a :class:`lems.execution.SeedColumns`.
+
+        Stratified: the ``H`` flexible columns are cut into ``K`` strata of consecutive min durations and one column
+        is drawn in each, plus the fixed column ``H`` (weight 1); each drawn column weighs its stratum's size, so the
+        column-weighted loss is an unbiased estimate of the full one. The draw is a deterministic function of the
+        batch's lookback (fractional parts of fixed random projections of ``X[:, :lookback]``): the same batch
+        always gets the same columns, on every backend and inside compiled steps, with no random state.
+
+        Args:
+            x: ``(B, W, F)`` windows, or ``[X, min_rate, max_rate]``.
+
+        Returns:
+            ``SeedColumns(index (K + 1,) int32 tensor, weight (K + 1,) float32 numpy)``; None when all columns are
+            scored (:attr:`n_sampled_columns`).
+        """
+        from lems.execution import SeedColumns
+
+        k = self.n_sampled_columns
+        if k is None:
+            return None
+        x = self._split_inputs(x)[0] if isinstance(x, (list, tuple)) else x
+        horizon = self.n_ahead
+        bounds = (np.arange(k + 1) * horizon) // k
+        sizes = np.diff(bounds)
+        seen = ops.cast(x[:, : self.lookback], "float32")
+        projection = np.random.default_rng(horizon).standard_normal((k,) + tuple(seen.shape[1:])).astype(np.float32)
+        z = ops.einsum("blf,klf->k", seen, projection)
+        offset = ops.minimum(ops.cast(ops.floor((z - ops.floor(z)) * sizes.astype(np.float32)), "int32"),
+                             (sizes - 1).astype(np.int32))
+        index = ops.concatenate([offset + bounds[:-1].astype(np.int32), np.array([horizon], np.int32)])
+        return SeedColumns(index, np.concatenate([sizes, [1]]).astype(np.float32))
+
+    def _scores_sampled_columns(self) -> bool:
+        """Whether a training step may compute a compact layout: columns to sample, and a compiled loss (and
+        metrics) that read compact layouts."""
+        from lems.loss import CostAwareLemLoss, lem_loss
+
+        if self.n_sampled_columns is None:
+            return False
+        loss = getattr(self, "loss", None)
+        if not (loss is lem_loss or loss == "lem_loss" or isinstance(loss, CostAwareLemLoss)):
+            return False
+        metrics = getattr(getattr(self, "_compile_metrics", None), "_user_metrics", None) or []
+        return all(getattr(m, "__module__", None) == "lems.metrics" for m in metrics)
+
     def call(self, inputs, training=None):
         x, min_rate, max_rate = self._split_inputs(inputs)
+        columns = self.sample_columns(x) if training and self._scores_sampled_columns() else None
         context, returns, log_volumes, prior, volume = self.decoder_inputs(x, training=training)
         decoder_inputs = [context, returns, log_volumes, min_rate, max_rate]
         extra = ([prior] if prior is not None else []) + (list(volume) if volume is not None else [])
-        return self.decoder(decoder_inputs + extra, training=training)
+        return self.decoder(decoder_inputs + extra, training=training,
+                            columns=None if columns is None else columns.index)
+
+    def _compact_columns(self, x, y_pred):
+        """The :func:`lems.execution.seed_columns` scope of a training step's output (a no-op on the full layout)."""
+        import contextlib
+
+        from lems.execution import seed_columns
+
+        if y_pred is None or y_pred.shape[2] == self.n_ahead + 1:
+            return contextlib.nullcontext()
+        return seed_columns(*self.sample_columns(x))
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Keras' compiled metrics, on sampled columns when the training step computed a compact layout."""
+        with self._compact_columns(x, y_pred):
+            return super().compute_metrics(x, y, y_pred, sample_weight)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """The compiled loss (and ``add_loss`` terms), plus ``tracking_loss_weight`` times
-        :func:`expected_tracking_error` in training."""
-        loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        :func:`expected_tracking_error` in training; on the sampled columns' compact layout when the step computed
+        one (:meth:`sample_columns`)."""
+        with self._compact_columns(x, y_pred):
+            loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not training or self.tracking_loss_weight <= 0 or y is None or y_pred is None:
             return loss
         batch = self.tracking_loss_pooling == "batch"
@@ -345,10 +431,11 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             "kan_basis": self.kan_basis, "dropout": self.dropout, "use_prior": self.use_prior,
             "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
             "forecast_context": self.forecast_context, "tracking_loss_weight": self.tracking_loss_weight,
-            "tracking_loss_pooling": self.tracking_loss_pooling,
+            "tracking_loss_pooling": self.tracking_loss_pooling, "train_columns": self.train_columns,
         })
         return config
 
 
-__all__ = ["LargeExecutionModel", "RETURN_CHANNEL", "VOLUME_CHANNEL", "expected_squared_tracking_error",
+__all__ = ["DEFAULT_TRAIN_COLUMNS", "LargeExecutionModel", "RETURN_CHANNEL", "SAMPLE_COLUMNS_MIN_HORIZON",
+           "VOLUME_CHANNEL", "expected_squared_tracking_error",
            "expected_tracking_error"]

@@ -275,6 +275,11 @@ class AllocationDecoder(keras.layers.Layer):
             ``<= lookback + s - 1``), and ``seasonal`` ``(B, H - 1)``: the seasonal expected volume of bars
             ``0 .. H-2`` in units of the lookback mean volume (known at the origin).
 
+        columns: optional ``(K + 1,)`` int tensor of column indices into ``0 .. H`` (the fixed column ``H``
+            last): compute only those columns, a compact layout ``(B, H, K + 1, 4, 2)`` equal to the same columns of
+            the full output (every column's recursion is independent of the others). Training at long horizons
+            scores sampled columns this way (:class:`lems.execution.SeedColumns`).
+
     Returns:
         Allocations ``(B, H, H + 1, 4, 2)`` (step × column × order type × target).
     """
@@ -332,7 +337,19 @@ class AllocationDecoder(keras.layers.Layer):
             self.forecast.build(context_shape)
         self.built = True  # follows its prior (the base curve, the given prior, or the silent forecast)
 
-    def _constants(self, dtype):
+    def _constants(self, dtype, columns=None):
+        """Per-order / per-column constants of the recursion (and the columns' ``state_bias``), for all ``H + 1``
+        columns or the ``columns`` (``(K + 1,)`` int indices, the fixed column last) of a compact layout."""
+        k = self._all_constants(dtype)
+        if columns is None:
+            return k
+        take = lambda a, axis: ops.take(a, columns, axis=axis)  # noqa: E731
+        return {**k, "tracking": take(k["tracking"], 2), "duration": take(k["duration"], 2),
+                "context_gate": take(k["context_gate"], 2),
+                "min_duration": take(ops.convert_to_tensor(k["min_duration"].astype(np.float32), dtype), 2),
+                "state_bias": take(self.state_bias, 1)}
+
+    def _all_constants(self, dtype):
         horizon, c = self.n_ahead, self.n_columns
         side = np.array([1.0 if side == "buy" else -1.0 for side, _ in ORDER_TYPES for _ in TARGETS])
         is_vwap = np.array([1.0 if bench == "vwap" else 0.0 for _, bench in ORDER_TYPES for _ in TARGETS])
@@ -348,11 +365,14 @@ class AllocationDecoder(keras.layers.Layer):
             # unless flexible_context: the market context mostly lets them memorise price paths.
             "context_gate": as_tensor((tracking if not self.flexible_context else np.ones(c)).reshape(1, 1, c, 1)),
             "min_duration": seed_min_durations(horizon).reshape(1, 1, c),
+            "state_bias": self.state_bias,
         }
 
-    def _base_logits(self):
-        """Log-odds of the base curve's share of what remains, per order and step: ``(M, C, H)``."""
-        base = ops.maximum(self.base_curve, _SHARE_EPS)
+    def _base_logits(self, columns=None):
+        """Log-odds of the base curve's share of what remains, per order and step: ``(M, C, H)`` (the ``columns``
+        of a compact layout only, when given)."""
+        base = self.base_curve if columns is None else ops.take(self.base_curve, columns, axis=1)
+        base = ops.maximum(base, _SHARE_EPS)
         tail = ops.flip(ops.cumsum(ops.flip(base, axis=-1), axis=-1), axis=-1)
         share = ops.clip(base / tail, _SHARE_EPS, 1.0 - _SHARE_EPS)
         base_remaining = tail - base  # base curve's remaining fraction after each step
@@ -361,10 +381,11 @@ class AllocationDecoder(keras.layers.Layer):
     # ----------------------------------------------------------------------------------------------------
     # Per-step API (shared by ``call`` and the live session, lems.live)
     # ----------------------------------------------------------------------------------------------------
-    def initial_state(self, batch, dtype) -> DecoderState:
-        """State at the open of the first bar: nothing traded, no bar of the horizon closed."""
+    def initial_state(self, batch, dtype, n_columns: int | None = None) -> DecoderState:
+        """State at the open of the first bar: nothing traded, no bar of the horizon closed (``n_columns``: of a
+        compact layout; default all ``H + 1``)."""
         zeros = ops.zeros((batch, 1), dtype)
-        remaining = ops.ones((batch, self.n_models, self.n_columns), dtype)
+        remaining = ops.ones((batch, self.n_models, n_columns or self.n_columns), dtype)
         return DecoderState(remaining, ops.zeros_like(remaining), zeros, zeros, zeros, zeros)
 
     @staticmethod
@@ -398,13 +419,14 @@ class AllocationDecoder(keras.layers.Layer):
         level = self.forecast_level(context, volume)
         return self.forecast.share_logits(prior, ops.cast(volume[1], context.dtype), level)
 
-    def prepare(self, context, prior=None, volume=None):
+    def prepare(self, context, prior=None, volume=None, columns=None):
         """Step-independent tensors of the recursion, time-major (the ``xs`` of the scan).
 
         Args:
             context: ``(B, H, Dc)`` context rows (row ``s`` known at the open of bar ``s``).
             prior: optional ``(B, H - 1)`` prior log-odds of the VWAP order types (see ``call``).
             volume: ``(surprise (B, W), seasonal (B, H - 1))`` for the volume forecast (see ``call``), or None.
+            columns: ``(K + 1,)`` column indices of a compact layout (see ``call``), or None (all ``H + 1``).
 
         Returns:
             ``(projected (H, B, hidden), logits (H, 1, M, C), shift (H, B or 1, M, 1), base_remaining (H, 1, M,
@@ -415,7 +437,7 @@ class AllocationDecoder(keras.layers.Layer):
         """
         dtype = context.dtype
         projected = self.context_projection(context) + self.step_embedding[None]
-        base_logits, base_remaining = self._base_logits()
+        base_logits, base_remaining = self._base_logits(columns)
         logits = ops.transpose(base_logits, (2, 0, 1))[:, None]  # (H, 1, M, C)
         if prior is not None:
             shift = ops.transpose(self.prior_shift(self.start_logits(context, prior, volume), dtype))  # (H, B)
@@ -520,7 +542,7 @@ class AllocationDecoder(keras.layers.Layer):
         else:
             step = ops.cast(step, dtype)  # (B, 1)
             count = ops.maximum(step, 1.0)
-            min_duration = ops.convert_to_tensor(k["min_duration"].astype(np.float32), dtype)
+            min_duration = ops.cast(k["min_duration"], dtype)
             to_min = ops.maximum(min_duration - step[:, :, None], 0.0) / horizon
             left = (float(horizon) - step[:, :, None]) / horizon
         vwap = state.market_vz / ops.maximum(state.market_v, _PRICE_EPS)
@@ -540,14 +562,14 @@ class AllocationDecoder(keras.layers.Layer):
             ops.zeros_like(remaining) + k["duration"],
             ops.zeros_like(remaining) + k["tracking"],
         ], axis=-1)  # (B, M, C, N_STATE)
-        hidden = (ops.einsum("bmcn,mnh->bmch", features, self.state_kernel) + self.state_bias[None]
+        hidden = (ops.einsum("bmcn,mnh->bmch", features, self.state_kernel) + k["state_bias"][None]
                   + projected_s[:, None, None, :] * k["context_gate"])
         hidden = keras.activations.get(self.activation)(hidden)
         return self._share(hidden, base_logit_s, k)
 
     def _share(self, hidden, base_logit_s, k):
         """Apply the shared heads to ``(B, M, C, hidden)`` and turn them into shares of what remains."""
-        m, flexible = self.n_models, self.n_ahead
+        m, flexible = self.n_models, hidden.shape[2] - 1  # the flexible columns, then the fixed one
         rows = ops.reshape(ops.transpose(hidden[:, :, :flexible], (0, 2, 1, 3)), (-1, m, 1, self.hidden_dim))
         raw = ops.transpose(ops.reshape(self.head(rows), (-1, flexible, m)), (0, 2, 1))  # (B, M, H): unbounded
         tracking = ops.reshape(self.tracking_head(hidden[:, :, flexible][:, :, None]), (-1, m, 1))
@@ -575,7 +597,7 @@ class AllocationDecoder(keras.layers.Layer):
         shift = prior - uniform[None, :-1]
         return ops.concatenate([shift, ops.zeros_like(shift[:, :1])], axis=1)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, columns=None):
         context, returns, log_volumes, min_rate, max_rate = inputs[:5]
         prior = inputs[5] if len(inputs) > 5 else None
         volume = tuple(inputs[6:8]) if len(inputs) > 7 else None
@@ -583,9 +605,10 @@ class AllocationDecoder(keras.layers.Layer):
             raise ValueError("volume_forecast needs the inputs [context, returns, log_volumes, min_rate, max_rate, "
                              "prior, surprise, seasonal]")
         horizon, dtype = self.n_ahead, context.dtype
-        k = self._constants(dtype)
+        k = self._constants(dtype, columns)
+        n_columns = self.n_columns if columns is None else int(columns.shape[0])
         batch = ops.shape(context)[0]
-        projected, logits, shift, base_remaining = self.prepare(context, prior, volume)
+        projected, logits, shift, base_remaining = self.prepare(context, prior, volume, columns)
         if training and self.forecast is not None and self.forecast_loss_weight > 0:
             self.add_loss(self.forecast_loss_weight * self.forecast_divergence(context, log_volumes, volume))
         min_rate = ops.reshape(ops.cast(min_rate, dtype), (-1, 1, 1))
@@ -595,7 +618,7 @@ class AllocationDecoder(keras.layers.Layer):
         steps = ops.cast(ops.arange(horizon), dtype)
         xs = (projected, logits, shift, base_remaining, ops.transpose(ops.concatenate([log_price, pad], 1)),
               ops.transpose(ops.concatenate([volume, pad], 1)), steps)
-        state = self.initial_state(batch, dtype)
+        state = self.initial_state(batch, dtype, n_columns)
 
         # Keras's TensorFlow scan wants outputs shaped like the carry; elsewhere only the allocations are stacked.
         full_outputs = keras.backend.backend() == "tensorflow"
@@ -615,7 +638,7 @@ class AllocationDecoder(keras.layers.Layer):
         init = ((ops.zeros_like(state.remaining),) if full_outputs else ()) + tuple(state)
         _, outputs = ops.scan(step, init, xs)
         out = ops.transpose(outputs[0] if full_outputs else outputs, (1, 0, 2, 3))  # (B, H, M, C)
-        out = ops.reshape(out, (-1, horizon, len(ORDER_TYPES), len(TARGETS), self.n_columns))
+        out = ops.reshape(out, (-1, horizon, len(ORDER_TYPES), len(TARGETS), n_columns))
         return ops.transpose(out, (0, 1, 4, 2, 3))
 
     def forecast_divergence(self, context, log_volumes, volume):
