@@ -58,6 +58,8 @@ _QUANTILES = {"p5": 0.05, "p95": 0.95, "q25": 0.25, "q75": 0.75}
 _SUMMARY_METRICS = ("improvement_bps", "tracking_error_bps")
 _CHUNK = 2048  # windows per seed_outcome call (bounds the float64 temporaries)
 _COSTED_CELLS = 2**21  # bar x order cells per seed_execution call (about 16 MiB per float64 temporary)
+#: Bar x order cells of allocations asked of a policy at once (64 MiB of float64): long horizons stream windows.
+_ALLOCATION_CELLS = 2**23
 
 
 def _named_policies(policies: Policy | Sequence[Policy] | Mapping[str, Policy]) -> dict[str, Policy]:
@@ -320,25 +322,44 @@ def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows
     n, horizon = len(windows), int(windows.n_ahead)
     y = seed_targets(windows)
     reference = np.asarray(windows.reference_price, dtype=np.float64)
-    shape = (n, horizon, horizon + 1, len(ORDER_TYPES), len(TARGETS))
     inputs = None if conditions is None else execution_inputs(windows, conditions)
-    _, hi = rate_columns(n, min_rate, max_rate, horizon)
+    lo, hi = rate_columns(n, min_rate, max_rate, horizon)
+    per_window = horizon * (horizon + 1) * len(ORDER_TYPES) * len(TARGETS)
+    chunk = max(1, _ALLOCATION_CELLS // per_window)  # windows per allocate() call: the whole set unless H is long
     numeric: list[dict[str, np.ndarray]] = []
     for name, policy in named.items():
-        allocations = np.asarray(policy.allocate(windows, min_rate=min_rate, max_rate=max_rate), dtype=np.float64)
-        if allocations.shape != shape:
-            raise ValueError(f"policy {name!r} returned allocations of shape {allocations.shape}, expected {shape}")
-        if not np.all(np.isfinite(allocations)):
-            raise ValueError(f"policy {name!r} returned NaN or inf allocations")
-        if inputs is None:
-            numeric.append(_outcome_columns(allocations, y, reference))
-        else:
-            numeric.append(_costed_columns(allocations, y, reference, inputs, conditions, hi))
+        parts = []
+        for start in range(0, max(n, 1), chunk):
+            rows = np.arange(start, min(n, start + chunk))
+            part = windows if len(rows) == n else windows.subset(rows)
+            allocations = _checked_allocations(name, policy, part, lo[rows], hi[rows], np.isscalar(min_rate)
+                                               and np.isscalar(max_rate), (min_rate, max_rate))
+            if inputs is None:
+                parts.append(_outcome_columns(allocations, y[rows], reference[rows]))
+            else:
+                sub = inputs._replace(**{k: None if v is None else v[rows] for k, v in inputs._asdict().items()})
+                parts.append(_costed_columns(allocations, y[rows], reference[rows], sub, conditions, hi[rows]))
+        numeric.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
     columns = list(FRAME_COLUMNS) + ([] if conditions is None else list(TCA_COLUMNS))
     frame = _window_columns(windows, list(named), (horizon + 1) * len(ORDER_TYPES) * len(TARGETS))
     frame.update(_layout_columns(n * len(named), horizon))
     frame.update({col: np.concatenate([part[col] for part in numeric]) for col in columns[9:]})
     return pd.DataFrame(frame, columns=columns)
+
+
+def _checked_allocations(name: str, policy: Policy, windows: WindowSet, lo: np.ndarray, hi: np.ndarray,
+                         scalar_rates: bool, rates: tuple[Any, Any]) -> np.ndarray:
+    """The policy's float64 allocations of ``windows`` (rates: the given scalars, or these windows' rows ``(n,
+    1)``), checked for shape and finiteness."""
+    n, horizon = len(windows), int(windows.n_ahead)
+    min_rate, max_rate = rates if scalar_rates else (lo, hi)
+    allocations = np.asarray(policy.allocate(windows, min_rate=min_rate, max_rate=max_rate), dtype=np.float64)
+    shape = (n, horizon, horizon + 1, len(ORDER_TYPES), len(TARGETS))
+    if allocations.shape != shape:
+        raise ValueError(f"policy {name!r} returned allocations of shape {allocations.shape}, expected {shape}")
+    if not np.all(np.isfinite(allocations)):
+        raise ValueError(f"policy {name!r} returned NaN or inf allocations")
+    return allocations
 
 
 def summary(frame: pd.DataFrame, metrics: Sequence[str] = _SUMMARY_METRICS) -> pd.DataFrame:

@@ -104,9 +104,9 @@ def _mean_softplus(flexible, tracking, batch, weights=None):
         return ops.mean(terms, axis=1)
     per_column = ops.sum(ops.reshape(ops.softplus(flexible), (batch, flexible.shape[1], -1)), axis=2)
     flexible_sum = ops.sum(per_column * weights[None, :-1], axis=1)
-    tracking_terms = ops.reshape(ops.softplus(tracking), (batch, -1))
+    tracking_sum = ops.sum(ops.reshape(ops.softplus(tracking), (batch, -1)), axis=1)
     count = ops.sum(weights[:-1]) * (flexible.shape[2] * flexible.shape[3])  # 4 H terms in the full layout
-    return (flexible_sum + ops.sum(tracking_terms, axis=1)) / (count + tracking_terms.shape[1])
+    return (flexible_sum + tracking_sum) / (count + tracking.shape[1] * tracking.shape[2])
 
 
 def _column_mean(values, weights, batch):

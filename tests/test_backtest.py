@@ -159,3 +159,23 @@ def test_seed_targets_match_windows_y():
         bad = windows.subset(np.arange(3))
         bad.prices[0, 0] = -1.0
         seed_targets(bad)
+
+
+@pytest.mark.parametrize("costed", [False, True], ids=["frictionless", "costed"])
+def test_long_horizons_stream_windows_through_the_policies_with_the_same_frame(monkeypatch, costed):
+    """Allocations are asked for a few windows at a time when H is long: the frame is the same, per-window rates
+    included."""
+    import lems.backtest as bt
+    from lems.execution import ExecutionConditions, OrderSize, SquareRootImpact
+
+    win = _windows()
+    rng = np.random.default_rng(0)
+    max_rate = rng.uniform(0.3, 1.0, size=(len(win), 1))
+    conditions = (ExecutionConditions(size=OrderSize(participation=0.05), cost_model=SquareRootImpact(coef=1.0))
+                  if costed else None)
+    policies = {"static": StaticVWAP(), "rule": FlexibleRule(), "twap": TWAP()}
+    whole = backtest(policies, win, max_rate=max_rate, conditions=conditions)
+    horizon = int(win.n_ahead)
+    monkeypatch.setattr(bt, "_ALLOCATION_CELLS", 7 * horizon * (horizon + 1) * 8)  # 7 windows per call
+    streamed = backtest(policies, win, max_rate=max_rate, conditions=conditions)
+    pd.testing.assert_frame_equal(streamed, whole)

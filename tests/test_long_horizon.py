@@ -110,6 +110,7 @@ def test_sample_columns_are_stratified_deterministic_and_vary_with_the_batch():
     assert np.unique(np.concatenate([d[:-1] for d in draws])).size > 60  # the draws cover most columns
 
 
+@pytest.mark.backend
 def test_training_step_scores_sampled_columns_and_evaluation_all_of_them():
     win = hourly_windows(70, 8)
     model = small_model(70, train_columns=5)

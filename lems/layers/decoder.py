@@ -54,7 +54,7 @@ class DecoderState(NamedTuple):
 
 
 #: From this horizon [bars] on, the recursion's per-step activations are recomputed in the backward pass
-#: (``keras.remat``) instead of stored: memory linear in H at the cost of one more forward per step.
+#: (``keras.remat``, JAX and PyTorch) instead of stored: memory linear in H at the cost of one more forward per step.
 REMAT_MIN_HORIZON = 48
 #: Number of per-order state features fed to the heads at each step.
 N_STATE = 8
@@ -633,7 +633,9 @@ class AllocationDecoder(keras.layers.Layer):
                 return (a,) + new_state, (a,) + new_state
             return new_state, a
 
-        if self.n_ahead >= REMAT_MIN_HORIZON:  # long horizons: recompute each step's activations in the backward
+        # Long horizons: recompute each step's activations in the backward pass (not on TensorFlow, whose gradient
+        # of a rematerialised while-loop body fails to capture the variables).
+        if self.n_ahead >= REMAT_MIN_HORIZON and not full_outputs:
             step = keras.remat(step)
         init = ((ops.zeros_like(state.remaining),) if full_outputs else ()) + tuple(state)
         _, outputs = ops.scan(step, init, xs)
