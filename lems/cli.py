@@ -489,7 +489,7 @@ def _costed(config, windows, allocations: dict) -> tuple[Any, Any]:
     conditions = execution.conditions()
     _say(f"net of costs: order sizes {', '.join(f'{s:g}' for s in execution.sizes)} of the expected horizon volume, "
          f"cost model {execution.cost_model()!r}, cap {execution.max_participation}")
-    policies = [PrecomputedPolicy(name, alloc) for name, alloc in allocations.items()]
+    policies = [PrecomputedPolicy(name, alloc, windows) for name, alloc in allocations.items()]
     costs = costed_backtest(policies, windows, conditions, min_rate=config.min_rate, max_rate=config.max_rate,
                             ac_risk_aversion=execution.ac_risk_aversion)
     return costs, conditions[0]

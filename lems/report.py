@@ -178,18 +178,32 @@ class PrecomputedPolicy:
     Args:
         name: Label of the policy.
         allocations: ``(N, H, H+1, 4, 2)`` allocations for the windows it will be asked about.
+        windows: the ``N`` windows they belong to: then any subset of them can be asked for too (the backtest asks
+            a few windows at a time at long horizons), matched by (asset, origin).
     """
 
-    def __init__(self, name: str, allocations: np.ndarray) -> None:
+    def __init__(self, name: str, allocations: np.ndarray, windows=None) -> None:
         self.name = str(name)
         self.allocations = np.asarray(allocations, dtype=np.float64)
+        self._rows = None if windows is None else _window_keys(windows)
 
     def allocate(self, windows, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """The stored allocations (``ValueError`` when they do not match the windows)."""
-        if self.allocations.shape[:2] != (len(windows), windows.n_ahead):
-            raise ValueError(f"stored allocations of {self.name!r} have shape {self.allocations.shape}, "
-                             f"not ({len(windows)}, {windows.n_ahead}, ...)")
-        return self.allocations
+        """The stored allocations of ``windows`` (``ValueError`` when they do not match the windows)."""
+        if self.allocations.shape[:2] == (len(windows), windows.n_ahead):
+            return self.allocations
+        if self._rows is not None and self.allocations.shape[1] == windows.n_ahead:
+            rows = self._rows.get_indexer(_window_keys(windows))
+            if (rows >= 0).all():
+                return self.allocations[rows]
+        raise ValueError(f"stored allocations of {self.name!r} have shape {self.allocations.shape}, "
+                         f"not ({len(windows)}, {windows.n_ahead}, ...)")
+
+
+def _window_keys(windows) -> pd.MultiIndex:
+    """(asset, origin) of each window: the key of its stored allocations."""
+    origin = pd.DatetimeIndex(windows.origin)
+    origin = origin.tz_localize("UTC") if origin.tz is None else origin.tz_convert("UTC")
+    return pd.MultiIndex.from_arrays([np.asarray(windows.asset).astype(str), origin.as_unit("ns")])
 
 
 def allocate_and_backtest(policies: Sequence[Any], windows, *, min_rate: Any = 0.0,
@@ -201,7 +215,7 @@ def allocate_and_backtest(policies: Sequence[Any], windows, *, min_rate: Any = 0
     """
     allocations = {str(p.name): np.asarray(p.allocate(windows, min_rate=min_rate, max_rate=max_rate), np.float64)
                    for p in policies}
-    frame = backtest([PrecomputedPolicy(k, v) for k, v in allocations.items()], windows,
+    frame = backtest([PrecomputedPolicy(k, v, windows) for k, v in allocations.items()], windows,
                      min_rate=min_rate, max_rate=max_rate)
     return frame, allocations
 
@@ -669,7 +683,7 @@ def costed_backtest(policies: Any, windows, conditions: Sequence[Any], *, min_ra
     if not conditions:
         raise ValueError("costed_backtest needs at least one ExecutionConditions (order size)")
     named = _named_policies(policies)
-    stored = [PrecomputedPolicy(name, policy.allocate(windows, min_rate=min_rate, max_rate=max_rate))
+    stored = [PrecomputedPolicy(name, policy.allocate(windows, min_rate=min_rate, max_rate=max_rate), windows)
               for name, policy in named.items()]
     sigma = lookback_volatility(windows)
     horizon = int(windows.n_ahead)

@@ -1010,6 +1010,7 @@ def _on_compact_targets(metric):
 #: Keys the validation scores add to the training logs and history (units: bps).
 TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY = "val_tracking_error_bps", "val_flexible_improvement_bps", "val_selection_score"
 _SCORE_CHUNK = 2048  # windows per forward pass and outcome computation (bounds the float64 temporaries)
+_SCORE_CELLS = 2**23  # and at most this many bar x order cells (64 MiB of float64): long horizons, fewer windows
 
 
 def selection_scores(allocations: np.ndarray, y: np.ndarray, costs: _NetScoring | None = None) -> dict[str, float]:
@@ -1116,8 +1117,10 @@ class ValidationScores(_callback_base()):
     def scores(self) -> dict[str, float]:
         """The three numbers for the model's current weights (NaN when its output is not finite)."""
         total = {"tracking": 0.0, "flexible": 0.0, "n": 0}
-        for lo in range(0, len(self.windows), _SCORE_CHUNK):
-            rows = np.arange(lo, min(lo + _SCORE_CHUNK, len(self.windows)))
+        horizon = int(self.windows.n_ahead)
+        chunk = max(1, min(_SCORE_CHUNK, _SCORE_CELLS // (horizon * (horizon + 1) * 8)))
+        for lo in range(0, len(self.windows), chunk):
+            rows = np.arange(lo, min(lo + chunk, len(self.windows)))
             part = self.windows if len(rows) == len(self.windows) else self.windows.subset(rows)
             allocations = self._allocations(part)
             if not np.all(np.isfinite(allocations)):
