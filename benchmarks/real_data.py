@@ -6,6 +6,10 @@ Setups (one model per data set, trained on all its assets, time split with purgi
   train through 2020-06-30, validate 2020-07..2020-12, test 2021 (to the end of the data).
 * ``equities``: SPY, AAPL, IBM, AIG, BAC 1h regular session, tz America/New_York, ``n_ahead`` 7 bars (one
   session), lookback 35 bars (5 sessions); train through 2015, validate 2016-2017, test 2018 onwards.
+* ``crypto_1m``: ALGO, DOT, LINK, LTC USDT perpetuals 1m (Binance futures, 2026-02), tz UTC, ``n_ahead`` 30 bars,
+  lookback 60 bars; train 02-01..02-15, validate 02-16..02-20, test 02-21 onwards (every 10th origin evaluated).
+
+``--holdout SYMBOL`` trains and validates on the other symbols and tests on SYMBOL alone (leave one symbol out).
 
 Training: :func:`lems.training.train` (Adam, :func:`lems.loss.lem_loss`, early stopping on the validation
 loss with the best weights restored, and a wall-clock budget, compilation included). Training windows are
@@ -16,13 +20,18 @@ Evaluation on the test split with :func:`lems.backtest.backtest`: model vs TWAP,
 every order type, target and min duration, no trading limits (``min_rate`` 0, ``max_rate`` 1). Headlines:
 
 1. fixed duration (track), VWAP benchmark: tracking error ``|diff|`` [bps]: mean, std, P95, and the model's
-   relative reduction [%] vs each baseline, with a paired 95 % interval (clustered by origin day);
+   relative reduction [%] vs each baseline, with a paired 95 % interval (clustered by origin day); the spread
+   (std of the signed diff [bps]) and the model's spread ratio to each policy with a paired day-block bootstrap
+   95 % interval; the volume-curve error (mean |cumulative allocation - cumulative realised volume share|) of
+   every schedule, the model's dynamic volume forecast used alone as a schedule (``dynamic_forecast``) included;
 2. flexible duration (beat): mean improvement [bps] per min duration and benchmark, model vs FlexibleRule vs
    TWAP, with the paired 95 % interval of model minus FlexibleRule (clustered by origin day).
 
 With ``--variant NAME:key=value,...`` (repeatable) several configurations are trained, each with the full
-``--minutes`` budget, and the one with the lowest validation loss is evaluated on the test split; the tuning
-table (validation numbers only) goes into the Markdown results.
+``--minutes`` budget, and the one with the lowest validation tracking spread (fixed column, VWAP) is evaluated on
+the test split; the tuning table (validation numbers only) goes into the Markdown results. Keys are
+:class:`lems.training.TrainConfig` fields, or ``model.<arg>`` for a :class:`lems.models.LargeExecutionModel`
+argument that the config does not carry (e.g. ``model.volume_forecast=false``).
 
 Usage (from the repository root)::
 
@@ -38,6 +47,7 @@ JSON of a committed run from its ``.csv`` and ``.md`` without training.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -74,6 +84,9 @@ class DataSetup:
         train_end: First origin time NOT in training (windows whose last bar starts before it train).
         val_end: Start of the test split (validation: origin >= train_end and last bar < val_end).
         train_stride: Default thinning of training origins per asset [bars].
+        test_stride: Thinning of the test origins per asset [bars] (1: every window; minute bars: fewer, so that
+            the backtest frame fits in memory).
+        bar_label: Bar length, for the report.
     """
 
     name: str
@@ -85,6 +98,8 @@ class DataSetup:
     train_end: str
     val_end: str
     train_stride: int
+    test_stride: int = 1
+    bar_label: str = "1h"
 
 
 SETUPS: dict[str, DataSetup] = {
@@ -92,6 +107,8 @@ SETUPS: dict[str, DataSetup] = {
                         "2020-07-01", "2021-01-01", 2),
     "equities": DataSetup("equities", "equities_1h", ("SPY", "AAPL", "IBM", "AIG", "BAC"), "America/New_York",
                           7, 35, "2016-01-01", "2018-01-01", 4),
+    "crypto_1m": DataSetup("crypto_1m", "crypto_1m", ("ALGOUSDT", "DOTUSDT", "LINKUSDT", "LTCUSDT"), "UTC", 30, 60,
+                           "2026-02-16", "2026-02-21", 8, test_stride=10, bar_label="1m"),
 }
 
 
@@ -109,14 +126,25 @@ def data_files(data_root: Path, setup: DataSetup) -> list[Path]:
     return files
 
 
-def build_splits(files: list[Path], setup: DataSetup, lookback: int):
-    """Leak-free windows of all files, split in time (purged): ``(train, val, test)`` WindowSets."""
+def build_splits(files: list[Path], setup: DataSetup, lookback: int, holdout: str | None = None):
+    """Leak-free windows of all files, split in time (purged): ``(train, val, test)`` WindowSets.
+
+    The test split keeps every ``setup.test_stride``-th origin per asset. With ``holdout``, train and validation
+    hold the other symbols only and the test split that symbol only (leave one symbol out).
+    """
     from lems.data.loaders import read_bars
     from lems.data.windows import make_windows
 
     bars = read_bars([str(p) for p in files])
     windows = make_windows(bars, lookback, setup.n_ahead, tz=setup.tz)
-    return windows.split(setup.train_end, setup.val_end)
+    train_set, val_set, test_set = windows.split(setup.train_end, setup.val_end)
+    test_set = thin(test_set, setup.test_stride)
+    if holdout is not None:
+        if holdout not in setup.symbols:
+            raise ValueError(f"--holdout {holdout!r} is not a symbol of {setup.name} {setup.symbols}")
+        train_set, val_set = (w.subset(np.asarray(w.asset) != holdout) for w in (train_set, val_set))
+        test_set = test_set.subset(np.asarray(test_set.asset) == holdout)
+    return train_set, val_set, test_set
 
 
 def thin(windows, stride: int):
@@ -145,7 +173,7 @@ def base_config(args: argparse.Namespace, setup: DataSetup, files: list[Path]):
         n_ahead=setup.n_ahead, stride=1, train_end=setup.train_end, val_end=setup.val_end,
         hidden_size=args.hidden_size, hidden_rnn_layer=1, num_heads=4, num_embedding=8, fused_mlp_hidden_dim=32,
         kan_basis="rbf", batch_size=args.batch_size, learning_rate=args.learning_rate, epochs=args.epochs,
-        time_budget_s=args.minutes * 60.0, patience=args.patience, seed=args.seed,
+        time_budget_s=args.minutes * 60.0, max_steps=args.max_steps, patience=args.patience, seed=args.seed,
         fast_compile=args.fast_compile,
     )
 
@@ -165,52 +193,206 @@ def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
     return name.strip() or "variant", changes
 
 
-def train_one(config, splits, train_stride: int, val_stride: int, verbose: int) -> dict[str, Any]:
+def split_changes(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(TrainConfig changes, LargeExecutionModel overrides)`` of a variant (``model.<arg>`` keys)."""
+    model = {k[len("model."):]: v for k, v in changes.items() if k.startswith("model.")}
+    return {k: v for k, v in changes.items() if not k.startswith("model.")}, model
+
+
+@contextlib.contextmanager
+def model_overrides(overrides: dict[str, Any]):
+    """Within the block, :func:`lems.training.train` builds its model with ``overrides`` (benchmark variants of
+    model arguments that :class:`lems.training.TrainConfig` does not carry)."""
+    import lems.models
+
+    if not overrides:
+        yield
+        return
+    original = lems.models.LargeExecutionModel
+
+    def build(*args, **kwargs):
+        return original(*args, **{**kwargs, **overrides})
+
+    lems.models.LargeExecutionModel = build
+    try:
+        yield
+    finally:
+        lems.models.LargeExecutionModel = original
+
+
+def train_one(config, splits, train_stride: int, val_stride: int, verbose: int,
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one configuration; returns the model, history and validation numbers."""
     from lems.training import Splits, train
 
     train_set, val_set, test_set = splits
     fit_splits = Splits(thin(train_set, train_stride), thin(val_set, val_stride), test_set)
-    start = time.perf_counter()
-    result = train(config, windows=fit_splits, verbose=verbose)
+    start, cpu = time.perf_counter(), time.process_time()
+    with model_overrides(overrides or {}):
+        result = train(config, windows=fit_splits, verbose=verbose)
     val_loss = result.history.get("val_loss", [float("nan")])
-    best_epoch = int(np.nanargmin(val_loss)) + 1 if np.isfinite(val_loss).any() else 0
+    score = result.history.get("val_selection_score", val_loss)  # what train() selects on
+    best_epoch = int(np.nanargmin(score)) + 1 if np.isfinite(score).any() else 0
     return {
         "model": result.model, "history": result.history, "stopped_by": result.stopped_by,
         "epochs_run": result.epochs_run, "fit_wall_s": result.wall_time_s,
-        "train_wall_s": time.perf_counter() - start, "best_epoch": best_epoch,
-        "best_val_loss": float(np.nanmin(val_loss)) if best_epoch else float("nan"),
+        "train_wall_s": time.perf_counter() - start, "train_cpu_s": time.process_time() - cpu,
+        "best_epoch": best_epoch,
+        "best_val_loss": float(val_loss[best_epoch - 1]) if best_epoch else float("nan"),
         "n_train": len(fit_splits.train), "n_val_fit": len(fit_splits.val),
     }
 
 
 def validation_tracking(model, val_set) -> dict[str, float]:
-    """Fixed-column VWAP tracking error [bps, mean] of model / static VWAP / TWAP on the validation split."""
+    """Fixed-column VWAP tracking error [bps: mean |diff| and spread, the std of the signed diff] of model /
+    static VWAP / TWAP, and the model's flexible improvement, on the validation split (the choice of variant)."""
     from lems.backtest import backtest
     from lems.baselines import TWAP, ModelPolicy, StaticVWAP
 
     frame = backtest({"model": ModelPolicy(model), "static_vwap": StaticVWAP(), "twap": TWAP()}, val_set)
     fixed = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
     te = fixed.groupby("policy", observed=True)["tracking_error_bps"].mean()
+    spread = (fixed["diff"] * 1e4).groupby(fixed["policy"], observed=True).std()
     flex = frame[frame["objective"] == "beat"]
     imp = flex.groupby("policy", observed=True)["improvement_bps"].mean()
+    best_classical = min(spread["static_vwap"], spread["twap"])
     return {"val_te_model": float(te["model"]), "val_te_static": float(te["static_vwap"]),
             "val_te_twap": float(te["twap"]), "val_te_reduction_pct": float((1 - te["model"] / te["static_vwap"])
                                                                              * 100),
+            "val_spread_model": float(spread["model"]), "val_spread_ratio": float(spread["model"] / best_classical),
             "val_flex_imp_model": float(imp["model"]), "val_flex_imp_twap": float(imp["twap"])}
 
 
 # --------------------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------------------
-def evaluate(model, test_set) -> pd.DataFrame:
-    """Backtest frame of the model and the classical baselines on the test windows (no trading limits)."""
-    from lems.backtest import backtest
-    from lems.baselines import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
+class ForecastSchedule:
+    """The model's dynamic volume forecast used alone as a schedule (a :class:`lems.baselines.Policy`).
 
-    policies = {"model": ModelPolicy(model), "static_vwap": StaticVWAP(), "flexible_rule": FlexibleRule(),
-                "twap": TWAP()}
-    return backtest(policies, test_set)
+    At the open of bar ``s`` it trades the forecast share of what remains
+    (:meth:`lems.models.LargeExecutionModel.forecast_shares`; the last bar takes what is left) for the VWAP order
+    types of every column, and the uniform schedule for the TWAP ones: the dynamic VWAP without the learned heads.
+    Limits apply through :func:`lems.execution.allocate_step` (none in this benchmark).
+    """
+
+    def __init__(self, model, batch_size: int = 512, name: str = "dynamic_forecast") -> None:
+        self.model, self.batch_size, self.name = model, int(batch_size), name
+
+    def shares(self, windows) -> np.ndarray:
+        """``(N, H)`` float64 forecast shares of what remains at every decision (1 at the last bar)."""
+        import keras
+
+        x = np.asarray(windows.X, dtype=np.float32)
+        parts = [np.asarray(keras.ops.convert_to_numpy(self.model.forecast_shares(x[i:i + self.batch_size])),
+                            np.float64) for i in range(0, len(x), self.batch_size)]
+        shares = np.concatenate(parts) if parts else np.zeros((0, windows.n_ahead - 1))
+        return np.concatenate([shares, np.ones((len(shares), 1))], axis=1)
+
+    def allocate(self, windows, min_rate=0.0, max_rate=1.0) -> np.ndarray:
+        """Allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`lems.baselines.Policy`)."""
+        from lems.execution import ORDER_TYPES, allocate_step, rate_columns
+
+        n, horizon = len(windows), int(windows.n_ahead)
+        lo, hi = rate_columns(n, min_rate, max_rate, horizon)
+        is_vwap = np.array([bench == "vwap" for _, bench in ORDER_TYPES])
+        uniform = 1.0 / (horizon - np.arange(horizon))
+        share = np.where(is_vwap[None, None, :], self.shares(windows)[:, :, None], uniform[None, :, None])
+        remaining, out = np.ones((n, len(ORDER_TYPES))), np.zeros((n, horizon, len(ORDER_TYPES)))
+        for s in range(horizon):
+            out[:, s] = allocate_step(share[:, s] * remaining, remaining, horizon - s, lo, hi)
+            remaining = remaining - out[:, s]
+        return np.ascontiguousarray(np.broadcast_to(out[:, :, None, :, None], (n, horizon, horizon + 1,
+                                                                                len(ORDER_TYPES), 2)))
+
+
+def blend_weights(blend, benchmark: str) -> str:
+    """The blend's non-zero weights for one benchmark's order types, for the report."""
+    weights = dict(zip(blend.policies, blend.weights[benchmark]))
+    return ", ".join(f"{k} {v:.3f}" for k, v in weights.items() if v > 0)
+
+
+def forecast_parameters(model) -> str:
+    """The trained volume forecast's scalar parameters, for the report."""
+    forecast = getattr(getattr(model, "decoder", None), "forecast", None)
+    if forecast is None:
+        return "none (static prior)"
+    values = forecast.parameters()
+    return ", ".join(f"{k} {np.array2string(np.atleast_1d(v), precision=3, separator=' ')}" for k, v in values.items())
+
+
+def blend_components(model) -> dict[str, Any]:
+    """The schedules the blend combines: the model, its volume forecast alone, the static curve and TWAP."""
+    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
+
+    components = {"model": ModelPolicy(model), "static_vwap": StaticVWAP(), "twap": TWAP()}
+    if getattr(model, "volume_forecast", False):
+        components["dynamic_forecast"] = ForecastSchedule(model)
+    return components
+
+
+def fit_blend(model, val_set):
+    """:class:`lems.blend.BlendedPolicy` ``model_blend``: the fixed-duration schedules of :func:`blend_components`
+    combined with the weights of least mean square tracking error on the VALIDATION windows; flexible columns: the
+    model's."""
+    from lems.blend import fit_blended_policy
+
+    return fit_blended_policy(blend_components(model), val_set, flexible_from="model", name="model_blend")
+
+
+def evaluate(model, test_set, blend=None) -> pd.DataFrame:
+    """Backtest frame of the model, its volume forecast alone, the validation-fitted blend and the classical
+    baselines on the test windows (no trading limits)."""
+    from lems.backtest import backtest
+    from lems.baselines import FlexibleRule
+
+    policies = {**blend_components(model), "flexible_rule": FlexibleRule()}
+    if blend is not None:
+        policies["model_blend"] = blend
+    order = [p for p in (*POLICY_ORDER, "dynamic_forecast", "model_blend") if p in policies]
+    return backtest({p: policies[p] for p in order}, test_set)
+
+
+def curve_error(policies: dict[str, Any], test_set) -> pd.DataFrame:
+    """Volume-curve error of each schedule: mean over windows and decisions ``s = 0 .. H-2`` of ``|cumulative
+    allocation - cumulative realised volume share|`` after bar ``s`` [percent of the order], for the fixed-duration
+    buy-VWAP quantity order (what drives the VWAP tracking error), with its ratio to the static curve's."""
+    from lems.backtest import seed_targets
+
+    realised = np.cumsum(seed_targets(test_set)[:, :, 0], axis=1)[:, :-1]
+    rows = {}
+    for name, policy in policies.items():
+        fixed = np.asarray(policy.allocate(test_set), np.float64)[:, :, -1, 0, 0]
+        rows[name] = {"cum_share_error_pct": float(np.abs(np.cumsum(fixed, axis=1)[:, :-1] - realised).mean() * 100)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table["ratio_to_static"] = table["cum_share_error_pct"] / table.loc["static_vwap", "cum_share_error_pct"]
+    table.index.name = "policy"
+    return table
+
+
+def spread_ratio_ci(frame: pd.DataFrame, model: str = "model", n_boot: int = 500, seed: int = 0,
+                    alpha: float = 0.05) -> pd.DataFrame:
+    """Spread (std of the signed fixed-duration VWAP diff [bps]) of every policy, and the model's spread over each
+    policy's with a paired bootstrap 95 % interval resampling origin days (all orders of a day move together)."""
+    rows = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
+    wide = rows.pivot_table(index=["window", "side", "target"], columns="policy", values="diff", observed=True)
+    day = rows[rows["policy"] == model].set_index(["window", "side", "target"])["origin"].dt.floor("D")
+    codes = pd.factorize(day.reindex(wide.index))[0]
+    values = wide.to_numpy() * 1e4
+    rng = np.random.default_rng(seed)
+    n_days = codes.max() + 1
+    members = [np.flatnonzero(codes == d) for d in range(n_days)]
+    boot = []
+    for _ in range(n_boot):
+        pick = np.concatenate([members[d] for d in rng.integers(0, n_days, n_days)])
+        boot.append(values[pick].std(axis=0, ddof=1))
+    boot = np.asarray(boot)
+    col = list(wide.columns).index(model)
+    ratios = boot[:, [col]] / boot
+    full = values.std(axis=0, ddof=1)
+    return pd.DataFrame({"spread_bps": full, "model_spread_ratio": full[col] / full,
+                         "ratio_ci_low": np.quantile(ratios, alpha / 2, axis=0),
+                         "ratio_ci_high": np.quantile(ratios, 1 - alpha / 2, axis=0)},
+                        index=pd.Index([str(c) for c in wide.columns], name="policy"))
 
 
 def fixed_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -228,6 +410,11 @@ def fixed_table(frame: pd.DataFrame) -> pd.DataFrame:
     paired = paired[(paired["objective"] == "track") & (paired["benchmark"] == "vwap")].set_index("baseline")
     table["paired_diff_bps"] = paired["mean_diff"]
     table["ci_low"], table["ci_high"] = paired["ci_low"], paired["ci_high"]
+    table = table.join(spread_ratio_ci(frame))
+    if "model_blend" in table.index:
+        blend = spread_ratio_ci(frame, model="model_blend")
+        table["blend_spread_ratio"] = blend["model_spread_ratio"]
+        table["blend_ratio_ci_low"], table["blend_ratio_ci_high"] = blend["ratio_ci_low"], blend["ratio_ci_high"]
     return table.reindex([p for p in POLICY_ORDER if p in table.index]
                          + [p for p in table.index if p not in POLICY_ORDER])
 
@@ -249,6 +436,25 @@ def flexible_table(frame: pd.DataFrame) -> pd.DataFrame:
                                              means.index.get_level_values(1)], names=["benchmark", "min_duration"])
     cols = [p for p in POLICY_ORDER if p in means.columns]
     return means[cols].join(paired.add_prefix("model_minus_rule_"))
+
+
+def flexible_by_side(frame: pd.DataFrame) -> pd.DataFrame:
+    """Flexible improvement [bps] pooled over min durations, per benchmark and side, with the paired model -
+    FlexibleRule interval (day clusters)."""
+    from lems.report import paired_comparison
+
+    flex = frame[frame["objective"] == "beat"]
+    means = (flex.groupby(["benchmark", "side", "policy"], observed=True)["improvement_bps"].mean()
+             .unstack("policy"))
+    means.columns = means.columns.astype(str)
+    means.index = pd.MultiIndex.from_arrays([means.index.get_level_values(i).astype(str) for i in range(2)],
+                                            names=["benchmark", "side"])
+    paired = paired_comparison(frame, "model", "flexible_rule", by=("benchmark", "side"), cluster="day")
+    paired = paired[paired["objective"] == "beat"].copy()
+    paired.index = pd.MultiIndex.from_arrays([paired["benchmark"].astype(str), paired["side"].astype(str)],
+                                             names=["benchmark", "side"])
+    cols = [p for p in ("model", "flexible_rule", "twap") if p in means.columns]
+    return means[cols].join(paired[["mean_diff", "ci_low", "ci_high"]].add_prefix("model_minus_rule_"))
 
 
 def pooled_flexible(frame: pd.DataFrame) -> pd.DataFrame:
@@ -302,8 +508,22 @@ def verdict(fixed: pd.DataFrame) -> str:
             f"at H=12.")
 
 
+def spread_verdict(fixed: pd.DataFrame, target: float = 0.70, model: str = "model") -> str:
+    """One sentence on the spread target (``model``'s spread <= ``target`` x the best classical baseline's)."""
+    classical = [p for p in ("static_vwap", "twap") if p in fixed.index]
+    best = min(classical, key=lambda p: fixed.loc[p, "spread_bps"])
+    prefix = "" if model == "model" else "blend_"
+    ratio = fixed.loc[best, f"{prefix}spread_ratio" if prefix else "model_spread_ratio"]
+    lo, hi = fixed.loc[best, f"{prefix}ratio_ci_low"], fixed.loc[best, f"{prefix}ratio_ci_high"]
+    reached = "reaches" if ratio <= target else f"misses (by {ratio / target - 1:+.1%} of the target ratio)"
+    return (f"Spread (std of the signed diff): {model} {fixed.loc[model, 'spread_bps']:.2f} bps vs best classical "
+            f"baseline ({best}) {fixed.loc[best, 'spread_bps']:.2f} bps: ratio {ratio:.3f} (95 % day-bootstrap "
+            f"[{lo:.3f}, {hi:.3f}]); the target <= {target:.2f} x: {model} {reached}.")
+
+
 def write_results(out: Path, name: str, meta: dict[str, Any], fixed: pd.DataFrame, flex: pd.DataFrame,
-                  pooled: pd.DataFrame, tuning: pd.DataFrame, frame: pd.DataFrame) -> None:
+                  pooled: pd.DataFrame, tuning: pd.DataFrame, frame: pd.DataFrame,
+                  curves: pd.DataFrame | None = None, by_side: pd.DataFrame | None = None) -> None:
     """Markdown page, CSV distribution table and a PNG of improvement vs min duration."""
     from lems.backtest import summary
 
@@ -321,16 +541,29 @@ def write_results(out: Path, name: str, meta: dict[str, Any], fixed: pd.DataFram
     lines += [f"- **{k}**: {v}" for k, v in meta.items()]
     lines += ["", "## Headline 1: fixed duration (track), VWAP tracking error |diff| [bps]", "",
               ("Test split, both sides and both targets pooled; `paired_diff_bps` = baseline - model on the same "
-               "orders (positive = model tracks better), 95 % CI clustered by origin day."), "",
-              md_table(fixed), "", verdict(fixed), "",
-              "## Headline 2: flexible duration (beat), mean improvement [bps] per min duration", "",
+               "orders (positive = model tracks better), 95 % CI clustered by origin day. `spread_bps` = std of "
+               "the signed diff; `model_spread_ratio` = model spread / policy spread, 95 % interval from a paired "
+               "bootstrap of origin days (500 draws). `dynamic_forecast` = the model's volume forecast used alone "
+               "as a schedule (no learned heads)."), "",
+              md_table(fixed), "", verdict(fixed), "", spread_verdict(fixed), ""]
+    if "model_blend" in fixed.index:
+        lines += [spread_verdict(fixed, model="model_blend"), ""]
+    if curves is not None:
+        lines += ["### Volume-curve error of each schedule (fixed duration, buy-VWAP quantity order)", "",
+                  ("Mean over test windows and bars s = 0 .. H-2 of |cumulative allocation - cumulative realised "
+                   "volume share| [% of the order]; `ratio_to_static` < 1: a better forecast of the realised curve "
+                   "than the static one."), "", md_table(curves, 3), ""]
+    lines += ["## Headline 2: flexible duration (beat), mean improvement [bps] per min duration", "",
               ("Both sides and both targets pooled; `model_minus_rule_*` = paired model - FlexibleRule with a 95 % "
                "CI clustered by origin day. Notional-target orders vs TWAP earn a small positive 'improvement' "
                "with no skill (harmonic vs arithmetic mean): compare with the TWAP column."), "",
               md_table(flex), "", "Pooled over all min durations:", "", md_table(pooled), ""]
+    if by_side is not None:
+        lines += ["Pooled over all min durations, per side:", "", md_table(by_side), ""]
     if png is not None:
         lines += [f"![improvement by min duration]({png.name})", ""]
-    lines += ["## Configurations tried (validation numbers only; chosen by lowest validation loss)", "",
+    lines += ["## Configurations tried (validation numbers only; chosen by lowest validation spread of the fixed VWAP "
+              "column)", "",
               md_table(tuning, 3), "",
               (f"Full distribution table (mean, std, median, P5, P95, Q25, Q75 per policy x side x benchmark x "
                f"target x min duration x objective): `real_data_{name}.csv`."), ""]
@@ -445,8 +678,9 @@ def summary_from_results(out: Path, setup: DataSetup) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", choices=[*SETUPS, "both"], default="both")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder holding crypto_1h/ and equities_1h/")
+    p.add_argument("--dataset", choices=[*SETUPS, "both"], default="both", help="'both': crypto and equities")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                   help="folder holding crypto_1h/, equities_1h/ and crypto_1m/")
     p.add_argument("--minutes", type=float, default=12.0, help="wall-clock training budget per configuration")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lookback", type=int, default=None, help="bars (default: 48 crypto, 35 equities)")
@@ -454,13 +688,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--epochs", type=int, default=100, help="max epochs (the budget usually stops first)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="max optimizer steps (a machine-independent budget; --minutes stays a wall-clock cap)")
     p.add_argument("--patience", type=int, default=3, help="early-stopping patience [epochs]")
     p.add_argument("--train-stride", type=int, default=None, help="thin training origins (default per set)")
     p.add_argument("--val-stride", type=int, default=4, help="thin validation origins used for early stopping")
     p.add_argument("--fast-compile", action="store_true", help="JAX: lower XLA optimisation (faster compile)")
     p.add_argument("--variant", action="append", default=[],
-                   help="extra configuration 'name:key=value,...' (TrainConfig fields), trained with the same "
-                        "budget; the lowest validation loss is evaluated on test")
+                   help="extra configuration 'name:key=value,...' (TrainConfig fields, or model.<arg> for a "
+                        "LargeExecutionModel argument), trained with the same budget; the lowest validation spread "
+                        "of the fixed VWAP column is evaluated on test")
+    p.add_argument("--save-model", type=Path, default=None, help="folder: save the chosen model as <name>.keras")
+    p.add_argument("--holdout", default=None, help="leave one symbol out: train/validate without it, test on it")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--verbose", type=int, default=2)
     p.add_argument("--summary-only", action="store_true",
@@ -470,68 +709,97 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> None:
     """Train, choose on validation, evaluate on test, write the results of one data set."""
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     files = data_files(args.data, setup)
     config = base_config(args, setup, files)
     stride = args.train_stride or setup.train_stride
     variants = [("base", {})] + [parse_variant(v) for v in args.variant]
     cache: dict[int, tuple] = {}
     trials, best = [], None
+    label = setup.name if args.holdout is None else f"{setup.name}_holdout_{args.holdout}"
     for name, changes in variants:
-        cfg = config.replace(**changes)
+        config_changes, overrides = split_changes(changes)
+        cfg = config.replace(**config_changes)
         if cfg.lookback not in cache:
-            cache[cfg.lookback] = build_splits(files, setup, cfg.lookback)
+            cache[cfg.lookback] = build_splits(files, setup, cfg.lookback, args.holdout)
         splits = cache[cfg.lookback]
-        print(f"[{setup.name}] {name}: windows train/val/test = {[len(s) for s in splits]}", flush=True)
-        run = train_one(cfg, splits, stride, args.val_stride, args.verbose)
+        print(f"[{label}] {name}: windows train/val/test = {[len(s) for s in splits]}", flush=True)
+        run = train_one(cfg, splits, stride, args.val_stride, args.verbose, overrides)
         run.update(validation_tracking(run["model"], thin(splits[1], args.val_stride)))
         trials.append({"variant": name, "changes": json.dumps(changes) if changes else "(base)",
                        **{k: run[k] for k in ("best_val_loss", "best_epoch", "epochs_run", "stopped_by",
-                                              "fit_wall_s", "n_train", "val_te_model", "val_te_static",
-                                              "val_te_reduction_pct", "val_flex_imp_model")}})
-        print(f"[{setup.name}] {name}: {trials[-1]}", flush=True)
-        if best is None or run["best_val_loss"] < best[2]["best_val_loss"]:
+                                              "fit_wall_s", "train_cpu_s", "n_train", "val_te_model",
+                                              "val_te_static", "val_te_reduction_pct", "val_spread_model",
+                                              "val_spread_ratio", "val_flex_imp_model")}})
+        print(f"[{label}] {name}: {trials[-1]}", flush=True)
+        if best is None or run["val_spread_model"] < best[2]["val_spread_model"]:
             best = (name, cfg, run, splits)
     name, cfg, run, (train_set, val_set, test_set) = best
-    frame = evaluate(run["model"], test_set)
+    blend = fit_blend(run["model"], thin(val_set, args.val_stride))
+    frame = evaluate(run["model"], test_set, blend)
     fixed, flex, pooled = fixed_table(frame), flexible_table(frame), pooled_flexible(frame)
+    by_side = flexible_by_side(frame)
+    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
+
+    schedules = {"model": ModelPolicy(run["model"]), "static_vwap": StaticVWAP(), "twap": TWAP()}
+    if getattr(run["model"], "volume_forecast", False):
+        schedules["dynamic_forecast"] = ForecastSchedule(run["model"])
+    schedules["model_blend"] = blend
+    curves = curve_error(schedules, test_set)
     tuning = pd.DataFrame(trials).set_index("variant")
     meta = {
         "command": f"`{command}`",
-        "data": f"{', '.join(setup.symbols)} ({setup.folder}, 1h bars), tz {setup.tz}",
+        "data": f"{', '.join(setup.symbols)} ({setup.folder}, {setup.bar_label} bars), tz {setup.tz}"
+                + ("" if args.holdout is None else f"; leave one symbol out: {args.holdout} only in test, never "
+                                                   f"in training or validation"),
         "windows (lookback, n_ahead)": f"{cfg.lookback}, {cfg.n_ahead} bars; no trading limits (min_rate 0, "
                                        f"max_rate 1)",
         "train": f"{len(train_set)} windows ({span(train_set)}), every {stride}-th origin per asset used: "
                  f"{run['n_train']}",
         "validation": f"{len(val_set)} windows ({span(val_set)}); early stopping on every {args.val_stride}-th: "
                       f"{run['n_val_fit']}",
-        "test": f"{len(test_set)} windows ({span(test_set)}), all evaluated",
+        "test": f"{len(test_set)} windows ({span(test_set)}), "
+                + ("all evaluated" if setup.test_stride == 1 else f"every {setup.test_stride}-th origin per asset"),
         "model": f"LargeExecutionModel(hidden_size={cfg.hidden_size}, hidden_rnn_layer={cfg.hidden_rnn_layer}, "
                  f"num_heads={cfg.num_heads}, num_embedding={cfg.num_embedding}, fused_mlp_hidden_dim="
-                 f"{cfg.fused_mlp_hidden_dim}, kan_basis={cfg.kan_basis!r}, use_prior=True)",
-        "training": f"Adam lr {cfg.learning_rate:g}, batch {cfg.batch_size}, lem_loss, patience {cfg.patience}, "
-                    f"seed {cfg.seed}, budget {args.minutes:g} min wall clock per configuration (2-core shared CPU, "
+                 f"{cfg.fused_mlp_hidden_dim}, kan_basis={cfg.kan_basis!r}, use_prior=True, volume_forecast="
+                 f"{getattr(run['model'], 'volume_forecast', False)}, forecast_loss_weight="
+                 f"{getattr(run['model'], 'forecast_loss_weight', 0):g}, tracking_loss_weight="
+                 f"{getattr(run['model'], 'tracking_loss_weight', 0):g})",
+        "training": f"Adam lr {cfg.learning_rate:g}, batch {cfg.batch_size}, lem_loss (+ the model's auxiliary "
+                    f"training losses), patience {cfg.patience} epochs on train()'s validation score "
+                    f"({cfg.selection}), seed {cfg.seed}, budget {cfg.max_steps or 'no cap on'} steps and "
+                    f"{args.minutes:g} min wall clock per configuration (2-core CPU shared with other jobs, "
                     f"JAX {'fast compile' if cfg.fast_compile else 'default XLA'})",
-        "chosen configuration": f"{name} (lowest validation loss {run['best_val_loss']:.5f}, best epoch "
-                                f"{run['best_epoch']} of {run['epochs_run']}, stopped by {run['stopped_by']}, "
-                                f"fit {run['fit_wall_s']:.0f} s)",
+        "chosen configuration": f"{name} (lowest validation spread {run['val_spread_model']:.2f} bps; best "
+                                f"weights and early stopping by train()'s validation score: epoch {run['best_epoch']} of "
+                                f"{run['epochs_run']}, stopped by {run['stopped_by']}, fit {run['fit_wall_s']:.0f} s "
+                                f"wall, {run['train_cpu_s']:.0f} s CPU)",
         "baselines": "TWAP (uniform), StaticVWAP(n_days=20) (causal seasonal volume curve), "
                      "FlexibleRule(threshold=0, base='static')",
-        "total wall time": f"{time.perf_counter() - t0:.0f} s",
+        "volume forecast (trained)": forecast_parameters(run["model"]),
+        "model_blend": (f"fixed-duration VWAP orders: {blend_weights(blend, 'vwap')} (weights of least mean square "
+                        f"tracking error on the {len(thin(val_set, args.val_stride))} validation windows used for early "
+                        "stopping, lems.blend); flexible columns: the model's"),
+        "total wall time": f"{time.perf_counter() - t0:.0f} s ({time.process_time() - cpu0:.0f} s CPU, all threads)",
     }
-    write_results(args.out, setup.name, meta, fixed, flex, pooled, tuning, frame)
+    write_results(args.out, label, meta, fixed, flex, pooled, tuning, frame, curves, by_side)
+    if args.save_model is not None:
+        args.save_model.mkdir(parents=True, exist_ok=True)
+        run["model"].save(args.save_model / f"{label}.keras")
     from lems.backtest import summary
 
-    write_summary(args.out, setup.name, headline_summary(setup, summary(frame), fixed, pooled))
-    print(f"[{setup.name}] fixed VWAP tracking error (bps):\n{fixed.round(3).to_string()}", flush=True)
-    print(f"[{setup.name}] flexible improvement (bps), pooled:\n{pooled.round(3).to_string()}", flush=True)
-    print(f"[{setup.name}] wrote {args.out / f'real_data_{setup.name}.md'}", flush=True)
+    write_summary(args.out, label, headline_summary(setup, summary(frame), fixed, pooled))
+    print(f"[{label}] fixed VWAP tracking error (bps):\n{fixed.round(3).to_string()}", flush=True)
+    print(f"[{label}] volume-curve error:\n{curves.round(4).to_string()}", flush=True)
+    print(f"[{label}] flexible improvement (bps), per side:\n{by_side.round(3).to_string()}", flush=True)
+    print(f"[{label}] wrote {args.out / f'real_data_{label}.md'}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     command = "python benchmarks/real_data.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    names = list(SETUPS) if args.dataset == "both" else [args.dataset]
+    names = ["crypto", "equities"] if args.dataset == "both" else [args.dataset]
     if args.summary_only:
         for name in names:
             print(f"wrote {write_summary(args.out, name, summary_from_results(args.out, SETUPS[name]))}")
