@@ -56,7 +56,7 @@ if LIVE:
     origin = int(win.origin_index[len(win) // 2])
     order = OrderSpec(side="buy", horizon=H, target="quantity", benchmark="vwap", min_duration=H // 2,
                       objective="beat", min_rate=0.0, max_rate=0.05)
-    session = ExecutionSession(model, order, 10_000.0, bars.iloc[:origin], n_days_profile=1)
+    session = ExecutionSession(model, order, 10_000.0, bars.iloc[:origin], n_days_profile=1, calendar="24/7")
     times = []
     for k in range(LIVE):
         begin = time.perf_counter()
@@ -95,8 +95,26 @@ def main(argv=None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1))
+        args.out.write_text(markdown(rows, argv) if args.out.suffix == ".md" else json.dumps(rows, indent=1))
     return 0
+
+
+def markdown(rows: list[dict], argv) -> str:
+    """The results as a Markdown table (per horizon), and the live latency at the largest one."""
+    lines = ["| H | columns scored per step | peak RSS (MiB) | compile + 2 steps of 32 (s) | training throughput "
+             "(windows/s) |", "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        columns = f"{r['sampled_columns']} + fixed (of {r['horizon'] + 1})" if r["sampled_columns"] else "all"
+        lines.append(f"| {r['horizon']} | {columns} | {r['peak_rss_mib']:,.0f} | {r['compile_and_steps_s']:.1f} | "
+                     f"{r['train_windows_per_s']:.1f} |")
+    live = [r for r in rows if "live_median_ms" in r]
+    if live:
+        r = live[-1]
+        lines += ["", f"Live `next_allocation()` at H = {r['horizon']}: median {r['live_median_ms']:.1f} ms, P90 "
+                      f"{r['live_p90_ms']:.1f} ms over {r['live_decisions']} decisions (the first one, which "
+                      f"compiles: {r['live_first_ms'] / 1e3:.1f} s)."]
+    command = " ".join(["python benchmarks/long_horizon.py", *(argv if argv is not None else sys.argv[1:])])
+    return "\n".join([f"Command: `{command}`", "", *lines, ""])
 
 
 if __name__ == "__main__":
