@@ -623,6 +623,7 @@ def headline_summary(setup: DataSetup, table: pd.DataFrame, fixed_ci: pd.DataFra
                                   "ci_high": float(r["ci_high"]),
                                   "significant": significant(r["ci_low"], r["ci_high"])}
                          for b, r in fixed_ci.dropna(subset=["ci_low"]).iterrows()},
+        "spread": spread_summary(fixed_ci),
         "flexible": flexible,
         "flexible_vs_rule": {str(b): {"mean_diff": float(r["model_minus_rule_mean_diff"]),
                                       "ci_low": float(r["model_minus_rule_ci_low"]),
@@ -661,13 +662,34 @@ def read_md_table(text: str, first_column: str) -> pd.DataFrame:
     raise ValueError(f"no table with first column {first_column!r}")
 
 
+def spread_summary(fixed_ci: pd.DataFrame) -> dict[str, Any]:
+    """The spread target's numbers: the best classical baseline and the model's (and the blend's) spread ratio to it
+    with its day-bootstrap interval (empty when the table has no spread columns)."""
+    if "spread_bps" not in fixed_ci.columns:
+        return {}
+    classical = [p for p in ("static_vwap", "twap") if p in fixed_ci.index]
+    best = min(classical, key=lambda p: float(fixed_ci.loc[p, "spread_bps"]))
+    out = {"best_classical": best, "best_classical_bps": float(fixed_ci.loc[best, "spread_bps"])}
+    for who, prefix in (("model", "model_spread_ratio"), ("model_blend", "blend_spread_ratio")):
+        if prefix in fixed_ci.columns and who in fixed_ci.index:
+            low, high = ("ratio_ci_low", "ratio_ci_high") if who == "model" else ("blend_ratio_ci_low",
+                                                                                   "blend_ratio_ci_high")
+            out[who] = {"spread_bps": float(fixed_ci.loc[who, "spread_bps"]),
+                        "ratio": float(fixed_ci.loc[best, prefix]), "ci_low": float(fixed_ci.loc[best, low]),
+                        "ci_high": float(fixed_ci.loc[best, high])}
+    return out
+
+
 def summary_from_results(out: Path, setup: DataSetup) -> dict[str, Any]:
     """Rebuild the summary of a committed run without retraining: distribution table from
     ``real_data_<name>.csv``; the paired intervals (per-order data, not committed) from the two tables of
     ``real_data_<name>.md`` that hold them (2 decimals)."""
     table = pd.read_csv(out / f"real_data_{setup.name}.csv")
     text = (out / f"real_data_{setup.name}.md").read_text(encoding="utf-8")
-    fixed_ci = read_md_table(text, "policy")[["paired_diff_bps", "ci_low", "ci_high"]]
+    fixed_ci = read_md_table(text, "policy")
+    keep = [c for c in fixed_ci.columns if c in ("paired_diff_bps", "ci_low", "ci_high", "spread_bps")
+            or "ratio" in c]
+    fixed_ci = fixed_ci[keep]
     rule_ci = read_md_table(text.split("Pooled over all min durations:")[1], "benchmark")
     return headline_summary(setup, table, fixed_ci, rule_ci)
 
