@@ -37,15 +37,32 @@ def _row(block: str, start: str) -> str:
 def test_significance_follows_the_interval_in_the_files(render_readme, tmp_path):
     for path in [*RESULTS.glob("*.json"), *RESULTS.glob("costs_*.csv")]:  # every input of the README block
         shutil.copy(path, tmp_path)
-    equities = _row(render_readme.render(tmp_path), "| SPY")
-    flex_vwap = equities.split(" | ")[2]
-    assert "+5.48" in flex_vwap and "+5.41" in flex_vwap and "n.s." in flex_vwap  # interval [-0.08, +0.23]
+    path = tmp_path / "real_data_equities.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    for low, high, stored_flag, expect_ns in ((-0.08, 0.23, True, True), (0.01, 0.23, False, False)):
+        # the stored "significant" flag contradicts the interval: only the interval may decide
+        summary["flexible_vs_rule"]["vwap"].update(ci_low=low, ci_high=high, significant=stored_flag)
+        path.write_text(json.dumps(summary), encoding="utf-8")
+        cells = _row(render_readme.render(tmp_path), "| SPY").split(" | ")
+        flex_vwap = next(c for c in cells if "flexible rule" in c)  # the first flexible cell: vs VWAP
+        assert f"[{low:+.2f}, {high:+.2f}]" in flex_vwap
+        assert ("n.s." in flex_vwap) == expect_ns
+        assert f"{summary['flexible']['vwap']['model']:+.2f}" in flex_vwap
 
-    summary = json.loads((tmp_path / "real_data_equities.json").read_text(encoding="utf-8"))
-    summary["flexible_vs_rule"]["vwap"]["ci_low"] = 0.01  # the stored flag is left as it was: not read
-    (tmp_path / "real_data_equities.json").write_text(json.dumps(summary), encoding="utf-8")
-    changed = _row(render_readme.render(tmp_path), "| SPY").split(" | ")[2]
-    assert "n.s." not in changed and "[+0.01, +0.23]" in changed
+
+def test_spread_cell_states_the_target_from_the_files(render_readme, tmp_path):
+    for path in [*RESULTS.glob("*.json"), *RESULTS.glob("costs_*.csv")]:
+        shutil.copy(path, tmp_path)
+    path = tmp_path / "real_data_crypto.json"
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    summary["spread"] = {"best_classical": "static_vwap", "best_classical_bps": 50.0,
+                         "model": {"spread_bps": 34.0, "ratio": 0.68, "ci_low": 0.62, "ci_high": 0.74}}
+    path.write_text(json.dumps(summary), encoding="utf-8")
+    row = _row(render_readme.render(tmp_path), "| BTCUSDT + ETHUSDT 1h, H = 12 (")
+    assert "model 0.68 [0.62, 0.74] (vs static_vwap; target <= 0.70: met)" in row
+    summary["spread"]["model"]["ratio"] = 0.71
+    path.write_text(json.dumps(summary), encoding="utf-8")
+    assert "target <= 0.70: not met" in _row(render_readme.render(tmp_path), "| BTCUSDT + ETHUSDT 1h, H = 12 (")
 
 
 def test_replace_block_needs_exactly_one_block(render_readme):
