@@ -35,7 +35,7 @@ from lems.execution import (
 )
 
 __all__ = ["FRAME_COLUMNS", "GROUP_COLUMNS", "SUMMARY_STATS", "TCA_COLUMNS", "backtest", "cost_targets",
-           "execution_inputs", "seed_targets", "summary"]
+           "execution_inputs", "seed_targets", "summary", "windows_per_chunk"]
 
 #: Columns of :func:`backtest`, in order.
 FRAME_COLUMNS: tuple[str, ...] = (
@@ -60,6 +60,14 @@ _CHUNK = 2048  # windows per seed_outcome call (bounds the float64 temporaries)
 _COSTED_CELLS = 2**21  # bar x order cells per seed_execution call (about 16 MiB per float64 temporary)
 #: Bar x order cells of allocations asked of a policy at once (64 MiB of float64): long horizons stream windows.
 _ALLOCATION_CELLS = 2**23
+
+
+def windows_per_chunk(horizon: int, cells: int, cap: int | None = None) -> int:
+    """Windows whose seed-layout arrays ``(n, H, H+1, 4, 2)`` hold at most ``cells`` cells (at least 1; at most
+    ``cap`` when given): the chunk size that keeps long horizons within a memory bound."""
+    per_window = horizon * (horizon + 1) * len(ORDER_TYPES) * len(TARGETS)
+    chunk = max(1, cells // per_window)
+    return chunk if cap is None else min(chunk, cap)
 
 
 def _named_policies(policies: Policy | Sequence[Policy] | Mapping[str, Policy]) -> dict[str, Policy]:
@@ -217,7 +225,7 @@ def _costed_columns(allocations: np.ndarray, y: np.ndarray, reference: np.ndarra
                     conditions: ExecutionConditions, max_rate: np.ndarray) -> dict[str, np.ndarray]:
     """Like :func:`_outcome_columns`, through :func:`lems.execution.seed_execution`, plus :data:`TCA_COLUMNS`."""
     n, horizon = allocations.shape[0], allocations.shape[1]
-    chunk = max(1, _COSTED_CELLS // (horizon * (horizon + 1) * len(ORDER_TYPES) * len(TARGETS)))
+    chunk = windows_per_chunk(horizon, _COSTED_CELLS)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in _NUMERIC_COLUMNS + TCA_COLUMNS}
 
     def per_order(x: np.ndarray, rows: slice) -> np.ndarray:  # one value per window, repeated over its orders
@@ -324,16 +332,16 @@ def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows
     reference = np.asarray(windows.reference_price, dtype=np.float64)
     inputs = None if conditions is None else execution_inputs(windows, conditions)
     lo, hi = rate_columns(n, min_rate, max_rate, horizon)
-    per_window = horizon * (horizon + 1) * len(ORDER_TYPES) * len(TARGETS)
-    chunk = max(1, _ALLOCATION_CELLS // per_window)  # windows per allocate() call: the whole set unless H is long
+    chunk = windows_per_chunk(horizon, _ALLOCATION_CELLS)  # windows per allocate() call: all unless H is long
+    scalar_rates = np.isscalar(min_rate) and np.isscalar(max_rate)
     numeric: list[dict[str, np.ndarray]] = []
     for name, policy in named.items():
         parts = []
         for start in range(0, max(n, 1), chunk):
             rows = np.arange(start, min(n, start + chunk))
             part = windows if len(rows) == n else windows.subset(rows)
-            allocations = _checked_allocations(name, policy, part, lo[rows], hi[rows], np.isscalar(min_rate)
-                                               and np.isscalar(max_rate), (min_rate, max_rate))
+            rates = (min_rate, max_rate) if scalar_rates else (lo[rows], hi[rows])
+            allocations = _checked_allocations(name, policy, part, *rates)
             if inputs is None:
                 parts.append(_outcome_columns(allocations, y[rows], reference[rows]))
             else:
@@ -347,12 +355,10 @@ def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows
     return pd.DataFrame(frame, columns=columns)
 
 
-def _checked_allocations(name: str, policy: Policy, windows: WindowSet, lo: np.ndarray, hi: np.ndarray,
-                         scalar_rates: bool, rates: tuple[Any, Any]) -> np.ndarray:
-    """The policy's float64 allocations of ``windows`` (rates: the given scalars, or these windows' rows ``(n,
-    1)``), checked for shape and finiteness."""
+def _checked_allocations(name: str, policy: Policy, windows: WindowSet, min_rate: Any, max_rate: Any) -> np.ndarray:
+    """The policy's float64 allocations of ``windows`` (rates: scalars, or these windows' rows ``(n, 1)``), checked
+    for shape and finiteness."""
     n, horizon = len(windows), int(windows.n_ahead)
-    min_rate, max_rate = rates if scalar_rates else (lo, hi)
     allocations = np.asarray(policy.allocate(windows, min_rate=min_rate, max_rate=max_rate), dtype=np.float64)
     shape = (n, horizon, horizon + 1, len(ORDER_TYPES), len(TARGETS))
     if allocations.shape != shape:

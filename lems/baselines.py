@@ -48,6 +48,7 @@ __all__ = [
     "lookback_half_spread",
     "lookback_volatility",
     "static_volume_curve",
+    "window_keys",
 ]
 
 #: 1.0 for the VWAP order types of the seed layout's axis 3, 0.0 for the TWAP ones.
@@ -690,6 +691,15 @@ BASELINES: dict[str, type] = {"twap": TWAP, "static_vwap": StaticVWAP, "flexible
                               "almgren_chriss": AlmgrenChriss}
 
 
+def window_keys(asset: Any, origin: Any):
+    """``(asset, origin)`` of each window as a pandas MultiIndex (origin in UTC nanoseconds; naive = UTC): the key
+    under which stored allocations are found again for any subset of their windows."""
+    import pandas as pd
+
+    origin = pd.DatetimeIndex(pd.to_datetime(np.asarray(origin), utc=True))
+    return pd.MultiIndex.from_arrays([np.asarray(asset).astype(str), origin.as_unit("ns")])
+
+
 class ScheduleTable:
     """Allocations computed elsewhere (another model, a desk's schedules), looked up by asset and origin.
 
@@ -717,7 +727,7 @@ class ScheduleTable:
         if not len(asset) == len(origin) == len(self.allocations):
             raise ValueError(f"allocations ({len(self.allocations)}), asset ({len(asset)}) and origin "
                              f"({len(origin)}) must have the same length")
-        self.index = pd.MultiIndex.from_arrays([asset, origin.as_unit("ns")])
+        self.index = window_keys(asset, origin)
         if self.index.has_duplicates:
             raise ValueError("ScheduleTable has duplicate (asset, origin) rows")
         self.name = str(name)
@@ -735,8 +745,7 @@ class ScheduleTable:
         horizon = int(windows.n_ahead)
         if self.allocations.shape[1] != horizon:
             raise ValueError(f"ScheduleTable has horizon {self.allocations.shape[1]}, the windows {horizon}")
-        keys = pd.MultiIndex.from_arrays([np.asarray(windows.asset).astype(str),
-                                          pd.DatetimeIndex(windows.origin).tz_convert("UTC").as_unit("ns")])
+        keys = window_keys(windows.asset, windows.origin)
         rows = self.index.get_indexer(keys)
         if (rows < 0).any():
             first = keys[int(np.flatnonzero(rows < 0)[0])]

@@ -1190,10 +1190,10 @@ def layout_columns(horizon: int, n_columns: int) -> SeedColumns | None:
 
 
 def column_weights(ops, horizon: int, n_columns: int, ref):
-    """``(C,)`` weight of each column of a (full or compact) seed-layout array, as ``ref``'s dtype."""
+    """``(C,)`` weight of each column of a compact seed-layout array, as ``ref``'s dtype; ``None`` for the full
+    layout (every column weighs 1: plain means apply)."""
     columns = layout_columns(horizon, n_columns)
-    weight = np.ones(n_columns, np.float32) if columns is None else columns.weight
-    return _cast_like(ops, weight, ref)
+    return None if columns is None else _cast_like(ops, columns.weight, ref)
 
 
 def _seed_constants(ops, horizon: int, allocations) -> dict[str, Any]:

@@ -87,11 +87,6 @@ def _objective_terms(diff, horizon: int):
     return flexible, tracking
 
 
-def _column_weights(horizon: int, n_columns: int, ref):
-    """``(C,)`` column weights of a compact layout (:func:`lems.execution.column_weights`), None for the full one."""
-    return None if n_columns == horizon + 1 else column_weights(ops, horizon, n_columns, ref)
-
-
 def _mean_softplus(flexible, tracking, batch, weights=None):
     """Per-sample mean of ``softplus`` over both families of terms ``(B,)``.
 
@@ -149,7 +144,7 @@ def lem_loss(y_true, y_pred):
         column-weighted estimate of the same value.
     """
     flexible, tracking = seed_objective_terms(y_true, y_pred)
-    weights = _column_weights(y_pred.shape[1], y_pred.shape[2], y_pred.dtype)
+    weights = column_weights(ops, y_pred.shape[1], y_pred.shape[2], y_pred.dtype)
     return _mean_softplus(flexible, tracking, ops.shape(y_pred)[0], weights)
 
 
@@ -305,7 +300,7 @@ class CostAwareLemLoss(keras.losses.Loss):
         horizon, batch = y_pred.shape[1], ops.shape(y_pred)[0]
         executed = self.execution(y_true, y_pred)
         diff = executed.outcome.diff * 100.0  # percent, (B, H+1, 4, 2) (or a compact layout's (B, K+1, 4, 2))
-        weights = _column_weights(horizon, y_pred.shape[2], diff.dtype)
+        weights = column_weights(ops, horizon, y_pred.shape[2], diff.dtype)
         loss = _mean_softplus(*_objective_terms(diff, horizon), batch, weights)
         if self.risk_aversion > 0:
             loss = loss + self.risk_aversion * _column_mean(ops.square(diff), weights, batch)

@@ -41,14 +41,6 @@ def _mean(values, weights):
     return ops.sum(per_column * weights[:-1]) / ops.sum(weights[:-1])
 
 
-def _flexible_weights(y_pred, fixed: bool):
-    """The compact layout's column weights for means over the flexible columns, else None."""
-    horizon, n_columns = y_pred.shape[1], y_pred.shape[2]
-    if fixed or n_columns == horizon + 1:
-        return None
-    return column_weights(ops, horizon, n_columns, y_pred.dtype)
-
-
 def _types(values, names):
     """Select order types by name along the order-type axis (axis -2)."""
     index = [ORDER_TYPE_NAMES.index(n) for n in names]
@@ -59,7 +51,7 @@ def _value(kind: str, side: str, bench: str, y_true, y_pred):
     sides = ["buy", "sell"] if side == "unsigned" else [side]
     names = [f"{s}_{bench}" for s in sides]
     fixed = side == "unsigned"
-    weights = _flexible_weights(y_pred, fixed)
+    weights = None if fixed else column_weights(ops, y_pred.shape[1], y_pred.shape[2], y_pred.dtype)
     diff = _types(_columns(_diffs(y_true, y_pred), fixed), names)
     if kind == "imp":
         return _mean(-diff if side == "buy" else diff, weights)

@@ -127,7 +127,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             by the squared price moves. 0 turns it off.
         tracking_loss_pooling: "batch" (default): the RMS over the batch (an estimate of the spread, the std of the
             tracking error: weighs the windows with the largest errors most; chosen on the validation spread of
-            hourly and minute crypto, benchmarks/results/volume_forecast.md); "window": the mean over windows of
+            hourly and minute crypto, benchmarks/results/real_data_*.md); "window": the mean over windows of
             each window's RMS estimate (a mean absolute tracking error).
         train_columns: number of flexible (min-duration) columns scored per training step. ``None`` (default):
             all ``H`` below ``SAMPLE_COLUMNS_MIN_HORIZON`` (64) bars, ``DEFAULT_TRAIN_COLUMNS`` (32) from there on.

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lems.backtest import SUMMARY_STATS, TCA_COLUMNS, backtest, summary
+from lems.baselines import window_keys
 from lems.execution import BENCHMARKS, OBJECTIVES, ORDER_TYPES, SIDES, TARGETS
 
 __all__ = [
@@ -185,25 +186,18 @@ class PrecomputedPolicy:
     def __init__(self, name: str, allocations: np.ndarray, windows=None) -> None:
         self.name = str(name)
         self.allocations = np.asarray(allocations, dtype=np.float64)
-        self._rows = None if windows is None else _window_keys(windows)
+        self._rows = None if windows is None else window_keys(windows.asset, windows.origin)
 
     def allocate(self, windows, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
         """The stored allocations of ``windows`` (``ValueError`` when they do not match the windows)."""
         if self.allocations.shape[:2] == (len(windows), windows.n_ahead):
             return self.allocations
         if self._rows is not None and self.allocations.shape[1] == windows.n_ahead:
-            rows = self._rows.get_indexer(_window_keys(windows))
+            rows = self._rows.get_indexer(window_keys(windows.asset, windows.origin))
             if (rows >= 0).all():
                 return self.allocations[rows]
         raise ValueError(f"stored allocations of {self.name!r} have shape {self.allocations.shape}, "
                          f"not ({len(windows)}, {windows.n_ahead}, ...)")
-
-
-def _window_keys(windows) -> pd.MultiIndex:
-    """(asset, origin) of each window: the key of its stored allocations."""
-    origin = pd.DatetimeIndex(windows.origin)
-    origin = origin.tz_localize("UTC") if origin.tz is None else origin.tz_convert("UTC")
-    return pd.MultiIndex.from_arrays([np.asarray(windows.asset).astype(str), origin.as_unit("ns")])
 
 
 def allocate_and_backtest(policies: Sequence[Any], windows, *, min_rate: Any = 0.0,

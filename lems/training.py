@@ -1117,8 +1117,9 @@ class ValidationScores(_callback_base()):
     def scores(self) -> dict[str, float]:
         """The three numbers for the model's current weights (NaN when its output is not finite)."""
         total = {"tracking": 0.0, "flexible": 0.0, "n": 0}
-        horizon = int(self.windows.n_ahead)
-        chunk = max(1, min(_SCORE_CHUNK, _SCORE_CELLS // (horizon * (horizon + 1) * 8)))
+        from lems.backtest import windows_per_chunk
+
+        chunk = windows_per_chunk(int(self.windows.n_ahead), _SCORE_CELLS, cap=_SCORE_CHUNK)
         for lo in range(0, len(self.windows), chunk):
             rows = np.arange(lo, min(lo + chunk, len(self.windows)))
             part = self.windows if len(rows) == len(self.windows) else self.windows.subset(rows)
