@@ -137,6 +137,11 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             with ``H * H`` (:meth:`sample_columns`). Only in training steps whose compiled loss is ``lem_loss`` or a
             :class:`lems.loss.CostAwareLemLoss` (with no metrics or lems' metrics only); evaluation, prediction and
             the live session always compute all ``H + 1`` columns.
+        flexible_prior: "rule" (default): the flexible columns start from the classical
+            :class:`lems.baselines.FlexibleRule` (a soft trigger with learnable thresholds, see
+            :class:`lems.layers.AllocationDecoder`), which training corrects; "none": from their base curve.
+        symmetric_flexible: one flexible policy shared by buy and sell (mirrored state features), so that the
+            flexible columns cannot bet on the training period's price drift (default True).
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -151,7 +156,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                  fused_mlp_hidden_dim: int | None = None, n_known_features: int | None = None,
                  kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, volume_forecast: bool = True,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, tracking_loss_weight: float = 1.0,
-                 tracking_loss_pooling: str = "batch", train_columns: int | None = None, **kwargs) -> None:
+                 tracking_loss_pooling: str = "batch", train_columns: int | None = None, flexible_prior: str = "rule",
+                 symmetric_flexible: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -179,6 +185,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         self.tracking_loss_pooling = tracking_loss_pooling
         self.train_columns = None if train_columns is None else check_positive_int("train_columns", train_columns)
         head_dim = check_positive_int("fused_mlp_hidden_dim", fused_mlp_hidden_dim or 64)
+        self.flexible_prior = flexible_prior
+        self.symmetric_flexible = bool(symmetric_flexible)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
         self.variable_selection = VariableSelectionNetwork(self.hidden_size, name="variable_selection")
@@ -197,7 +205,9 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         self.decoder = AllocationDecoder(self.n_ahead, hidden_dim=head_dim, head_hidden_dims=(max(head_dim // 2, 1),),
                                          max_scale_factor=self.max_scale_factor, volume_forecast=self.volume_forecast,
                                          forecast_loss_weight=self.forecast_loss_weight,
-                                         forecast_context=self.forecast_context, name="decoder")
+                                         forecast_context=self.forecast_context,
+                                         flexible_prior=self.flexible_prior,
+                                         symmetric_flexible=self.symmetric_flexible, name="decoder")
 
     @property
     def window_length(self) -> int:
@@ -432,8 +442,18 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
             "forecast_context": self.forecast_context, "tracking_loss_weight": self.tracking_loss_weight,
             "tracking_loss_pooling": self.tracking_loss_pooling, "train_columns": self.train_columns,
+            "flexible_prior": self.flexible_prior, "symmetric_flexible": self.symmetric_flexible,
         })
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Rebuild from :meth:`get_config`; a config saved without ``flexible_prior`` /
+        ``symmetric_flexible`` (lems 0.2.0.dev0 before they existed) gets the decoder it was trained with (no prior, one flexible policy per side)."""
+        config = dict(config)
+        config.setdefault("flexible_prior", "none")
+        config.setdefault("symmetric_flexible", False)
+        return cls(**config)
 
 
 __all__ = ["DEFAULT_TRAIN_COLUMNS", "LargeExecutionModel", "RETURN_CHANNEL", "SAMPLE_COLUMNS_MIN_HORIZON",

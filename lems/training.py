@@ -216,6 +216,9 @@ class ModelConfig(_Section):
         fused_mlp_hidden_dim: Width of the allocation heads' first layer [units].
         kan_basis: ``"rbf"`` (fast) or ``"bspline"`` basis of the TKAN's KAN sub-layers.
         dropout: Dropout rate of the GRNs [fraction], in [0, 1).
+        flexible_prior: What the flexible columns start from: ``"rule"`` (the classical flexible rule, which
+            training corrects) or ``"none"`` (their base curve).
+        symmetric_flexible: One flexible policy shared by buy and sell (mirrored state features).
     """
 
     hidden_size: int = _f(32, "encoder width [units]")
@@ -225,6 +228,8 @@ class ModelConfig(_Section):
     fused_mlp_hidden_dim: int = _f(32, "allocation heads' first layer [units]")
     kan_basis: str = _f("rbf", "'rbf' or 'bspline'")
     dropout: float = _f(0.0, "GRN dropout [fraction]")
+    flexible_prior: str = _f("rule", "flexible columns start from 'rule' (the classical flexible rule) or 'none'")
+    symmetric_flexible: bool = _f(True, "one flexible policy for buy and sell (mirrored price features)")
 
     def _check(self) -> None:
         self._at_least(1, "hidden_size", "hidden_rnn_layer", "num_heads", "num_embedding", "fused_mlp_hidden_dim")
@@ -232,6 +237,8 @@ class ModelConfig(_Section):
             raise ValueError(f"config: kan_basis must be 'rbf' or 'bspline', got {self.kan_basis!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"config: dropout must be in [0, 1), got {self.dropout}")
+        if self.flexible_prior not in ("rule", "none"):
+            raise ValueError(f"config: flexible_prior must be 'rule' or 'none', got {self.flexible_prior!r}")
 
 
 @dataclass(frozen=True)

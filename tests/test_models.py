@@ -54,9 +54,9 @@ def trained(windows):
     return model
 
 
-def active_forecast_model(seed: int = 0) -> LargeExecutionModel:
+def active_forecast_model(seed: int = 0, **overrides) -> LargeExecutionModel:
     """A tiny untrained model whose volume forecast is switched on (non-zero gains, bias and context read)."""
-    model = tiny_model(seed)
+    model = tiny_model(seed, **overrides)
     model.build([(None, LOOKBACK + HORIZON - 1, N_OBSERVED + N_KNOWN_AHEAD), (None, 1), (None, 1)])
     forecast = model.decoder.forecast
     rng = np.random.default_rng(seed)
@@ -239,7 +239,7 @@ def test_untrained_model_starts_from_the_classical_schedules(windows):
 
     rows = np.flatnonzero(windows.origin_index >= 48)[:64]
     subset = windows.subset(rows)
-    model = tiny_model()
+    model = tiny_model(flexible_prior="none")
     assert model.volume_forecast
     out = predict(model, subset.X).astype(np.float64)
     static, twap = StaticVWAP().allocate(subset), TWAP().allocate(subset)
@@ -249,9 +249,76 @@ def test_untrained_model_starts_from_the_classical_schedules(windows):
     static_shares = static[:, :-1, -1, 0, 0] / (1.0 - np.cumsum(static[:, :, -1, 0, 0], axis=1)
                                                  + static[:, :, -1, 0, 0])[:, :-1]
     np.testing.assert_allclose(shares, static_shares, atol=2e-4)
-    moved = predict(active_forecast_model(), subset.X).astype(np.float64)
+    moved = predict(active_forecast_model(flexible_prior="none"), subset.X).astype(np.float64)
     assert np.abs(moved[:, :, :, [0, 2]] - static[:, :, :, [0, 2]]).max() > 1e-3
     np.testing.assert_allclose(moved[:, :, :, [1, 3]], twap[:, :, :, [1, 3]], atol=2e-4)
+
+
+def _stopping_bars(allocations: np.ndarray) -> np.ndarray:
+    """Last bar with a fill above EXECUTION.md's tolerance, per window x flexible column x order x target."""
+    traded = allocations[:, :, :-1] > 1e-6
+    return traded.shape[1] - 1 - np.argmax(traded[:, ::-1], axis=1)
+
+
+def test_untrained_flexible_columns_start_from_the_classical_rule():
+    """flexible_prior="rule" (the default): untrained flexible columns stop where FlexibleRule (at the prior's
+    initial threshold) stops on nearly every order: they differ only at the soft trigger's edge and by
+    benchmarking log prices. The fixed column is the static curve either way. Without the prior, the flexible
+    columns follow the curve and stop where it does."""
+    from lems.baselines import FlexibleRule, StaticVWAP
+    from lems.layers.decoder import RULE_THRESHOLD
+
+    horizon = 8
+    every = make_windows(synthetic_market(n_assets=2, n_days=30, calendar="24/7", seed=3), LOOKBACK, horizon,
+                         stride=5)
+    subset = every.subset(np.flatnonzero(every.origin_index >= 48))  # a full static curve behind every origin
+    rule = FlexibleRule(RULE_THRESHOLD).allocate(subset)
+    agreement = {}
+    for prior in ("rule", "none"):
+        model = tiny_model(n_ahead=horizon, flexible_prior=prior)
+        out = predict(model, subset.X).astype(np.float64)
+        np.testing.assert_allclose(out[:, :, -1], StaticVWAP().allocate(subset)[:, :, -1], atol=2e-4)
+        agreement[prior] = float(np.mean(_stopping_bars(out) == _stopping_bars(rule)))
+    assert agreement["rule"] > 0.95, agreement
+    assert agreement["none"] < 0.6, agreement
+
+
+def test_symmetric_flexible_columns_mirror_buy_and_sell():
+    """symmetric_flexible: with random (trained-like) weights, the sell orders' flexible columns on a price path
+    are the buy orders' on the mirrored path, for both benchmarks and targets; the fixed column is not tied."""
+    model = tiny_model(7)
+    x = np.asarray(make_windows(synthetic_market(n_assets=1, n_days=12, calendar="24/7", seed=5), LOOKBACK,
+                                HORIZON).X[:32], np.float32)
+    model.build([(None,) + x.shape[1:], (None, 1), (None, 1)])
+    rng = np.random.default_rng(0)
+    for weight in model.decoder.weights:
+        if "base_curve" not in weight.path and "volume_forecast" not in weight.path:
+            weight.assign(rng.normal(0, 0.5, size=weight.shape).astype("float32"))
+    mirrored = x.copy()
+    from lems.models import RETURN_CHANNEL
+
+    mirrored[:, :, RETURN_CHANNEL] *= -1.0
+    # the decoder reads the horizon's returns from X; the encoder's reading of the flip does not reach the flexible
+    # heads (no context), so the buy orders on x and the sell orders on the mirror must agree exactly
+    out, out_mirror = predict(model, x), predict(model, mirrored)
+    np.testing.assert_allclose(out[:, :, :-1, :2], out_mirror[:, :, :-1, 2:], atol=1e-5)
+    assert np.abs(out[:, :, -1, :2] - out[:, :, -1, 2:]).max() > 1e-4  # tracking: one head per side
+    asymmetric = tiny_model(7, symmetric_flexible=False)
+    asymmetric.build([(None,) + x.shape[1:], (None, 1), (None, 1)])
+    for weight in asymmetric.decoder.weights:
+        if "base_curve" not in weight.path and "volume_forecast" not in weight.path:
+            weight.assign(rng.normal(0, 0.5, size=weight.shape).astype("float32"))
+    assert np.abs(predict(asymmetric, x)[:, :, :-1, :2] - predict(asymmetric, mirrored)[:, :, :-1, 2:]).max() > 1e-3
+
+
+def test_config_without_the_flexible_keys_loads_the_legacy_decoder():
+    config = tiny_model().get_config()
+    assert config["flexible_prior"] == "rule" and config["symmetric_flexible"] is True
+    legacy = {key: value for key, value in config.items() if key not in ("flexible_prior", "symmetric_flexible")}
+    clone = LargeExecutionModel.from_config(legacy)
+    assert clone.decoder.flexible_prior == "none" and clone.decoder.symmetric_flexible is False
+    with pytest.raises(ValueError, match="flexible_prior"):
+        tiny_model(flexible_prior="threshold")
 
 
 def test_expected_tracking_error_is_price_free_and_matches_one_move():

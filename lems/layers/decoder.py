@@ -65,6 +65,18 @@ LEVEL_CLIP = 4.0
 #: Learning-rate multiplier of the forecast's scalar parameters (stored divided by it): starting silent, its gains
 #: and half-lives must move by O(1) within a few hundred steps of an optimiser tuned for the network's weights.
 FORECAST_RATE = 10.0
+#: Flexible prior "rule": logit added to a flexible order's share once its trigger fires (it then completes as fast as
+#: the limits allow, as :class:`lems.baselines.FlexibleRule` does) ...
+RULE_GAIN = 24.0
+#: ... its trigger's sharpness [1 / lookback volatility]: the soft trigger goes from 0.7 % to 99.3 % of the gain
+#: within +-0.1 volatility units of the threshold (a gradient for the threshold, nearly the rule's step) ...
+RULE_SHARPNESS = 50.0
+#: ... the thresholds' initial value [lookback volatility units]: the price must be favourable by more than this
+#: (the classical rule's strict inequality; at 0 a flat price would half-trigger) ...
+RULE_THRESHOLD = 0.1
+#: ... and their learning-rate multiplier (stored divided by it, like the forecast's scalars).
+RULE_RATE = 10.0
+FLEXIBLE_PRIORS = ("none", "rule")
 _LN2 = float(np.log(2.0))
 
 
@@ -259,6 +271,20 @@ class AllocationDecoder(keras.layers.Layer):
             realised horizon volumes, nats), added with ``add_loss`` in training only (evaluation losses stay
             the allocation loss alone); 0 trains the forecast through the allocation loss only.
         forecast_context: let the forecast's level read the context row (encoder state and calendar) too.
+        flexible_prior: what the flexible ("beat") columns start from. "none": their base curve (the heads learn
+            the stopping rule from scratch). "rule": the classical :class:`lems.baselines.FlexibleRule`, as a soft
+            trigger added to the heads' log-odds: from the open of bar ``s >= max(d - 1, 1)``, when the last closed
+            bar's price is favourable against the running benchmark of the closed bars by more than a learnable
+            threshold [lookback volatility units, one per order and column, initially ``RULE_THRESHOLD``], the
+            share of what remains rises by ``RULE_GAIN`` log-odds (the order completes as fast as the limits
+            allow). The untrained columns are then the rule, up to its soft edge and its log-price benchmark;
+            training moves the thresholds and the heads correct the rule. Without a latched state, a triggered
+            order that a ``max_rate`` kept from completing re-checks the trigger at the next bar.
+        symmetric_flexible: one flexible policy per benchmark and target, shared by buy and sell: their state
+            features are signed by the side, so a sell order reacts to a price rise exactly as the buy order to the
+            mirror fall. The flexible columns cannot then bet on the training period's drift (buy early and sell
+            late in a bull market), which does not carry to other periods. The tracking column is not tied (its
+            objective does not depend on the side).
 
     Call args:
         inputs: list ``[context, returns, log_volumes, min_rate, max_rate]``:
@@ -286,8 +312,13 @@ class AllocationDecoder(keras.layers.Layer):
 
     def __init__(self, n_ahead: int, hidden_dim: int = 64, head_hidden_dims=(32,), max_scale_factor: float = 1.5,
                  activation: str = "relu", flexible_context: bool = False, volume_forecast: bool = False,
-                 forecast_loss_weight: float = 1.0, forecast_context: bool = True, **kwargs) -> None:
+                 forecast_loss_weight: float = 1.0, forecast_context: bool = True, flexible_prior: str = "none",
+                 symmetric_flexible: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
+        if flexible_prior not in FLEXIBLE_PRIORS:
+            raise ValueError(f"`flexible_prior` must be one of {FLEXIBLE_PRIORS}, got {flexible_prior!r}.")
+        self.flexible_prior = flexible_prior
+        self.symmetric_flexible = bool(symmetric_flexible)
         self.flexible_context = bool(flexible_context)
         self.volume_forecast = bool(volume_forecast)
         if not (np.isfinite(forecast_loss_weight) and forecast_loss_weight >= 0):
@@ -303,12 +334,15 @@ class AllocationDecoder(keras.layers.Layer):
         self.activation = activation
         self.n_models = len(ORDER_TYPES) * len(TARGETS)
         self.n_columns = self.n_ahead + 1
+        # Flexible policies: one per order type x target, or one per benchmark x target shared by the two sides
+        # (the models are ordered buy first, so model m of a side pairs with m mod n_flexible_models).
+        self.n_flexible_models = self.n_models // 2 if self.symmetric_flexible else self.n_models
         self.context_projection = keras.layers.Dense(self.hidden_dim, name="context_projection")
         # One flexible ("beat") head per order type x target, shared by the H flexible columns (which differ by
         # their state features, bias and base curve), and one tracking head per order type x target for the
         # fixed column, so that the noisy flexible objective cannot pull the tracking schedule: 2 * 8 weight
         # sets instead of 8 * (H + 1), evaluated as large batched matmuls.
-        self.head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_models,
+        self.head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_flexible_models,
                              n_fused=1, activation=activation, output_kernel_initializer="zeros", name="head")
         self.tracking_head = FusedMLP(hidden_dims=list(self.head_hidden_dims), output_dim=1, n_models=self.n_models,
                                       n_fused=1, activation=activation, output_kernel_initializer="zeros",
@@ -328,7 +362,12 @@ class AllocationDecoder(keras.layers.Layer):
         self.base_curve = self.add_weight(name="base_curve", shape=(m, c, horizon),
                                           initializer=EqualInitializer(axis=-1),
                                           constraint=PositiveSumToOneConstraint(axis=-1))
-        self.head.build((None, m, 1, self.hidden_dim))  # output layers start at zero: an untrained decoder
+        if self.flexible_prior == "rule":
+            self.rule_threshold = self.add_weight(
+                name="rule_threshold", shape=(self.n_flexible_models, horizon),
+                initializer=keras.initializers.Constant(RULE_THRESHOLD / RULE_RATE))
+        # output layers start at zero: an untrained decoder follows its prior
+        self.head.build((None, self.n_flexible_models, 1, self.hidden_dim))
         self.tracking_head.build((None, m, 1, self.hidden_dim))
         if self.forecast is not None:
             if len(input_shape) < 8:
@@ -344,6 +383,10 @@ class AllocationDecoder(keras.layers.Layer):
         if columns is None:
             return k
         take = lambda a, axis: ops.take(a, columns, axis=axis)  # noqa: E731
+        flexible = columns[:-1]
+        if "rule_threshold" in k:
+            k = {**k, "rule_threshold": ops.take(k["rule_threshold"], flexible, axis=1),
+                 "rule_first": ops.take(k["rule_first"], flexible, axis=2)}
         return {**k, "tracking": take(k["tracking"], 2), "duration": take(k["duration"], 2),
                 "context_gate": take(k["context_gate"], 2),
                 "min_duration": take(ops.convert_to_tensor(k["min_duration"].astype(np.float32), dtype), 2),
@@ -356,7 +399,12 @@ class AllocationDecoder(keras.layers.Layer):
         tracking = np.zeros(c)
         tracking[-1] = 1.0
         as_tensor = lambda a: ops.convert_to_tensor(np.asarray(a, np.float32), dtype)  # noqa: E731
-        return {
+        rule = {}
+        if self.flexible_prior == "rule":
+            # per order (M, H) thresholds of the flexible columns, and the first step each may trigger: max(d - 1, 1)
+            rule = {"rule_threshold": self._flexible_weights(ops.cast(self.rule_threshold, dtype) * RULE_RATE),
+                    "rule_first": as_tensor(np.maximum(np.arange(horizon), 1).reshape(1, 1, horizon))}
+        return {**rule,
             "side": as_tensor(side.reshape(1, -1, 1)),
             "is_vwap": as_tensor(is_vwap.reshape(1, -1, 1)),
             "tracking": as_tensor(tracking.reshape(1, 1, c)),
@@ -368,10 +416,21 @@ class AllocationDecoder(keras.layers.Layer):
             "state_bias": self.state_bias,
         }
 
+    def _flexible_weights(self, weights):
+        """Per-order rows ``(M, ...)`` of a flexible policy's weights: the rows themselves, or with
+        ``symmetric_flexible`` the buy rows for both sides (weights shaped ``(M / 2, ...)`` are tiled, ``(M, ...)``
+        read their buy half)."""
+        if not self.symmetric_flexible:
+            return weights
+        pairs = self.n_flexible_models
+        return ops.take(weights, np.arange(self.n_models) % pairs, axis=0)
+
     def _base_logits(self, columns=None):
         """Log-odds of the base curve's share of what remains, per order and step: ``(M, C, H)`` (the ``columns``
         of a compact layout only, when given)."""
         base = self.base_curve if columns is None else ops.take(self.base_curve, columns, axis=1)
+        if self.symmetric_flexible:  # the flexible columns' base curves are the buy side's for both sides
+            base = ops.concatenate([self._flexible_weights(base[:, :-1]), base[:, -1:]], axis=1)
         base = ops.maximum(base, _SHARE_EPS)
         tail = ops.flip(ops.cumsum(ops.flip(base, axis=-1), axis=-1), axis=-1)
         share = ops.clip(base / tail, _SHARE_EPS, 1.0 - _SHARE_EPS)
@@ -562,16 +621,35 @@ class AllocationDecoder(keras.layers.Layer):
             ops.zeros_like(remaining) + k["duration"],
             ops.zeros_like(remaining) + k["tracking"],
         ], axis=-1)  # (B, M, C, N_STATE)
-        hidden = (ops.einsum("bmcn,mnh->bmch", features, self.state_kernel) + k["state_bias"][None]
-                  + projected_s[:, None, None, :] * k["context_gate"])
+        hidden = self._state_layer(features, k) + projected_s[:, None, None, :] * k["context_gate"]
         hidden = keras.activations.get(self.activation)(hidden)
-        return self._share(hidden, base_logit_s, k)
+        rule = None
+        if self.flexible_prior == "rule":
+            now = float(step) if isinstance(step, (int, np.integer)) else step[:, :, None]
+            eligible = ops.cast(k["rule_first"] <= now, dtype)  # (1 or B, 1, F): from bar max(d - 1, 1) on
+            favourable = -k["side"] * (last - running)  # (B, M, 1) [lookback volatility units]
+            rule = RULE_GAIN * eligible * ops.sigmoid(RULE_SHARPNESS * (favourable - k["rule_threshold"][None]))
+        return self._share(hidden, base_logit_s, k, rule)
 
-    def _share(self, hidden, base_logit_s, k):
-        """Apply the shared heads to ``(B, M, C, hidden)`` and turn them into shares of what remains."""
+    def _state_layer(self, features, k):
+        """First layer of the heads on the per-order state ``(B, M, C, N_STATE)``: ``(B, M, C, hidden)`` (the
+        flexible columns through their policy's weights, see ``symmetric_flexible``)."""
+        if not self.symmetric_flexible:
+            return ops.einsum("bmcn,mnh->bmch", features, self.state_kernel) + k["state_bias"][None]
+        flexible = (ops.einsum("bmcn,mnh->bmch", features[:, :, :-1], self._flexible_weights(self.state_kernel))
+                    + self._flexible_weights(k["state_bias"][:, :-1])[None])
+        tracking = ops.einsum("bmcn,mnh->bmch", features[:, :, -1:], self.state_kernel) + k["state_bias"][None, :, -1:]
+        return ops.concatenate([flexible, tracking], axis=2)
+
+    def _share(self, hidden, base_logit_s, k, rule=None):
+        """Apply the shared heads to ``(B, M, C, hidden)`` and turn them into shares of what remains (``rule``:
+        ``(B, M, C - 1)`` log-odds of the flexible prior, added to the flexible heads)."""
         m, flexible = self.n_models, hidden.shape[2] - 1  # the flexible columns, then the fixed one
-        rows = ops.reshape(ops.transpose(hidden[:, :, :flexible], (0, 2, 1, 3)), (-1, m, 1, self.hidden_dim))
+        rows = ops.reshape(ops.transpose(hidden[:, :, :flexible], (0, 2, 1, 3)),
+                           (-1, self.n_flexible_models, 1, self.hidden_dim))  # symmetric: buy and sell rows apart
         raw = ops.transpose(ops.reshape(self.head(rows), (-1, flexible, m)), (0, 2, 1))  # (B, M, H): unbounded
+        if rule is not None:
+            raw = raw + rule
         tracking = ops.reshape(self.tracking_head(hidden[:, :, flexible][:, :, None]), (-1, m, 1))
         bounded = self.max_scale_factor * ops.tanh(tracking / self.max_scale_factor)  # (B, M, 1)
         adjust = ops.concatenate([raw, bounded], axis=2)  # (B, M, C)
@@ -660,5 +738,6 @@ class AllocationDecoder(keras.layers.Layer):
                        "head_hidden_dims": list(self.head_hidden_dims), "max_scale_factor": self.max_scale_factor,
                        "activation": self.activation, "flexible_context": self.flexible_context,
                        "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
-                       "forecast_context": self.forecast_context})
+                       "forecast_context": self.forecast_context, "flexible_prior": self.flexible_prior,
+                       "symmetric_flexible": self.symmetric_flexible})
         return config

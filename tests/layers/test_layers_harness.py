@@ -163,6 +163,11 @@ CASES = {
         [(2, 4, 7), (2, 3), (2, 3), (2, 1), (2, 1)],
         (2, 4, 5, 4, 2),
     ),
+    "allocation_decoder_rule_symmetric": (
+        lambda: AllocationDecoder(4, hidden_dim=6, head_hidden_dims=(5,), flexible_prior="rule", symmetric_flexible=True),
+        [(2, 4, 7), (2, 3), (2, 3), (2, 1), (2, 1)],
+        (2, 4, 5, 4, 2),
+    ),
     "allocation_decoder_volume_forecast": (
         lambda: AllocationDecoder(4, hidden_dim=6, head_hidden_dims=(5,), volume_forecast=True),
         [(2, 4, 7), (2, 3), (2, 3), (2, 1), (2, 1), (2, 3), (2, 9), (2, 3)],
