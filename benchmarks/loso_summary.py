@@ -30,10 +30,16 @@ def row(path: Path) -> str:
         r = spread.get(who)
         return "" if r is None else f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
 
+    def interval(p: dict) -> str:
+        return f"{p['mean_diff']:+.2f} [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}]"
+
     def flex(benchmark: str) -> str:
-        p = s["flexible_vs_rule"][benchmark]
-        return (f"{s['flexible'][benchmark]['model']:+.2f} vs {s['flexible'][benchmark]['flexible_rule']:+.2f} "
-                f"({p['mean_diff']:+.2f} [{p['ci_low']:+.2f}, {p['ci_high']:+.2f}])")
+        text = (f"{s['flexible'][benchmark]['model']:+.2f} vs {s['flexible'][benchmark]['flexible_rule']:+.2f} "
+                f"({interval(s['flexible_vs_rule'][benchmark])})")
+        sides = s.get("flexible_vs_rule_by_side", {}).get(benchmark)
+        if sides:
+            text += "; buy " + interval(sides["buy"]) + ", sell " + interval(sides["sell"])
+        return text
 
     return (f"| {data} | {symbol} | {fx['model']['mean_abs_bps']:.2f} vs {fx['static_vwap']['mean_abs_bps']:.2f} "
             f"({-reduction:+.1%}; paired {paired['mean_diff']:+.2f} [{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}]) | "
@@ -59,7 +65,7 @@ def main() -> int:
         "95 % CI of static - model clustered by day); spread ratio = the model's (or the validation-fitted blend's) "
         f"std of the signed diff over the best classical schedule's, day-bootstrap 95 % interval (target <= {TARGET}). "
         "Flexible: mean improvement [bps] over min durations 1..H, model vs the classical flexible rule (paired "
-        "model - rule, 95 % CI).",
+        "model - rule, 95 % CI), then model - rule per side.",
         "",
         "| data | held out | fixed: mean abs diff, model vs static [bps] | spread ratio, model | spread ratio, blend | "
         "best classical | flexible vs VWAP: model vs rule | flexible vs TWAP: model vs rule |",

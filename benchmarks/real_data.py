@@ -584,7 +584,7 @@ def _pooled_stats(groups: pd.DataFrame, mean: pd.Series, std: pd.Series) -> tupl
 
 
 def headline_summary(setup: DataSetup, table: pd.DataFrame, fixed_ci: pd.DataFrame,
-                     rule_ci: pd.DataFrame) -> dict[str, Any]:
+                     rule_ci: pd.DataFrame, by_side: pd.DataFrame | None = None) -> dict[str, Any]:
     """The README's numbers of one data set, from the committed kinds of tables only.
 
     Args:
@@ -594,12 +594,15 @@ def headline_summary(setup: DataSetup, table: pd.DataFrame, fixed_ci: pd.DataFra
             model, :func:`fixed_table`).
         rule_ci: Per benchmark, ``model_minus_rule_mean_diff``, ``_ci_low``, ``_ci_high`` of the pooled flexible
             improvement (:func:`pooled_flexible`).
+        by_side: :func:`flexible_by_side` (per benchmark and side), or None (older results without it).
 
     Returns:
         ``fixed``: per policy ``mean_abs_bps`` and ``std_diff_bps`` (std of the signed diff, pooled exactly from
         the per-group means and stds: ``diff = -improvement`` for buys, ``+improvement`` for sells);
         ``fixed_paired``: per baseline the paired interval and ``significant``; ``flexible``: per benchmark and
-        policy the pooled mean improvement [bps]; ``flexible_vs_rule``: per benchmark the paired interval.
+        policy the pooled mean improvement [bps]; ``flexible_vs_rule``: per benchmark the paired interval;
+        ``flexible_vs_rule_by_side``: per benchmark and side, the model's and the rule's mean and the paired
+        interval (when ``by_side`` is given).
     """
     def significant(low: float, high: float) -> bool:
         return bool(low > 0 or high < 0)
@@ -616,6 +619,13 @@ def headline_summary(setup: DataSetup, table: pd.DataFrame, fixed_ci: pd.DataFra
     for (benchmark, policy), rows in flex.groupby(["benchmark", "policy"], sort=False):
         flexible.setdefault(str(benchmark), {})[str(policy)] = float(
             (rows["improvement_bps_mean"] * rows["count"]).sum() / rows["count"].sum())
+    sides = {}
+    for (benchmark, side), r in ([] if by_side is None else by_side.iterrows()):
+        sides.setdefault(str(benchmark), {})[str(side)] = {
+            "model": float(r["model"]), "flexible_rule": float(r["flexible_rule"]),
+            "mean_diff": float(r["model_minus_rule_mean_diff"]), "ci_low": float(r["model_minus_rule_ci_low"]),
+            "ci_high": float(r["model_minus_rule_ci_high"]),
+            "significant": significant(r["model_minus_rule_ci_low"], r["model_minus_rule_ci_high"])}
     return {
         "dataset": setup.name, "symbols": list(setup.symbols), "n_ahead": setup.n_ahead,
         "test_start": setup.val_end, "fixed": fixed,
@@ -631,6 +641,7 @@ def headline_summary(setup: DataSetup, table: pd.DataFrame, fixed_ci: pd.DataFra
                                       "significant": significant(r["model_minus_rule_ci_low"],
                                                                  r["model_minus_rule_ci_high"])}
                              for b, r in rule_ci.iterrows()},
+        **({"flexible_vs_rule_by_side": sides} if sides else {}),
     }
 
 
@@ -691,7 +702,11 @@ def summary_from_results(out: Path, setup: DataSetup) -> dict[str, Any]:
             or "ratio" in c]
     fixed_ci = fixed_ci[keep]
     rule_ci = read_md_table(text.split("Pooled over all min durations:")[1], "benchmark")
-    return headline_summary(setup, table, fixed_ci, rule_ci)
+    by_side = None
+    if "Pooled over all min durations, per side:" in text:
+        by_side = read_md_table(text.split("Pooled over all min durations, per side:")[1], "benchmark")
+        by_side = by_side.set_index("side", append=True)
+    return headline_summary(setup, table, fixed_ci, rule_ci, by_side)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -811,7 +826,7 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
         run["model"].save(args.save_model / f"{label}.keras")
     from lems.backtest import summary
 
-    write_summary(args.out, label, headline_summary(setup, summary(frame), fixed, pooled))
+    write_summary(args.out, label, headline_summary(setup, summary(frame), fixed, pooled, by_side))
     print(f"[{label}] fixed VWAP tracking error (bps):\n{fixed.round(3).to_string()}", flush=True)
     print(f"[{label}] volume-curve error:\n{curves.round(4).to_string()}", flush=True)
     print(f"[{label}] flexible improvement (bps), per side:\n{by_side.round(3).to_string()}", flush=True)

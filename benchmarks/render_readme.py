@@ -77,8 +77,13 @@ def _fixed_cell(s: dict) -> str:
 
 
 def _flex_cell(s: dict, benchmark: str) -> str:
+    """Pooled over both sides, then (when the results have them) model minus rule per side."""
     flex, paired = s["flexible"][benchmark], s["flexible_vs_rule"][benchmark]
-    return f"**{flex['model']:+.2f}**; flexible rule {flex['flexible_rule']:+.2f} (paired {ci(paired)})"
+    cell = f"**{flex['model']:+.2f}**; flexible rule {flex['flexible_rule']:+.2f} (paired {ci(paired)})"
+    sides = s.get("flexible_vs_rule_by_side", {}).get(benchmark)
+    if sides:
+        cell += "; minus rule, " + ", ".join(f"{side} {ci(sides[side])}" for side in ("buy", "sell"))
+    return cell
 
 
 def _spread_cell(s: dict) -> str:

@@ -246,6 +246,7 @@ def _save_training(result, out: Path) -> None:
     result.history_frame().to_csv(out / "history.csv", index=False)
     info = {"history": result.history, "wall_time_s": result.wall_time_s, "epochs_run": result.epochs_run,
             "stopped_by": result.stopped_by, "best_epoch": result.best_epoch, "selected_by": result.monitor,
+            "best_flexible_epoch": result.best_flexible_epoch,
             "windows": {k: len(v) for k, v in result.windows._asdict().items()}}
     (out / "history.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
 
@@ -306,7 +307,13 @@ def _training_summary(result) -> str:
     k = result.best_epoch - 1
     scores = (f"validation tracking error {result.history[TRACKING_KEY][k]:.2f} bps, flexible improvement "
               f"{result.history[FLEXIBLE_KEY][k]:+.2f} bps") if TRACKING_KEY in result.history else ""
-    return line + f"; kept epoch {result.best_epoch} (best {result.monitor}: {scores})"
+    line += f"; kept epoch {result.best_epoch} (best {result.monitor}: {scores})"
+    if result.best_flexible_epoch is not None:
+        k = result.best_flexible_epoch - 1
+        flexible = ("the untrained start" if k < 0 else
+                    f"epoch {k + 1}, validation flexible improvement {result.history[FLEXIBLE_KEY][k]:+.2f} bps")
+        line += f"; flexible weights from {flexible}"
+    return line
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -446,6 +446,12 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         })
         return config
 
+    def flexible_weight_masks(self) -> list[np.ndarray | None]:
+        """Per entry of :meth:`get_weights`: a boolean mask of the entries only the flexible columns read
+        (:meth:`lems.layers.AllocationDecoder.flexible_masks`), or None where none does."""
+        masks = self.decoder.flexible_masks()
+        return [masks.get(variable.path) for variable in self.weights]
+
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuild from :meth:`get_config`; a config saved without ``flexible_prior`` /

@@ -5,8 +5,8 @@ synthetic market) → leak-free windows (:func:`lems.data.windows.make_windows`)
 (:meth:`lems.data.windows.WindowSet.split`) → ``model.fit`` on ``[X, min_rate, max_rate]`` with
 :func:`lems.loss.lem_loss`. After every epoch the validation windows are scored with the backtest's own
 arithmetic (:func:`selection_scores`): the weights kept are those of the best epoch by the reported numbers
-(fixed-column VWAP tracking error and flexible improvement), and training stops when that score stops
-improving (``patience``), at the epoch cap, after ``max_steps`` optimizer steps, or at the wall-clock budget.
+(fixed-column VWAP tracking error for the tracking weights, flexible improvement for the weights only the flexible
+columns read), and training stops when neither improves (``patience``), at the epoch cap, after ``max_steps`` optimizer steps, or at the wall-clock budget.
 
 The configuration has six sections (``data``, ``windows``, ``model``, ``limits``, ``training``, ``execution``),
 one small dataclass each; TOML files mirror them. Every setting name is unique across sections, so the flat names of
@@ -279,9 +279,11 @@ class TrainingConfig(_Section):
             batch; ``None`` = no budget. Results then depend on the machine's speed and load.
         patience: Epochs without a better validation score before stopping; 0 = never stop early (the best
             epoch's weights are still kept).
-        selection: ``"tracking"``: the score is the validation VWAP tracking error of the fixed column [bps]
-            minus the validation mean flexible improvement [bps] (lower is better; both as reported by the
-            backtest); ``"loss"``: the validation ``lem_loss``.
+        selection: ``"tracking"``: selection is split as the numbers are reported: the weights of the epoch with
+            the lowest validation VWAP tracking error of the fixed column [bps], except the weights only the
+            flexible columns read, which come from the epoch (or the untrained start) with the highest
+            validation mean flexible improvement [bps] (both as the backtest reports them;
+            :class:`BestWeights`); ``"loss"``: the validation ``lem_loss``.
         weight_averaging: EMA momentum of the weights (e.g. 0.99), written into the model at every epoch end;
             ``None`` = off.
         metrics: Also compute the seed's ten metrics during training (slower to compile).
@@ -297,7 +299,8 @@ class TrainingConfig(_Section):
     time_budget_s: float | None = _f(None, "wall-clock budget of fit [s], compilation included; unset = none")
     patience: int = _f(10, "epochs without a better validation score before stopping; 0 = never early")
     selection: str = _f("tracking", "validation score that keeps weights and stops: 'tracking' "
-                                    "(fixed-column tracking error minus flexible improvement [bps]) or 'loss'")
+                                    "(fixed-column tracking error [bps] for the tracking weights, flexible "
+                                    "improvement [bps] for the flexible ones) or 'loss'")
     weight_averaging: float | None = _f(None, "EMA momentum of the weights (e.g. 0.99) written into the model "
                                               "at every epoch end; unset = off")
     metrics: bool = _f(False, "compute the seed's ten metrics while training")
@@ -1156,37 +1159,68 @@ class BestWeights(_callback_base()):
     ``patience`` epochs without improvement, restore the best weights when training ends (however it ends:
     patience, epoch cap, step cap or time budget).
 
+    With ``flexible`` (a :class:`ValidationScores` that runs before this callback) and a model that can name its
+    flexible-only weights (``flexible_weight_masks()``, :class:`lems.models.LargeExecutionModel`), selection is
+    split as it is reported: the weights are the best ``monitor`` epoch's, except the entries only the flexible
+    columns read, which come from the epoch with the highest validation flexible improvement, the untrained
+    weights included (scored before the first step: a model that starts from the classical rule keeps it unless
+    training beats it on validation). Patience then counts epochs in which neither improved.
+
     Args:
-        monitor: Log key, e.g. ``"val_selection_score"`` or ``"val_loss"``.
+        monitor: Log key, e.g. ``"val_tracking_error_bps"``, ``"val_selection_score"`` or ``"val_loss"``.
         patience: Epochs without a strictly lower value before stopping; 0 = never stop early.
+        flexible: The :class:`ValidationScores` whose flexible improvement selects the flexible weights, or None.
 
     Attributes:
         best: Best value seen.
         best_epoch: Its epoch (0-based); -1 before any.
+        best_flexible: Best validation flexible improvement [bps] (split selection only, else None).
+        untrained_flexible: Validation flexible improvement of the untrained weights [bps] (split selection only).
+        best_flexible_epoch: Its epoch (0-based; -1: the untrained weights; None: no split selection).
         stopped_epoch: The epoch (0-based) at which patience ran out, or None.
     """
 
-    def __init__(self, monitor: str, patience: int = 0) -> None:
+    def __init__(self, monitor: str, patience: int = 0, flexible: ValidationScores | None = None) -> None:
         super().__init__()
         if patience < 0:
             raise ValueError(f"patience must be >= 0 epochs, got {patience}")
-        self.monitor, self.patience = str(monitor), int(patience)
+        self.monitor, self.patience, self.flexible = str(monitor), int(patience), flexible
         self._reset()
 
     def _reset(self) -> None:
         self.best, self.best_epoch, self.stopped_epoch = math.inf, -1, None
+        self.best_flexible, self.best_flexible_epoch, self._flexible_weights, self._masks = None, None, None, None
+        self.untrained_flexible = None
         self.wait, self._weights = 0, None
 
     def on_train_begin(self, logs=None) -> None:
         self._reset()
+        masks = getattr(self.model, "flexible_weight_masks", None)
+        if self.flexible is None or masks is None:
+            return
+        self._masks = masks()
+        if not any(m is not None for m in self._masks):
+            self._masks = None
+            return
+        score = self.untrained_flexible = self.flexible.scores()[FLEXIBLE_KEY]
+        self.best_flexible, self.best_flexible_epoch = (score, -1) if math.isfinite(score) else (-math.inf, None)
+        self._flexible_weights = self.model.get_weights()
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        value = (logs or {}).get(self.monitor)
+        logs = logs or {}
+        value = logs.get(self.monitor)
         if value is None:
-            raise ValueError(f"BestWeights: {self.monitor!r} is not in the epoch logs ({sorted(logs or {})})")
+            raise ValueError(f"BestWeights: {self.monitor!r} is not in the epoch logs ({sorted(logs)})")
+        improved = False
         if float(value) < self.best:  # NaN is never better
-            self.best, self.best_epoch, self.wait = float(value), int(epoch), 0
+            self.best, self.best_epoch, improved = float(value), int(epoch), True
             self._weights = self.model.get_weights()
+        flexible = logs.get(FLEXIBLE_KEY)
+        if self._masks is not None and flexible is not None and float(flexible) > self.best_flexible:
+            self.best_flexible, self.best_flexible_epoch, improved = float(flexible), int(epoch), True
+            self._flexible_weights = self.model.get_weights()
+        if improved:
+            self.wait = 0
             return
         self.wait += 1
         if self.patience and self.wait >= self.patience:
@@ -1194,8 +1228,13 @@ class BestWeights(_callback_base()):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None) -> None:
-        if self._weights is not None:
-            self.model.set_weights(self._weights)
+        if self._weights is None:
+            return
+        weights = self._weights
+        if self._masks is not None and self._flexible_weights is not None:
+            weights = [w if m is None else np.where(m, f, w)
+                       for w, f, m in zip(weights, self._flexible_weights, self._masks)]
+        self.model.set_weights(weights)
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -1405,7 +1444,11 @@ class TrainResult:
         stopped_by: ``"epochs"``, ``"early_stopping"``, ``"max_steps"``, ``"time_budget"`` or ``"diverged"`` (the
             validation output became NaN or inf).
         best_epoch: Epoch (from 1) whose weights were kept; None without validation (last weights kept).
-        monitor: History key that chose ``best_epoch`` (``"val_selection_score"`` or ``"val_loss"``), or None.
+        monitor: History key that chose ``best_epoch`` (``"val_tracking_error_bps"`` or ``"val_loss"``), or None.
+        best_flexible_epoch: Epoch (from 1; 0 = the untrained weights) whose flexible-only weights were kept
+            (split selection, :class:`BestWeights`), or None.
+        untrained_flexible_bps: Validation flexible improvement of the untrained model [bps] (split selection),
+            or None.
     """
 
     model: Any
@@ -1417,6 +1460,8 @@ class TrainResult:
     stopped_by: str
     best_epoch: int | None = None
     monitor: str | None = None
+    best_flexible_epoch: int | None = None
+    untrained_flexible_bps: float | None = None
 
     def history_frame(self):
         """The history as a DataFrame, one row per epoch (``epoch`` from 1)."""
@@ -1455,7 +1500,10 @@ def _selection_callbacks(config: TrainConfig, val) -> tuple[list, BestWeights | 
         val = val.to_window_set()
     scores = ValidationScores(val, config.limits.min_rate, config.limits.max_rate,
                               batch_size=max(t.batch_size, 256), conditions=config.execution.training_conditions())
-    best = BestWeights(SCORE_KEY if t.selection == "tracking" else "val_loss", patience=t.patience)
+    if t.selection == "tracking":  # tracking weights on tracking, flexible weights on flexible improvement
+        best = BestWeights(TRACKING_KEY, patience=t.patience, flexible=scores)
+    else:
+        best = BestWeights("val_loss", patience=t.patience)
     return [scores, best], best
 
 
@@ -1520,4 +1568,7 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     kept = best is not None and best.best_epoch >= 0
     return TrainResult(model=model, history=history, config=config, windows=splits, wall_time_s=wall,
                        epochs_run=len(clock.times), stopped_by=_stopped_by(budgets, selection),
-                       best_epoch=best.best_epoch + 1 if kept else None, monitor=best.monitor if kept else None)
+                       best_epoch=best.best_epoch + 1 if kept else None, monitor=best.monitor if kept else None,
+                       best_flexible_epoch=(best.best_flexible_epoch + 1 if kept and best.best_flexible_epoch is not None
+                                            else None),
+                       untrained_flexible_bps=best.untrained_flexible if best is not None else None)

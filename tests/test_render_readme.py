@@ -45,6 +45,7 @@ def test_significance_follows_the_interval_in_the_files(render_readme, tmp_path)
         path.write_text(json.dumps(summary), encoding="utf-8")
         cells = _row(render_readme.render(tmp_path), "| SPY").split(" | ")
         flex_vwap = next(c for c in cells if "flexible rule" in c)  # the first flexible cell: vs VWAP
+        flex_vwap = flex_vwap.split("; minus rule")[0]  # pooled over sides (the per-side intervals follow)
         assert f"[{low:+.2f}, {high:+.2f}]" in flex_vwap
         assert ("n.s." in flex_vwap) == expect_ns
         assert f"{summary['flexible']['vwap']['model']:+.2f}" in flex_vwap

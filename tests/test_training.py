@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from lems.training import (
     FLEXIBLE_KEY,
     SCORE_KEY,
     TRACKING_KEY,
+    BestWeights,
     DataConfig,
     Splits,
     TrainConfig,
@@ -153,14 +155,18 @@ def test_selection_scores_match_the_report_and_best_weights_are_kept():
     for key in (TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY, "val_loss"):
         assert len(history[key]) == result.epochs_run, key
     np.testing.assert_allclose(history[SCORE_KEY], np.subtract(history[TRACKING_KEY], history[FLEXIBLE_KEY]))
-    best = int(np.argmin(history[SCORE_KEY]))
-    assert result.best_epoch == best + 1 and result.monitor == SCORE_KEY
-    # the returned model carries the best epoch's weights, and the scores are the backtest report's numbers
+    best = int(np.argmin(history[TRACKING_KEY]))
+    assert result.best_epoch == best + 1 and result.monitor == TRACKING_KEY
+    flexible_scores = [result.untrained_flexible_bps, *history[FLEXIBLE_KEY]]  # the untrained start is a candidate
+    assert result.best_flexible_epoch == int(np.argmax(flexible_scores))
+    # the returned model carries the best epoch's tracking weights (its flexible-only weights never touch the fixed
+    # column), and the scores are the backtest report's numbers
     tables = headline(backtest({"model": ModelPolicy(result.model)}, result.windows.val))
     tracking = tables["fixed"].set_index("policy").loc["model", "vwap_tracking_error_bps"]
     flexible = tables["flexible"].groupby("policy")["mean_improvement_bps"].mean().loc["model"]  # both benchmarks
     assert tracking == pytest.approx(history[TRACKING_KEY][best], rel=1e-6, abs=1e-9)
-    assert flexible == pytest.approx(history[FLEXIBLE_KEY][best], rel=1e-6, abs=1e-9)
+    if result.best_flexible_epoch == result.best_epoch:
+        assert flexible == pytest.approx(history[FLEXIBLE_KEY][best], rel=1e-6, abs=1e-9)
 
 
 def test_selection_by_loss_keeps_the_lowest_val_loss():
@@ -232,12 +238,65 @@ def test_train_stops_within_time_budget():
     assert np.isfinite(result.history["loss"]).all()
 
 
-def test_early_stopping_on_the_selection_score():
+def test_early_stopping_when_neither_score_improves():
     result = train(_tiny_config(epochs=60, patience=1, seed=1, learning_rate=5e-2), verbose=0)
-    scores = result.history[SCORE_KEY]
+    tracking, flexible = result.history[TRACKING_KEY], [result.untrained_flexible_bps, *result.history[FLEXIBLE_KEY]]
     assert result.stopped_by == "early_stopping" and result.epochs_run < 60
-    assert scores[-1] >= min(scores[:-1])  # the last epoch did not improve: patience 1 ran out
-    assert result.best_epoch == int(np.argmin(scores)) + 1
+    # the last epoch improved neither the tracking error nor the flexible improvement: patience 1 ran out
+    assert tracking[-1] >= min(tracking[:-1]) and flexible[-1] <= max(flexible[:-1])
+    assert result.best_epoch == int(np.argmin(tracking)) + 1
+    assert result.best_flexible_epoch == int(np.argmax(flexible))
+
+
+class _Scores:
+    """Stands in for ValidationScores before training: the untrained flexible improvement."""
+
+    def __init__(self, untrained: float) -> None:
+        self.untrained = untrained
+
+    def scores(self):
+        return {TRACKING_KEY: 1.0, FLEXIBLE_KEY: self.untrained, SCORE_KEY: 1.0 - self.untrained}
+
+
+class _TwoPartModel(keras.Model):
+    """Two layers; the second's kernel plays the flexible-only weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.shared, self.flexible = keras.layers.Dense(2), keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.flexible(self.shared(x))
+
+    def flexible_weight_masks(self):
+        return [np.ones(v.shape, bool) if v.path == self.flexible.kernel.path else None for v in self.weights]
+
+
+@pytest.mark.parametrize("untrained, flexible_best, stop", [(-10.0, 2, 4), (10.0, -1, 3)])
+def test_best_weights_split_selection_overlays_the_flexible_epoch(untrained, flexible_best, stop):
+    """Tracking weights from the lowest tracking epoch, flexible-only entries from the highest flexible epoch (the
+    untrained weights when they score best); patience counts epochs in which neither improved."""
+    model = _TwoPartModel()
+    model(np.zeros((1, 3), "float32"))  # builds both layers
+    model.stop_training = False  # as fit() sets it
+    callback = BestWeights(TRACKING_KEY, patience=2, flexible=_Scores(untrained))
+    callback.set_model(model)
+    snapshots = [model.get_weights()]
+    callback.on_train_begin()
+    logs = [(5.0, 1.0), (3.0, 0.0), (4.0, 2.0), (4.5, 1.5), (4.6, 1.9)]  # (tracking, flexible) per epoch
+    for epoch, (tracking, flexible) in enumerate(logs):
+        model.set_weights([w + epoch + 1 for w in snapshots[0]])
+        snapshots.append(model.get_weights())
+        callback.on_epoch_end(epoch, {TRACKING_KEY: tracking, FLEXIBLE_KEY: flexible})
+        if model.stop_training:
+            break
+    assert epoch == stop and callback.stopped_epoch == stop  # the last two epochs improved neither
+    assert callback.best_epoch == 1 and callback.best_flexible_epoch == flexible_best
+    callback.on_train_end()
+    kept = model.get_weights()
+    masks = model.flexible_weight_masks()
+    for got, tracked, flexed, mask in zip(kept, snapshots[2], snapshots[flexible_best + 1], masks):
+        np.testing.assert_array_equal(got, flexed if mask is not None else tracked)
 
 
 def test_split_windows_fractions_and_dates():
@@ -391,8 +450,10 @@ def test_cost_aware_training_scores_validation_net_of_costs():
     x = [val.X, np.zeros((len(val), 1)), np.ones((len(val), 1))]
     predicted = result.model.predict(x, verbose=0)
     value = keras.ops.convert_to_numpy(loss(y, predicted))  # the reduced loss over the validation windows
-    assert float(value) == pytest.approx(result.history["val_loss"][-1], rel=1e-4)
     best = result.best_epoch - 1
+    assert np.isfinite(value)
+    if result.best_flexible_epoch == result.best_epoch:  # the kept weights are all that epoch's: its val_loss
+        assert float(value) == pytest.approx(result.history["val_loss"][best], rel=1e-4)
     conditions = config.execution.conditions()[0]
     net = headline(backtest({"model": ModelPolicy(result.model)}, val, conditions=conditions))
     free = headline(backtest({"model": ModelPolicy(result.model)}, val))

@@ -11,7 +11,10 @@ At the open of bar ``s`` of the horizon the decoder reads, for every order of th
   "positive" is always "unfavourable to trade now");
 
 and proposes a fraction of what remains, ``sigmoid(logit(base share) + head)``. A learnable base curve per
-order (positive, summing to one over steps) is the starting point; the fused heads scale it. The proposal
+order (positive, summing to one over steps) is the starting point; the fused heads scale it. The flexible
+("beat") columns may also start from the classical flexible rule (``flexible_prior="rule"``: a soft trigger on the
+last price against the running benchmark, with learnable thresholds), and may share one policy between buy and
+sell (``symmetric_flexible``). The proposal
 is then mapped into the exact feasible interval of EXECUTION.md §2 by :func:`lems.execution.allocate_step`,
 so every output obeys the trading limits by construction.
 """
@@ -358,6 +361,10 @@ class AllocationDecoder(keras.layers.Layer):
                                               initializer="zeros")
         self.state_kernel = self.add_weight(name="state_kernel", shape=(m, N_STATE, self.hidden_dim),
                                             initializer=FusedGlorotUniform())
+        if self.symmetric_flexible:  # the flexible policies' own first layer (one per benchmark x target)
+            self.flexible_state_kernel = self.add_weight(
+                name="flexible_state_kernel", shape=(self.n_flexible_models, N_STATE, self.hidden_dim),
+                initializer=FusedGlorotUniform())
         self.state_bias = self.add_weight(name="state_bias", shape=(m, c, self.hidden_dim), initializer="zeros")
         self.base_curve = self.add_weight(name="base_curve", shape=(m, c, horizon),
                                           initializer=EqualInitializer(axis=-1),
@@ -415,6 +422,27 @@ class AllocationDecoder(keras.layers.Layer):
             "min_duration": seed_min_durations(horizon).reshape(1, 1, c),
             "state_bias": self.state_bias,
         }
+
+    def flexible_masks(self) -> dict[str, np.ndarray]:
+        """The entries of the decoder's weights that only the flexible columns read, per variable path.
+
+        Whole variables (the flexible heads, the rule's thresholds, the flexible first layer of a symmetric
+        decoder) and the flexible columns' rows of ``state_bias`` and ``base_curve``. Selection keeps these from the
+        epoch with the best validation flexible improvement, the rest from the best tracking epoch
+        (:class:`lems.training.BestWeights`). Without ``symmetric_flexible`` the first layer (``state_kernel``) is
+        shared with the tracking column and not listed; the VWAP order types' starting log-odds (the prior and
+        the volume forecast) are always shared.
+        """
+        masks = {v.path: np.ones(v.shape, bool) for v in self.head.weights}
+        for name in ("rule_threshold", "flexible_state_kernel"):
+            if hasattr(self, name):
+                variable = getattr(self, name)
+                masks[variable.path] = np.ones(variable.shape, bool)
+        for variable in (self.state_bias, self.base_curve):  # (M, C, ...): the flexible columns are 0 .. H-1
+            mask = np.zeros(variable.shape, bool)
+            mask[:, :-1] = True
+            masks[variable.path] = mask
+        return masks
 
     def _flexible_weights(self, weights):
         """Per-order rows ``(M, ...)`` of a flexible policy's weights: the rows themselves, or with
@@ -636,7 +664,8 @@ class AllocationDecoder(keras.layers.Layer):
         flexible columns through their policy's weights, see ``symmetric_flexible``)."""
         if not self.symmetric_flexible:
             return ops.einsum("bmcn,mnh->bmch", features, self.state_kernel) + k["state_bias"][None]
-        flexible = (ops.einsum("bmcn,mnh->bmch", features[:, :, :-1], self._flexible_weights(self.state_kernel))
+        kernel = self._flexible_weights(self.flexible_state_kernel)
+        flexible = (ops.einsum("bmcn,mnh->bmch", features[:, :, :-1], kernel)
                     + self._flexible_weights(k["state_bias"][:, :-1])[None])
         tracking = ops.einsum("bmcn,mnh->bmch", features[:, :, -1:], self.state_kernel) + k["state_bias"][None, :, -1:]
         return ops.concatenate([flexible, tracking], axis=2)
