@@ -231,16 +231,26 @@ def train_one(config, splits, train_stride: int, val_stride: int, verbose: int,
     with model_overrides(overrides or {}):
         result = train(config, windows=fit_splits, verbose=verbose)
     val_loss = result.history.get("val_loss", [float("nan")])
-    score = result.history.get("val_selection_score", val_loss)  # what train() selects on
-    best_epoch = int(np.nanargmin(score)) + 1 if np.isfinite(score).any() else 0
+    best_epoch = result.best_epoch or 0  # kept by train(): the tracking weights' epoch
     return {
         "model": result.model, "history": result.history, "stopped_by": result.stopped_by,
         "epochs_run": result.epochs_run, "fit_wall_s": result.wall_time_s,
         "train_wall_s": time.perf_counter() - start, "train_cpu_s": time.process_time() - cpu,
         "best_epoch": best_epoch,
+        # the flexible-only weights' epoch (0: the untrained start) and the untrained validation flexible gain
+        "best_flexible_epoch": result.best_flexible_epoch,
+        "val_flex_untrained": (float("nan") if result.untrained_flexible_bps is None
+                               else float(result.untrained_flexible_bps)),
         "best_val_loss": float(val_loss[best_epoch - 1]) if best_epoch else float("nan"),
         "n_train": len(fit_splits.train), "n_val_fit": len(fit_splits.val),
     }
+
+
+def _flexible_epoch_words(epoch: int | None) -> str:
+    """Where the kept flexible-only weights come from (``TrainResult.best_flexible_epoch``)."""
+    if epoch is None:
+        return "the same epoch"
+    return "the untrained start (the rule prior)" if epoch == 0 else f"epoch {epoch}"
 
 
 def validation_tracking(model, val_set) -> dict[str, float]:
@@ -764,7 +774,8 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
         run = train_one(cfg, splits, stride, args.val_stride, args.verbose, overrides)
         run.update(validation_tracking(run["model"], thin(splits[1], args.val_stride)))
         trials.append({"variant": name, "changes": json.dumps(changes) if changes else "(base)",
-                       **{k: run[k] for k in ("best_val_loss", "best_epoch", "epochs_run", "stopped_by",
+                       **{k: run[k] for k in ("best_val_loss", "best_epoch", "best_flexible_epoch",
+                                              "val_flex_untrained", "epochs_run", "stopped_by",
                                               "fit_wall_s", "train_cpu_s", "n_train", "val_te_model",
                                               "val_te_static", "val_te_reduction_pct", "val_spread_model",
                                               "val_spread_ratio", "val_flex_imp_model")}})
@@ -804,13 +815,15 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
                  f"{getattr(run['model'], 'forecast_loss_weight', 0):g}, tracking_loss_weight="
                  f"{getattr(run['model'], 'tracking_loss_weight', 0):g})",
         "training": f"Adam lr {cfg.learning_rate:g}, batch {cfg.batch_size}, lem_loss (+ the model's auxiliary "
-                    f"training losses), patience {cfg.patience} epochs on train()'s validation score "
-                    f"({cfg.selection}), seed {cfg.seed}, budget {cfg.max_steps or 'no cap on'} steps and "
+                    f"training losses), patience {cfg.patience} epochs on train()'s validation scores "
+                    f"({cfg.selection}: tracking error for the tracking weights, flexible improvement for the "
+                    f"flexible-only ones), seed {cfg.seed}, budget {cfg.max_steps or 'no cap on'} steps and "
                     f"{args.minutes:g} min wall clock per configuration (2-core CPU shared with other jobs, "
                     f"JAX {'fast compile' if cfg.fast_compile else 'default XLA'})",
         "chosen configuration": f"{name} (lowest validation spread {run['val_spread_model']:.2f} bps; best "
-                                f"weights and early stopping by train()'s validation score: epoch {run['best_epoch']} of "
-                                f"{run['epochs_run']}, stopped by {run['stopped_by']}, fit {run['fit_wall_s']:.0f} s "
+                                f"weights and early stopping by train()'s validation scores: tracking weights of epoch "
+                                f"{run['best_epoch']} of {run['epochs_run']}, flexible-only weights of "
+                                f"{_flexible_epoch_words(run.get('best_flexible_epoch'))}, stopped by {run['stopped_by']}, fit {run['fit_wall_s']:.0f} s "
                                 f"wall, {run['train_cpu_s']:.0f} s CPU)",
         "baselines": "TWAP (uniform), StaticVWAP(n_days=20) (causal seasonal volume curve), "
                      "FlexibleRule(threshold=0, base='static')",
