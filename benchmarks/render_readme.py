@@ -212,7 +212,7 @@ def render(results: Path = RESULTS) -> str:
               "[`benchmarks/results/`](benchmarks/results/). Fixed duration: VWAP orders over the whole horizon, "
               "mean abs(achieved / VWAP − 1) and the standard deviation of the signed difference (the spread). "
               "Flexible duration: mean improvement against the benchmark over min durations 1..H (positive = "
-              "better). Brackets: paired 95 % CI clustered by origin day (positive = ours better; n.s. = not "
+              "better), both sides pooled, then ours minus the flexible rule per side. Brackets: paired 95 % CI clustered by origin day (positive = ours better; n.s. = not "
               "significant). Spread ratio: our spread over the best classical schedule's (static curve or TWAP) "
               "with a day-bootstrap 95 % interval; blend = our schedule combined with its own volume forecast, the "
               "static curve and TWAP, weights fitted on the validation split (`lems.blend`)."),
