@@ -283,31 +283,34 @@ def test_untrained_flexible_columns_start_from_the_classical_rule():
     assert agreement["none"] < 0.6, agreement
 
 
-def test_symmetric_flexible_columns_mirror_buy_and_sell():
-    """symmetric_flexible: with random (trained-like) weights, the sell orders' flexible columns on a price path
-    are the buy orders' on the mirrored path, for both benchmarks and targets; the fixed column is not tied."""
-    model = tiny_model(7)
-    x = np.asarray(make_windows(synthetic_market(n_assets=1, n_days=12, calendar="24/7", seed=5), LOOKBACK,
-                                HORIZON).X[:32], np.float32)
+def _randomised(x, rng, **overrides) -> LargeExecutionModel:
+    """A tiny model built for ``x`` whose decoder weights are random (trained-like), except its base curves and its
+    volume forecast (kept at the static curve, which both sides share)."""
+    model = tiny_model(7, **overrides)
     model.build([(None,) + x.shape[1:], (None, 1), (None, 1)])
-    rng = np.random.default_rng(0)
     for weight in model.decoder.weights:
         if "base_curve" not in weight.path and "volume_forecast" not in weight.path:
             weight.assign(rng.normal(0, 0.5, size=weight.shape).astype("float32"))
-    mirrored = x.copy()
+    return model
+
+
+def test_symmetric_flexible_columns_mirror_buy_and_sell():
+    """symmetric_flexible: with random (trained-like) weights, the sell orders' flexible columns on a price path
+    are the buy orders' on the mirrored path, for both benchmarks and targets; the fixed column is not tied."""
     from lems.models import RETURN_CHANNEL
 
+    x = np.asarray(make_windows(synthetic_market(n_assets=1, n_days=12, calendar="24/7", seed=5), LOOKBACK,
+                                HORIZON).X[:32], np.float32)
+    rng = np.random.default_rng(0)
+    model = _randomised(x, rng)
+    mirrored = x.copy()
     mirrored[:, :, RETURN_CHANNEL] *= -1.0
     # the decoder reads the horizon's returns from X; the encoder's reading of the flip does not reach the flexible
     # heads (no context), so the buy orders on x and the sell orders on the mirror must agree exactly
     out, out_mirror = predict(model, x), predict(model, mirrored)
     np.testing.assert_allclose(out[:, :, :-1, :2], out_mirror[:, :, :-1, 2:], atol=1e-5)
     assert np.abs(out[:, :, -1, :2] - out[:, :, -1, 2:]).max() > 1e-4  # tracking: one head per side
-    asymmetric = tiny_model(7, symmetric_flexible=False)
-    asymmetric.build([(None,) + x.shape[1:], (None, 1), (None, 1)])
-    for weight in asymmetric.decoder.weights:
-        if "base_curve" not in weight.path and "volume_forecast" not in weight.path:
-            weight.assign(rng.normal(0, 0.5, size=weight.shape).astype("float32"))
+    asymmetric = _randomised(x, rng, symmetric_flexible=False)
     assert np.abs(predict(asymmetric, x)[:, :, :-1, :2] - predict(asymmetric, mirrored)[:, :, :-1, 2:]).max() > 1e-3
 
 
