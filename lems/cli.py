@@ -239,6 +239,8 @@ def _save_frame(frame, out: Path, fmt: str, stem: str = "backtest") -> Path:
 def _save_training(result, out: Path) -> None:
     import json
 
+    import numpy as np
+
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / "model.keras")
     result.config.save(out / "config.toml")
@@ -247,6 +249,9 @@ def _save_training(result, out: Path) -> None:
     info = {"history": result.history, "wall_time_s": result.wall_time_s, "epochs_run": result.epochs_run,
             "stopped_by": result.stopped_by, "best_epoch": result.best_epoch, "selected_by": result.monitor,
             "best_flexible_epoch": result.best_flexible_epoch,
+            "untrained_flexible_bps": result.untrained_flexible_bps,
+            "rule_prior_thresholds": (None if result.rule_prior_thresholds is None
+                                      else np.round(result.rule_prior_thresholds, 4).tolist()),
             "windows": {k: len(v) for k, v in result.windows._asdict().items()}}
     (out / "history.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
 
@@ -299,6 +304,8 @@ def _print_headline(frame) -> None:
 
 def _training_summary(result) -> str:
     """One line: epochs, steps or time, why training stopped, and the kept epoch with its validation scores."""
+    import numpy as np
+
     from lems.training import FLEXIBLE_KEY, TRACKING_KEY
 
     line = f"{result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}"
@@ -310,7 +317,10 @@ def _training_summary(result) -> str:
     line += f"; kept epoch {result.best_epoch} (best {result.monitor}: {scores})"
     if result.best_flexible_epoch is not None:
         k = result.best_flexible_epoch - 1
-        flexible = ("the untrained start" if k < 0 else
+        start = "the untrained start" if result.rule_prior_thresholds is None else (
+            f"the validation-tuned rule prior ({result.untrained_flexible_bps:+.2f} bps, thresholds "
+            f"{np.min(result.rule_prior_thresholds):g}..{np.max(result.rule_prior_thresholds):g} sigma)")
+        flexible = (start if k < 0 else
                     f"epoch {k + 1}, validation flexible improvement {result.history[FLEXIBLE_KEY][k]:+.2f} bps")
         line += f"; flexible weights from {flexible}"
     return line

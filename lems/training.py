@@ -55,11 +55,13 @@ __all__ = [
     "CONFIG_SECTIONS",
     "DATA_SYNTHETIC",
     "SELECTIONS",
+    "RULE_THRESHOLD_GRID",
     "BestWeights",
     "DataConfig",
     "ExecutionConfig",
     "LimitsConfig",
     "ModelConfig",
+    "RulePriorTuning",
     "Splits",
     "StepBudget",
     "TimeBudget",
@@ -286,6 +288,10 @@ class TrainingConfig(_Section):
             :class:`BestWeights`); ``"loss"``: the validation ``lem_loss``.
         weight_averaging: EMA momentum of the weights (e.g. 0.99), written into the model at every epoch end;
             ``None`` = off.
+        tune_rule_prior: Before the first step, set the thresholds of the flexible columns' rule prior
+            (``flexible_prior="rule"``) to the values of :data:`RULE_THRESHOLD_GRID` [lookback volatilities] with
+            the highest validation flexible improvement, per flexible policy and min duration
+            (:class:`RulePriorTuning`); selection then keeps that tuned start unless training beats it.
         metrics: Also compute the seed's ten metrics during training (slower to compile).
         fast_compile: JAX only: lower XLA's optimisation level while :func:`train` runs (restored after).
             Compiles faster on CPU; each step runs about 3x slower: for short runs.
@@ -303,6 +309,7 @@ class TrainingConfig(_Section):
                                     "improvement [bps] for the flexible ones) or 'loss'")
     weight_averaging: float | None = _f(None, "EMA momentum of the weights (e.g. 0.99) written into the model "
                                               "at every epoch end; unset = off")
+    tune_rule_prior: bool = _f(True, "set the flexible rule prior's thresholds on validation before training")
     metrics: bool = _f(False, "compute the seed's ten metrics while training")
     fast_compile: bool = _f(False, "JAX: lower XLA optimisation (faster compile, slower steps)")
     seed: int = _f(0, "seed of keras, numpy, subsampling and the synthetic market")
@@ -1124,23 +1131,50 @@ class ValidationScores(_callback_base()):
         x = [np.asarray(part.X, dtype=np.float32), lo.astype(np.float32), hi.astype(np.float32)]
         return np.asarray(self.model.predict(x, batch_size=self.batch_size, verbose=0), dtype=np.float64)
 
-    def scores(self) -> dict[str, float]:
-        """The three numbers for the model's current weights (NaN when its output is not finite)."""
-        total = {"tracking": 0.0, "flexible": 0.0, "n": 0}
+    def _chunks(self):
+        """``(rows, allocations)`` per chunk of the validation windows (bounded memory)."""
         from lems.backtest import windows_per_chunk
 
         chunk = windows_per_chunk(int(self.windows.n_ahead), _SCORE_CELLS, cap=_SCORE_CHUNK)
         for lo in range(0, len(self.windows), chunk):
             rows = np.arange(lo, min(lo + chunk, len(self.windows)))
             part = self.windows if len(rows) == len(self.windows) else self.windows.subset(rows)
-            allocations = self._allocations(part)
+            yield rows, self._allocations(part)
+
+    def _rows_costs(self, rows):
+        return None if self._costs is None else self._costs.rows(rows)
+
+    def scores(self) -> dict[str, float]:
+        """The three numbers for the model's current weights (NaN when its output is not finite)."""
+        total = {"tracking": 0.0, "flexible": 0.0, "n": 0}
+        for rows, allocations in self._chunks():
             if not np.all(np.isfinite(allocations)):
                 return dict.fromkeys((TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY), math.nan)
-            costs = None if self._costs is None else self._costs.rows(rows)
-            for key, value in selection_scores(allocations, self._y[rows], costs).items():
+            for key, value in selection_scores(allocations, self._y[rows], self._rows_costs(rows)).items():
                 total[key] += value
         tracking, flexible = total["tracking"] / total["n"], total["flexible"] / total["n"]
         return {TRACKING_KEY: tracking, FLEXIBLE_KEY: flexible, SCORE_KEY: tracking - flexible}
+
+    def flexible_by_order(self) -> np.ndarray:
+        """Mean validation improvement [bps] of each flexible order for the model's current weights.
+
+        Returns:
+            ``(M, H)`` float64: order model ``m`` (order type x target, in :data:`lems.execution.ORDER_TYPES` x
+            :data:`lems.execution.TARGETS` order, as the decoder's models) and flexible column (min duration
+            ``d = column + 1`` bars); all NaN when the model's output is not finite. Net of costs when the
+            callback scores net of costs. Its mean over all entries is ``val_flexible_improvement_bps``.
+        """
+        from lems.execution import seed_outcome
+
+        horizon, total = int(self.windows.n_ahead), 0.0
+        for rows, allocations in self._chunks():
+            if not np.all(np.isfinite(allocations)):
+                return np.full((allocations.shape[-2] * allocations.shape[-1], horizon), math.nan)
+            costs = self._rows_costs(rows)
+            out = seed_outcome(allocations, self._y[rows]) if costs is None else costs.outcome(allocations,
+                                                                                             self._y[rows])
+            total = total + out.improvement_bps[:, :horizon].sum(axis=0)  # (H, types, targets)
+        return (np.asarray(total) / len(self.windows)).reshape(horizon, -1).T
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         scores = self.scores()
@@ -1235,6 +1269,79 @@ class BestWeights(_callback_base()):
             weights = [w if m is None else np.where(m, f, w)
                        for w, f, m in zip(weights, self._flexible_weights, self._masks)]
         self.model.set_weights(weights)
+
+
+#: Thresholds of the flexible rule prior tried on validation before training [lookback volatility units]
+#: (:class:`RulePriorTuning`): from "finish on any favourable price" to "only on a 2-sigma move".
+RULE_THRESHOLD_GRID = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0)
+
+
+class RulePriorTuning(_callback_base()):
+    """Keras callback: before the first step, tune the thresholds of the flexible columns' rule prior.
+
+    A model whose flexible columns start from the classical rule (``flexible_prior="rule"``) starts from one
+    threshold for every order and min duration. This callback scores the untrained model on the validation
+    windows at each threshold of ``grid`` and keeps, per flexible policy and min duration, the grid value with the
+    highest mean validation flexible improvement (averaged over the policy's orders, i.e. buy and sell for a
+    symmetric decoder, and over ``smooth`` neighbouring min durations on each side, so that one noisy column
+    does not pick its own). The tuned rule is then the untrained start that :class:`BestWeights` scores as a
+    candidate: training must beat it on validation to replace it. It reads validation windows only (no test
+    data) and changes nothing when the model has no rule prior.
+
+    Args:
+        scores: The :class:`ValidationScores` of the run (its windows, limits and cost conditions).
+        grid: Thresholds tried [lookback volatility units], each finite.
+        smooth: Neighbouring min durations averaged on each side of a column (0 = each column alone).
+
+    Attributes:
+        table: ``(len(grid), n_flexible_models, H)`` mean validation improvement [bps] per threshold, policy and
+            column, after the run (None before or without a rule prior).
+        thresholds: The chosen ``(n_flexible_models, H)`` thresholds, or None.
+    """
+
+    def __init__(self, scores: ValidationScores, grid=RULE_THRESHOLD_GRID, smooth: int = 1) -> None:
+        super().__init__()
+        grid = tuple(float(g) for g in grid)
+        if not grid or not all(math.isfinite(g) for g in grid):
+            raise ValueError(f"grid must be a non-empty sequence of finite thresholds, got {grid!r}")
+        if int(smooth) != smooth or smooth < 0:
+            raise ValueError(f"smooth must be an integer >= 0 (min durations), got {smooth!r}")
+        self.scores, self.grid, self.smooth = scores, grid, int(smooth)
+        self.table, self.thresholds = None, None
+
+    def on_train_begin(self, logs=None) -> None:
+        from lems.layers.decoder import RULE_THRESHOLD
+
+        decoder = getattr(self.model, "decoder", None)
+        if getattr(decoder, "flexible_prior", None) != "rule":
+            return
+        policy = decoder.flexible_policy_of_order()
+        n_policies = decoder.n_flexible_models
+        table = []
+        for threshold in self.grid:
+            decoder.rule_thresholds = threshold
+            by_order = self.scores.flexible_by_order()  # (M, H)
+            by_policy = np.stack([by_order[policy == f].mean(axis=0) for f in range(n_policies)])
+            table.append(_smooth_columns(by_policy, self.smooth))
+        self.table = np.stack(table)
+        if not np.all(np.isfinite(self.table)):
+            decoder.rule_thresholds = RULE_THRESHOLD
+            warnings.warn("RulePriorTuning: the untrained model's validation output is not finite; the rule "
+                          "prior keeps its initial thresholds", RuntimeWarning, stacklevel=2)
+            self.table = None
+            return
+        self.thresholds = np.asarray(self.grid)[np.argmax(self.table, axis=0)]
+        decoder.rule_thresholds = self.thresholds
+
+
+def _smooth_columns(values: np.ndarray, width: int) -> np.ndarray:
+    """Mean over the ``width`` neighbouring columns on each side (last axis; fewer at the edges)."""
+    if width == 0:
+        return values
+    cumulative = np.concatenate([np.zeros(values.shape[:-1] + (1,)), np.cumsum(values, axis=-1)], axis=-1)
+    n = values.shape[-1]
+    lo, hi = np.maximum(np.arange(n) - width, 0), np.minimum(np.arange(n) + width + 1, n)
+    return (cumulative[..., hi] - cumulative[..., lo]) / (hi - lo)
 
 
 # -------------------------------------------------------------------------------------------------------
@@ -1447,8 +1554,10 @@ class TrainResult:
         monitor: History key that chose ``best_epoch`` (``"val_tracking_error_bps"`` or ``"val_loss"``), or None.
         best_flexible_epoch: Epoch (from 1; 0 = the untrained weights) whose flexible-only weights were kept
             (split selection, :class:`BestWeights`), or None.
-        untrained_flexible_bps: Validation flexible improvement of the untrained model [bps] (split selection),
-            or None.
+        untrained_flexible_bps: Validation flexible improvement of the untrained model [bps] (split selection;
+            with ``tune_rule_prior``, of the tuned rule prior), or None.
+        rule_prior_thresholds: The rule prior's ``(n_flexible_models, H)`` thresholds chosen on validation before
+            training [lookback volatility units] (:class:`RulePriorTuning`), or None when not tuned.
     """
 
     model: Any
@@ -1462,6 +1571,7 @@ class TrainResult:
     monitor: str | None = None
     best_flexible_epoch: int | None = None
     untrained_flexible_bps: float | None = None
+    rule_prior_thresholds: np.ndarray | None = None
 
     def history_frame(self):
         """The history as a DataFrame, one row per epoch (``epoch`` from 1)."""
@@ -1500,11 +1610,12 @@ def _selection_callbacks(config: TrainConfig, val) -> tuple[list, BestWeights | 
         val = val.to_window_set()
     scores = ValidationScores(val, config.limits.min_rate, config.limits.max_rate,
                               batch_size=max(t.batch_size, 256), conditions=config.execution.training_conditions())
+    tuning = [RulePriorTuning(scores)] if t.tune_rule_prior else []  # runs before BestWeights scores the start
     if t.selection == "tracking":  # tracking weights on tracking, flexible weights on flexible improvement
         best = BestWeights(TRACKING_KEY, patience=t.patience, flexible=scores)
     else:
         best = BestWeights("val_loss", patience=t.patience)
-    return [scores, best], best
+    return [scores, *tuning, best], best
 
 
 def _stopped_by(budgets: dict[str, Any], selection: list) -> str:
@@ -1571,4 +1682,6 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
                        best_epoch=best.best_epoch + 1 if kept else None, monitor=best.monitor if kept else None,
                        best_flexible_epoch=(best.best_flexible_epoch + 1 if kept and best.best_flexible_epoch is not None
                                             else None),
-                       untrained_flexible_bps=best.untrained_flexible if best is not None else None)
+                       untrained_flexible_bps=best.untrained_flexible if best is not None else None,
+                       rule_prior_thresholds=next((cb.thresholds for cb in selection
+                                                   if isinstance(cb, RulePriorTuning)), None))

@@ -19,10 +19,12 @@ from lems.training import (
     TRACKING_KEY,
     BestWeights,
     DataConfig,
+    RulePriorTuning,
     Splits,
     TrainConfig,
     ValidationScores,
     WindowConfig,
+    build_model,
     build_windows,
     load_bars,
     split_windows,
@@ -297,6 +299,60 @@ def test_best_weights_split_selection_overlays_the_flexible_epoch(untrained, fle
     masks = model.flexible_weight_masks()
     for got, tracked, flexed, mask in zip(kept, snapshots[2], snapshots[flexible_best + 1], masks):
         np.testing.assert_array_equal(got, flexed if mask is not None else tracked)
+
+
+def _untrained_scored(config):
+    """An untrained model of ``config`` and a :class:`ValidationScores` on its validation windows, wired."""
+    splits = split_windows(config, build_windows(config))
+    model = build_model(config, n_features=splits.train.X.shape[-1])
+    scores = ValidationScores(splits.val, config.limits.min_rate, config.limits.max_rate)
+    scores.set_model(model)
+    return model, scores
+
+
+def test_rule_prior_tuning_keeps_the_best_validation_threshold_per_policy_and_column():
+    """Per policy and min duration the argmax of the grid: the tuned model's validation flexible improvement is
+    at least that of every single threshold, its per-order table averages to the logged score, and the chosen
+    thresholds are grid values written into the decoder."""
+    model, scores = _untrained_scored(_tiny_config(n_ahead=6))
+    grid = (0.1, 0.4, 1.5)
+    tuner = RulePriorTuning(scores, grid=grid, smooth=0)
+    tuner.set_model(model)
+    tuner.on_train_begin()
+    tuned = scores.scores()[FLEXIBLE_KEY]
+    np.testing.assert_allclose(scores.flexible_by_order().mean(), tuned, rtol=1e-9, atol=1e-9)
+    chosen = tuner.thresholds
+    assert chosen.shape == (model.decoder.n_flexible_models, 6) and set(np.unique(chosen)) <= set(grid)
+    np.testing.assert_allclose(model.decoder.rule_thresholds, chosen, rtol=1e-6)
+    np.testing.assert_allclose(tuner.table.max(axis=0).mean(), tuned, rtol=1e-6, atol=1e-6)
+    for threshold in grid:
+        model.decoder.rule_thresholds = threshold
+        assert scores.scores()[FLEXIBLE_KEY] <= tuned + 1e-9
+
+
+def test_rule_prior_tuning_checks_its_arguments_and_skips_models_without_the_prior():
+    model, scores = _untrained_scored(_tiny_config(flexible_prior="none"))
+    for bad in ({"grid": ()}, {"grid": (0.1, float("nan"))}, {"smooth": -1}):
+        with pytest.raises(ValueError):
+            RulePriorTuning(scores, **bad)
+    tuner = RulePriorTuning(scores)
+    tuner.set_model(model)
+    tuner.on_train_begin()
+    assert tuner.thresholds is None and tuner.table is None
+    with pytest.raises(ValueError, match="no rule prior"):
+        model.decoder.rule_thresholds = 0.5
+
+
+def test_train_tunes_the_rule_prior_unless_told_not_to():
+    from lems.training import RULE_THRESHOLD_GRID
+
+    tuned = train(_tiny_config(max_steps=1, patience=0), verbose=0)
+    assert set(np.unique(tuned.rule_prior_thresholds)) <= set(RULE_THRESHOLD_GRID)
+    assert tuned.untrained_flexible_bps is not None
+    plain = train(_tiny_config(max_steps=1, patience=0, tune_rule_prior=False), verbose=0)
+    assert plain.rule_prior_thresholds is None
+    with pytest.raises(ValueError, match="finite"):
+        plain.model.decoder.rule_thresholds = np.inf
 
 
 def test_split_windows_fractions_and_dates():

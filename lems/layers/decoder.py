@@ -444,6 +444,28 @@ class AllocationDecoder(keras.layers.Layer):
             masks[variable.path] = mask
         return masks
 
+    def flexible_policy_of_order(self) -> np.ndarray:
+        """``(M,)`` int: the flexible policy (row of the flexible heads and of ``rule_threshold``) each order model
+        uses: itself, or with ``symmetric_flexible`` the buy model of its benchmark x target (``m mod M / 2``)."""
+        return np.arange(self.n_models) % self.n_flexible_models
+
+    @property
+    def rule_thresholds(self) -> np.ndarray:
+        """``(n_flexible_models, H)`` thresholds of the rule prior [lookback volatility units] (``flexible_prior=
+        "rule"`` only): the flexible column of min duration ``d`` (index ``d - 1``) of policy ``f`` finishes early
+        once the last closed bar is favourable against the running benchmark by more than entry ``[f, d - 1]``."""
+        if self.flexible_prior != "rule":
+            raise ValueError(f"rule_thresholds: the decoder has no rule prior (flexible_prior={self.flexible_prior!r})")
+        return np.asarray(ops.convert_to_numpy(self.rule_threshold), dtype=np.float64) * RULE_RATE
+
+    @rule_thresholds.setter
+    def rule_thresholds(self, values) -> None:
+        current = self.rule_thresholds
+        values = np.broadcast_to(np.asarray(values, dtype=np.float64), current.shape)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("rule_thresholds must be finite [lookback volatility units]")
+        self.rule_threshold.assign((values / RULE_RATE).astype(self.rule_threshold.dtype))
+
     def _flexible_weights(self, weights):
         """Per-order rows ``(M, ...)`` of a flexible policy's weights: the rows themselves, or with
         ``symmetric_flexible`` the buy rows for both sides (weights shaped ``(M / 2, ...)`` are tiled, ``(M, ...)``
