@@ -242,8 +242,18 @@ def train_one(config, splits, train_stride: int, val_stride: int, verbose: int,
         "val_flex_untrained": (float("nan") if result.untrained_flexible_bps is None
                                else float(result.untrained_flexible_bps)),
         "best_val_loss": float(val_loss[best_epoch - 1]) if best_epoch else float("nan"),
+        "rule_prior": _threshold_words(result.rule_prior_thresholds),
         "n_train": len(fit_splits.train), "n_val_fit": len(fit_splits.val),
     }
+
+
+def _threshold_words(thresholds) -> str:
+    """The rule prior's validation-tuned thresholds (``TrainResult.rule_prior_thresholds``), in a few words."""
+    if thresholds is None:
+        return "not tuned"
+    t = np.asarray(thresholds)
+    return (f"tuned on validation before training: median {np.median(t):g}, range {t.min():g}..{t.max():g} "
+            f"lookback volatilities over {t.shape[0]} policies x {t.shape[1]} min durations")
 
 
 def _flexible_epoch_words(epoch: int | None) -> str:
@@ -775,7 +785,7 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
         run.update(validation_tracking(run["model"], thin(splits[1], args.val_stride)))
         trials.append({"variant": name, "changes": json.dumps(changes) if changes else "(base)",
                        **{k: run[k] for k in ("best_val_loss", "best_epoch", "best_flexible_epoch",
-                                              "val_flex_untrained", "epochs_run", "stopped_by",
+                                              "val_flex_untrained", "rule_prior", "epochs_run", "stopped_by",
                                               "fit_wall_s", "train_cpu_s", "n_train", "val_te_model",
                                               "val_te_static", "val_te_reduction_pct", "val_spread_model",
                                               "val_spread_ratio", "val_flex_imp_model")}})
@@ -825,6 +835,7 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
                                 f"{run['best_epoch']} of {run['epochs_run']}, flexible-only weights of "
                                 f"{_flexible_epoch_words(run.get('best_flexible_epoch'))}, stopped by {run['stopped_by']}, fit {run['fit_wall_s']:.0f} s "
                                 f"wall, {run['train_cpu_s']:.0f} s CPU)",
+        "rule prior thresholds": run["rule_prior"],
         "baselines": "TWAP (uniform), StaticVWAP(n_days=20) (causal seasonal volume curve), "
                      "FlexibleRule(threshold=0, base='static')",
         "volume forecast (trained)": forecast_parameters(run["model"]),
