@@ -9,7 +9,9 @@ the classical rule alone, with its threshold chosen honestly, closes the gap:
 * ``rule_prior``: ``FlexibleRule(RULE_THRESHOLD)``, the rule at the prior's initial threshold;
 * ``rule_tuned``: ``FlexibleRule(t)`` with ``t`` from a grid chosen on the validation windows (every 4th
   origin, as ``real_data.py`` selects epochs) by the mean flexible improvement over sides, benchmarks, targets
-  and min durations.
+  and min durations;
+* ``rule_tuned_decay``: the same with the threshold shrinking like the square root of the time left,
+  ``FlexibleRule(t, decay=RULE_DECAY)`` (the shape of the model's rule prior), ``t`` tuned the same way.
 
 Per test set and side (vs VWAP and TWAP): the rules' mean improvement [bps], the paired difference to ``rule_0``
 with a 95 % CI clustered by origin day, and the model's mean from the committed ``real_data_<set>.json``
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_data import DEFAULT_DATA, RESULTS, SETUPS, build_splits, data_files, md_table, thin  # noqa: E402
 
 #: Thresholds tried on validation [lookback volatilities].
-GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
 VAL_STRIDE = 4
 
 
@@ -49,22 +51,26 @@ def flexible_mean(frame: pd.DataFrame) -> pd.Series:
 def run(name: str, data: Path) -> tuple[pd.DataFrame, dict]:
     from lems.backtest import backtest
     from lems.baselines import FlexibleRule
-    from lems.layers.decoder import RULE_THRESHOLD
+    from lems.layers.decoder import RULE_DECAY, RULE_THRESHOLD
     from lems.report import paired_comparison
 
     setup = SETUPS[name]
     _, val_set, test_set = build_splits(data_files(data, setup), setup, setup.lookback)
-    val = backtest({f"t={t:g}": FlexibleRule(t) for t in GRID}, thin(val_set, VAL_STRIDE))
-    val_scores = flexible_mean(val)
-    tuned = float(val_scores.idxmax().removeprefix("t="))
+    candidates = {f"t={t:g}": FlexibleRule(t) for t in GRID}
+    candidates.update({f"decay t={t:g}": FlexibleRule(t, decay=RULE_DECAY) for t in GRID})
+    val_scores = flexible_mean(backtest(candidates, thin(val_set, VAL_STRIDE)))
+    constant = val_scores[[k for k in val_scores.index if not k.startswith("decay")]]
+    decayed = val_scores[[k for k in val_scores.index if k.startswith("decay")]]
+    tuned = float(constant.idxmax().removeprefix("t="))
+    tuned_decay = float(decayed.idxmax().removeprefix("decay t="))
     policies = {"rule_0": FlexibleRule(0.0), "rule_prior": FlexibleRule(RULE_THRESHOLD),
-                "rule_tuned": FlexibleRule(tuned)}
+                "rule_tuned": FlexibleRule(tuned), "rule_tuned_decay": FlexibleRule(tuned_decay, decay=RULE_DECAY)}
     test = backtest(policies, test_set)
     test = test[test["objective"] == "beat"]
     means = test.groupby(["benchmark", "side", "policy"], observed=True)["improvement_bps"].mean().unstack("policy")
     rows = []
     model = json.loads((RESULTS / f"real_data_{name}.json").read_text(encoding="utf-8"))
-    for rule in ("rule_prior", "rule_tuned"):
+    for rule in ("rule_prior", "rule_tuned", "rule_tuned_decay"):
         paired = paired_comparison(test, rule, "rule_0", by=("benchmark", "side"), cluster="day")
         for _, r in paired[paired["objective"] == "beat"].iterrows():
             benchmark, side = str(r["benchmark"]), str(r["side"])
@@ -74,7 +80,7 @@ def run(name: str, data: Path) -> tuple[pd.DataFrame, dict]:
                          "rule_minus_rule_0": r["mean_diff"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                          "model_mean": theirs["model"], "model_minus_rule_0": theirs["mean_diff"],
                          "model_minus_this_rule": theirs["model"] - means.loc[(benchmark, side), rule]})
-    return pd.DataFrame(rows), {"data": name, "tuned_threshold": tuned,
+    return pd.DataFrame(rows), {"data": name, "tuned_threshold": tuned, "tuned_threshold_decay": tuned_decay,
                                 **{k: round(float(v), 3) for k, v in val_scores.items()}}
 
 

@@ -362,11 +362,11 @@ def _running_benchmarks(prices: np.ndarray, volumes: np.ndarray) -> tuple[np.nda
     return vwap, twap
 
 
-def _favourable(windows: WindowSet, threshold: float) -> np.ndarray:
+def _favourable(windows: WindowSet, threshold: float, decay: float = 0.0) -> np.ndarray:
     """Whether the last closed bar's price is favourable at the open of each bar, per order type.
 
-    Buy: ``p_{s-1} < running * (1 - threshold * sigma)``; sell: ``p_{s-1} > running * (1 + threshold *
-    sigma)``; always False at ``s = 0``.
+    Buy: ``p_{s-1} < running * (1 - threshold_s * sigma)``; sell: ``p_{s-1} > running * (1 + threshold_s *
+    sigma)``, with ``threshold_s = threshold * ((H - s) / H) ** decay``; always False at ``s = 0``.
 
     Returns:
         ``(N, H, 4)`` booleans.
@@ -378,7 +378,7 @@ def _favourable(windows: WindowSet, threshold: float) -> np.ndarray:
     running = np.where(_IS_VWAP[None, None, :], vwap[:, :, None], twap[:, :, None])  # (N, H, 4)
     last = np.concatenate([prices[:, :1], prices[:, :-1]], axis=1)[:, :, None]  # p_{s-1}
     sigma = lookback_volatility(windows) if threshold > 0 else np.zeros(n)  # threshold 0 needs no bars
-    thr = (threshold * sigma)[:, None, None]
+    thr = (threshold * sigma)[:, None, None] * (((horizon - np.arange(horizon)) / horizon) ** decay)[None, :, None]
     buy = last < running * (1.0 - thr)
     sell = last > running * (1.0 + thr)
     fav = np.where(_IS_BUY[None, None, :], buy, sell)
@@ -401,15 +401,21 @@ class FlexibleRule:
 
     Args:
         threshold: Trigger distance in units of ``sigma`` (>= 0; 0 = any favourable price).
+        decay: The distance at the open of bar ``s`` is ``threshold * ((H - s) / H) ** decay`` (>= 0; 0, the
+            textbook rule: constant; 0.5: it shrinks like the square root of the time left, as the model's rule
+            prior, ``lems.layers.decoder.RULE_DECAY``).
         base: "static" (static volume curve for VWAP types, uniform for TWAP types) or "twap" (uniform).
         n_days: Days of the static volume curve (see :class:`StaticVWAP`).
         name: Label of the policy.
     """
 
     def __init__(self, threshold: float = 0.0, base: str = "static", n_days: int = 20,
-                 name: str = "flexible_rule") -> None:
+                 name: str = "flexible_rule", decay: float = 0.0) -> None:
         if not np.isfinite(threshold) or threshold < 0:
             raise ValueError(f"threshold must be a finite number >= 0 (units of sigma), got {threshold!r}")
+        if not np.isfinite(decay) or decay < 0:
+            raise ValueError(f"decay must be a finite number >= 0, got {decay!r}")
+        self.decay = float(decay)
         if base not in ("static", "twap"):
             raise ValueError(f"base must be 'static' or 'twap', got {base!r}")
         if int(n_days) != n_days or n_days < 1:
@@ -422,7 +428,7 @@ class FlexibleRule:
         _check_windows(windows)
         n, horizon = len(windows), int(windows.n_ahead)
         weights = _type_weights(windows, self.base, self.n_days)  # (N, H, 4)
-        favourable = _favourable(windows, self.threshold) if n else np.zeros((0, horizon, _N_TYPES), bool)
+        favourable = _favourable(windows, self.threshold, self.decay) if n else np.zeros((0, horizon, _N_TYPES), bool)
         # earliest trigger step per column: s >= d - 1 = k and s >= 1; the fixed column never triggers
         first = np.r_[np.maximum(np.arange(horizon), 1), horizon]  # (H+1,)
         per_type = _rule_steps(weights, favourable, first, lo[:, :, None], hi[:, :, None])
@@ -430,7 +436,7 @@ class FlexibleRule:
 
     def __repr__(self) -> str:
         return (f"FlexibleRule(threshold={self.threshold}, base={self.base!r}, n_days={self.n_days}, "
-                f"name={self.name!r})")
+                f"name={self.name!r}, decay={self.decay})")
 
 
 def _rule_steps(weights: np.ndarray, favourable: np.ndarray, first: np.ndarray, min_rate: np.ndarray,

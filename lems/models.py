@@ -27,7 +27,7 @@ import numpy as np
 from keras import ops
 
 from lems.batching import FixedBatchShapes
-from lems.layers.decoder import AllocationDecoder, relative_volume
+from lems.layers.decoder import RULE_DECAY, AllocationDecoder, relative_volume
 from lems.layers.embedding import EmbeddingLayer
 from lems.layers.grn import GRN, AddAndNorm, Gate
 from lems.layers.registry import check_positive_int, register
@@ -142,6 +142,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             :class:`lems.layers.AllocationDecoder`), which training corrects; "none": from their base curve.
         symmetric_flexible: one flexible policy shared by buy and sell (mirrored state features), so that the
             flexible columns cannot bet on the training period's price drift (default True).
+        rule_decay: the rule prior's threshold shrinks with the time left as ``((H - s) / H) ** rule_decay``
+            (default ``RULE_DECAY`` = 0.5: square root of the time left; 0: constant).
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -157,7 +159,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                  kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, volume_forecast: bool = True,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, tracking_loss_weight: float = 1.0,
                  tracking_loss_pooling: str = "batch", train_columns: int | None = None, flexible_prior: str = "rule",
-                 symmetric_flexible: bool = True, **kwargs) -> None:
+                 symmetric_flexible: bool = True, rule_decay: float = RULE_DECAY, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -187,6 +189,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         head_dim = check_positive_int("fused_mlp_hidden_dim", fused_mlp_hidden_dim or 64)
         self.flexible_prior = flexible_prior
         self.symmetric_flexible = bool(symmetric_flexible)
+        self.rule_decay = float(rule_decay)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
         self.variable_selection = VariableSelectionNetwork(self.hidden_size, name="variable_selection")
@@ -207,7 +210,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                                          forecast_loss_weight=self.forecast_loss_weight,
                                          forecast_context=self.forecast_context,
                                          flexible_prior=self.flexible_prior,
-                                         symmetric_flexible=self.symmetric_flexible, name="decoder")
+                                         symmetric_flexible=self.symmetric_flexible, rule_decay=self.rule_decay,
+                                         name="decoder")
 
     @property
     def window_length(self) -> int:
@@ -443,6 +447,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             "forecast_context": self.forecast_context, "tracking_loss_weight": self.tracking_loss_weight,
             "tracking_loss_pooling": self.tracking_loss_pooling, "train_columns": self.train_columns,
             "flexible_prior": self.flexible_prior, "symmetric_flexible": self.symmetric_flexible,
+            "rule_decay": self.rule_decay,
         })
         return config
 
@@ -459,6 +464,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         config = dict(config)
         config.setdefault("flexible_prior", "none")
         config.setdefault("symmetric_flexible", False)
+        config.setdefault("rule_decay", 0.0)
         return cls(**config)
 
 

@@ -221,6 +221,7 @@ class ModelConfig(_Section):
         flexible_prior: What the flexible columns start from: ``"rule"`` (the classical flexible rule, which
             training corrects) or ``"none"`` (their base curve).
         symmetric_flexible: One flexible policy shared by buy and sell (mirrored state features).
+        rule_decay: The rule prior's threshold shrinks with the time left as ``((H - s) / H) ** rule_decay``.
     """
 
     hidden_size: int = _f(32, "encoder width [units]")
@@ -232,6 +233,7 @@ class ModelConfig(_Section):
     dropout: float = _f(0.0, "GRN dropout [fraction]")
     flexible_prior: str = _f("rule", "flexible columns start from 'rule' (the classical flexible rule) or 'none'")
     symmetric_flexible: bool = _f(True, "one flexible policy for buy and sell (mirrored price features)")
+    rule_decay: float = _f(0.5, "rule prior's threshold x ((H - s) / H) ** rule_decay (0 = constant)")
 
     def _check(self) -> None:
         self._at_least(1, "hidden_size", "hidden_rnn_layer", "num_heads", "num_embedding", "fused_mlp_hidden_dim")
@@ -241,6 +243,8 @@ class ModelConfig(_Section):
             raise ValueError(f"config: dropout must be in [0, 1), got {self.dropout}")
         if self.flexible_prior not in ("rule", "none"):
             raise ValueError(f"config: flexible_prior must be 'rule' or 'none', got {self.flexible_prior!r}")
+        if not (math.isfinite(self.rule_decay) and self.rule_decay >= 0):
+            raise ValueError(f"config: rule_decay must be a finite number >= 0, got {self.rule_decay}")
 
 
 @dataclass(frozen=True)
@@ -1272,8 +1276,9 @@ class BestWeights(_callback_base()):
 
 
 #: Thresholds of the flexible rule prior tried on validation before training [lookback volatility units]
-#: (:class:`RulePriorTuning`): from "finish on any favourable price" to "only on a 2-sigma move".
-RULE_THRESHOLD_GRID = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0)
+#: (:class:`RulePriorTuning`): from "finish on any favourable price" to "only on a 3-sigma move" (at the
+#: horizon's start; the model's ``rule_decay`` shrinks them as time runs out).
+RULE_THRESHOLD_GRID = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
 
 
 class RulePriorTuning(_callback_base()):

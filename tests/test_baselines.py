@@ -401,3 +401,20 @@ def test_almgren_chriss_causal_end_to_end():
     known = base.origin_index <= cut  # lookback bars < t0 <= cut are untouched
     assert np.array_equal(a[known], b[known])
     assert not np.allclose(a[~known], b[~known])
+
+
+def test_flexible_rule_decay_lowers_the_threshold_as_time_runs_out():
+    """decay > 0: the threshold at bar s is threshold * ((H - s) / H) ** decay <= threshold, so the rule triggers
+    on a superset of bars: every flexible order finishes no later than with the constant threshold, some earlier."""
+    windows = _windows(8)
+
+    def last_bars(policy):
+        traded = policy.allocate(windows)[:, :, :-1] > 1e-9
+        return traded.shape[1] - 1 - np.argmax(traded[:, ::-1], axis=1)
+
+    constant, decayed = last_bars(FlexibleRule(0.5)), last_bars(FlexibleRule(0.5, decay=1.0))
+    assert np.all(decayed <= constant) and np.any(decayed < constant)
+    np.testing.assert_array_equal(last_bars(FlexibleRule(0.5, decay=0.0)), constant)
+    for bad in (-0.5, np.nan):
+        with pytest.raises(ValueError, match="decay"):
+            FlexibleRule(0.5, decay=bad)

@@ -260,11 +260,12 @@ def _stopping_bars(allocations: np.ndarray) -> np.ndarray:
     return traded.shape[1] - 1 - np.argmax(traded[:, ::-1], axis=1)
 
 
-def test_untrained_flexible_columns_start_from_the_classical_rule():
+@pytest.mark.parametrize("decay", [0.0, 0.5])
+def test_untrained_flexible_columns_start_from_the_classical_rule(decay):
     """flexible_prior="rule" (the default): untrained flexible columns stop where FlexibleRule (at the prior's
-    initial threshold) stops on nearly every order: they differ only at the soft trigger's edge and by
-    benchmarking log prices. The fixed column is the static curve either way. Without the prior, the flexible
-    columns follow the curve and stop where it does."""
+    initial threshold and decay) stops on nearly every order: they differ only at the soft trigger's edge and by
+    benchmarking log prices; they agree less with the rule of the other decay. The fixed column is the static
+    curve either way. Without the prior, the flexible columns follow the curve and stop where it does."""
     from lems.baselines import FlexibleRule, StaticVWAP
     from lems.layers.decoder import RULE_THRESHOLD
 
@@ -272,14 +273,20 @@ def test_untrained_flexible_columns_start_from_the_classical_rule():
     every = make_windows(synthetic_market(n_assets=2, n_days=30, calendar="24/7", seed=3), LOOKBACK, horizon,
                          stride=5)
     subset = every.subset(np.flatnonzero(every.origin_index >= 48))  # a full static curve behind every origin
-    rule = FlexibleRule(RULE_THRESHOLD).allocate(subset)
+    rule = _stopping_bars(FlexibleRule(RULE_THRESHOLD * 3, decay=decay).allocate(subset))
+    other = _stopping_bars(FlexibleRule(RULE_THRESHOLD * 3, decay=0.5 - decay).allocate(subset))
     agreement = {}
     for prior in ("rule", "none"):
-        model = tiny_model(n_ahead=horizon, flexible_prior=prior)
+        model = tiny_model(n_ahead=horizon, flexible_prior=prior, rule_decay=decay)
+        if prior == "rule":
+            model.build([(None,) + subset.X.shape[1:], (None, 1), (None, 1)])
+            model.decoder.rule_thresholds = RULE_THRESHOLD * 3
         out = predict(model, subset.X).astype(np.float64)
         np.testing.assert_allclose(out[:, :, -1], StaticVWAP().allocate(subset)[:, :, -1], atol=2e-4)
-        agreement[prior] = float(np.mean(_stopping_bars(out) == _stopping_bars(rule)))
+        agreement[prior] = float(np.mean(_stopping_bars(out) == rule))
+        agreement[prior + "_other_decay"] = float(np.mean(_stopping_bars(out) == other))
     assert agreement["rule"] > 0.95, agreement
+    assert agreement["rule_other_decay"] < agreement["rule"] - 0.02, agreement
     assert agreement["none"] < 0.6, agreement
 
 
@@ -317,9 +324,11 @@ def test_symmetric_flexible_columns_mirror_buy_and_sell():
 def test_config_without_the_flexible_keys_loads_the_legacy_decoder():
     config = tiny_model().get_config()
     assert config["flexible_prior"] == "rule" and config["symmetric_flexible"] is True
-    legacy = {key: value for key, value in config.items() if key not in ("flexible_prior", "symmetric_flexible")}
+    legacy = {key: value for key, value in config.items()
+              if key not in ("flexible_prior", "symmetric_flexible", "rule_decay")}
     clone = LargeExecutionModel.from_config(legacy)
     assert clone.decoder.flexible_prior == "none" and clone.decoder.symmetric_flexible is False
+    assert clone.decoder.rule_decay == 0.0 and LargeExecutionModel.from_config(config).decoder.rule_decay == 0.5
     with pytest.raises(ValueError, match="flexible_prior"):
         tiny_model(flexible_prior="threshold")
 

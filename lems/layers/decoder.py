@@ -79,6 +79,11 @@ RULE_SHARPNESS = 50.0
 RULE_THRESHOLD = 0.1
 #: ... and their learning-rate multiplier (stored divided by it, like the forecast's scalars).
 RULE_RATE = 10.0
+#: Default decay of the rule's threshold with the time left in the horizon (``LargeExecutionModel``): at the open of
+#: bar ``s`` the threshold is ``threshold * ((H - s) / H) ** decay``. 0.5: the favourable move still to come before
+#: the deadline scales like the square root of the bars left (a random walk), so waiting is worth less as they run
+#: out (benchmarks/rule_thresholds.py compares the shapes on validation-tuned rules).
+RULE_DECAY = 0.5
 FLEXIBLE_PRIORS = ("none", "rule")
 _LN2 = float(np.log(2.0))
 
@@ -283,6 +288,9 @@ class AllocationDecoder(keras.layers.Layer):
             allow). The untrained columns are then the rule, up to its soft edge and its log-price benchmark;
             training moves the thresholds and the heads correct the rule. Without a latched state, a triggered
             order that a ``max_rate`` kept from completing re-checks the trigger at the next bar.
+        rule_decay: the rule prior's threshold at the open of bar ``s`` is its threshold times
+            ``((H - s) / H) ** rule_decay`` (>= 0; 0: constant, as the textbook rule;
+            :class:`lems.baselines.FlexibleRule` ``decay``).
         symmetric_flexible: one flexible policy per benchmark and target, shared by buy and sell: their state
             features are signed by the side, so a sell order reacts to a price rise exactly as the buy order to the
             mirror fall. The flexible columns cannot then bet on the training period's drift (buy early and sell
@@ -316,11 +324,14 @@ class AllocationDecoder(keras.layers.Layer):
     def __init__(self, n_ahead: int, hidden_dim: int = 64, head_hidden_dims=(32,), max_scale_factor: float = 1.5,
                  activation: str = "relu", flexible_context: bool = False, volume_forecast: bool = False,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, flexible_prior: str = "none",
-                 symmetric_flexible: bool = False, **kwargs) -> None:
+                 symmetric_flexible: bool = False, rule_decay: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         if flexible_prior not in FLEXIBLE_PRIORS:
             raise ValueError(f"`flexible_prior` must be one of {FLEXIBLE_PRIORS}, got {flexible_prior!r}.")
+        if not (np.isfinite(rule_decay) and rule_decay >= 0):
+            raise ValueError(f"`rule_decay` must be a finite number >= 0, got {rule_decay!r}.")
         self.flexible_prior = flexible_prior
+        self.rule_decay = float(rule_decay)
         self.symmetric_flexible = bool(symmetric_flexible)
         self.flexible_context = bool(flexible_context)
         self.volume_forecast = bool(volume_forecast)
@@ -678,7 +689,11 @@ class AllocationDecoder(keras.layers.Layer):
             now = float(step) if isinstance(step, (int, np.integer)) else step[:, :, None]
             eligible = ops.cast(k["rule_first"] <= now, dtype)  # (1 or B, 1, F): from bar max(d - 1, 1) on
             favourable = -k["side"] * (last - running)  # (B, M, 1) [lookback volatility units]
-            rule = RULE_GAIN * eligible * ops.sigmoid(RULE_SHARPNESS * (favourable - k["rule_threshold"][None]))
+            threshold = k["rule_threshold"][None]  # (1, M, F)
+            if self.rule_decay:  # ((H - s) / H) ** decay, s < H: > 0
+                threshold = threshold * (left ** self.rule_decay if isinstance(left, float)
+                                         else ops.power(left, self.rule_decay))
+            rule = RULE_GAIN * eligible * ops.sigmoid(RULE_SHARPNESS * (favourable - threshold))
         return self._share(hidden, base_logit_s, k, rule)
 
     def _state_layer(self, features, k):
@@ -790,5 +805,5 @@ class AllocationDecoder(keras.layers.Layer):
                        "activation": self.activation, "flexible_context": self.flexible_context,
                        "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
                        "forecast_context": self.forecast_context, "flexible_prior": self.flexible_prior,
-                       "symmetric_flexible": self.symmetric_flexible})
+                       "symmetric_flexible": self.symmetric_flexible, "rule_decay": self.rule_decay})
         return config
