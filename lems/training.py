@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as _dt
 import json
@@ -1135,6 +1136,15 @@ class ValidationScores(_callback_base()):
         x = [np.asarray(part.X, dtype=np.float32), lo.astype(np.float32), hi.astype(np.float32)]
         return np.asarray(self.model.predict(x, batch_size=self.batch_size, verbose=0), dtype=np.float64)
 
+    def subset(self, rows) -> ValidationScores:
+        """The same scoring (limits, batch size, cost conditions) on some of the validation windows."""
+        rows = np.asarray(rows)
+        part = copy.copy(self)
+        part.windows, part._y = self.windows.subset(rows), self._y[rows]
+        part._costs = None if self._costs is None else self._costs.rows(rows)
+        part.diverged_epoch = None
+        return part
+
     def _chunks(self):
         """``(rows, allocations)`` per chunk of the validation windows (bounded memory)."""
         from lems.backtest import windows_per_chunk
@@ -1297,6 +1307,8 @@ class RulePriorTuning(_callback_base()):
         scores: The :class:`ValidationScores` of the run (its windows, limits and cost conditions).
         grid: Thresholds tried [lookback volatility units], each finite.
         smooth: Neighbouring min durations averaged on each side of a column (0 = each column alone).
+        max_windows: Score at most this many validation windows (evenly spaced over the split, so every asset
+            and period keeps its share): the grid costs ``len(grid)`` validation passes before the first step.
 
     Attributes:
         table: ``(len(grid), n_flexible_models, H)`` mean validation improvement [bps] per threshold, policy and
@@ -1304,8 +1316,14 @@ class RulePriorTuning(_callback_base()):
         thresholds: The chosen ``(n_flexible_models, H)`` thresholds, or None.
     """
 
-    def __init__(self, scores: ValidationScores, grid=RULE_THRESHOLD_GRID, smooth: int = 1) -> None:
+    def __init__(self, scores: ValidationScores, grid=RULE_THRESHOLD_GRID, smooth: int = 1,
+                 max_windows: int = 8192) -> None:
         super().__init__()
+        if int(max_windows) != max_windows or max_windows < 1:
+            raise ValueError(f"max_windows must be an integer >= 1, got {max_windows!r}")
+        n = len(scores.windows)
+        if n > max_windows:  # evenly spaced rows
+            scores = scores.subset(np.unique(np.linspace(0, n - 1, int(max_windows)).round().astype(int)))
         grid = tuple(float(g) for g in grid)
         if not grid or not all(math.isfinite(g) for g in grid):
             raise ValueError(f"grid must be a non-empty sequence of finite thresholds, got {grid!r}")
@@ -1320,6 +1338,7 @@ class RulePriorTuning(_callback_base()):
         decoder = getattr(self.model, "decoder", None)
         if getattr(decoder, "flexible_prior", None) != "rule":
             return
+        self.scores.set_model(self.model)  # a subset's copy of the run's scores may not be wired yet
         policy = decoder.flexible_policy_of_order()
         n_policies = decoder.n_flexible_models
         table = []

@@ -316,7 +316,7 @@ def test_rule_prior_tuning_keeps_the_best_validation_threshold_per_policy_and_co
     thresholds are grid values written into the decoder."""
     model, scores = _untrained_scored(_tiny_config(n_ahead=6))
     grid = (0.1, 0.4, 1.5)
-    tuner = RulePriorTuning(scores, grid=grid, smooth=0)
+    tuner = RulePriorTuning(scores, grid=grid, smooth=0, max_windows=len(scores.windows))
     tuner.set_model(model)
     tuner.on_train_begin()
     tuned = scores.scores()[FLEXIBLE_KEY]
@@ -328,17 +328,25 @@ def test_rule_prior_tuning_keeps_the_best_validation_threshold_per_policy_and_co
     for threshold in grid:
         model.decoder.rule_thresholds = threshold
         assert scores.scores()[FLEXIBLE_KEY] <= tuned + 1e-9
+    half = RulePriorTuning(scores, grid=grid, max_windows=len(scores.windows) // 2)  # a subset, wired at train begin
+    half.set_model(model)
+    half.on_train_begin()
+    assert half.table.shape == (len(grid), model.decoder.n_flexible_models, 6)
 
 
 def test_rule_prior_tuning_checks_its_arguments_and_skips_models_without_the_prior():
     model, scores = _untrained_scored(_tiny_config(flexible_prior="none"))
-    for bad in ({"grid": ()}, {"grid": (0.1, float("nan"))}, {"smooth": -1}):
+    for bad in ({"grid": ()}, {"grid": (0.1, float("nan"))}, {"smooth": -1}, {"max_windows": 0}):
         with pytest.raises(ValueError):
             RulePriorTuning(scores, **bad)
     tuner = RulePriorTuning(scores)
     tuner.set_model(model)
     tuner.on_train_begin()
     assert tuner.thresholds is None and tuner.table is None
+    few = RulePriorTuning(scores, max_windows=5)
+    assert len(few.scores.windows) == 5 and len(scores.windows) > 5
+    evenly = np.linspace(0, len(scores.windows) - 1, 5).round().astype(int)
+    np.testing.assert_array_equal(few.scores._y, scores._y[evenly])
     with pytest.raises(ValueError, match="no rule prior"):
         model.decoder.rule_thresholds = 0.5
 
