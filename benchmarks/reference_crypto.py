@@ -14,7 +14,9 @@ Issue 14 §4. BTCUSDT + ETHUSDT 1h with the split of ``real_data.py`` (train thr
   (the observed channels of ``X`` moved one bar later; its calendar channels, known in advance, stay at their
   own bar). Which channels are observed is measured by the runner (a perturbation of the bars), not assumed.
 * **Ours**: ``real_data.py``'s crypto recipe (hidden 32, Adam 5e-3, batch 256, training origins thinned to
-  every 2nd, patience 3 epochs, best weights restored), trained twice: with the static-curve prior (the
+  every 2nd, patience 3 epochs) with :func:`lems.training.train`'s selection (rule prior tuned on validation
+  first; tracking weights of the lowest validation tracking error, flexible-only weights of the highest
+  validation flexible improvement, restored at the end), trained twice: with the static-curve prior (the
   shipped model) and without it (``LargeExecutionModel(use_prior=False)``, an untrained model that starts
   uniform).
 * **Budget**: the same CPU time for every model (``--budget``, default 480 s = 8 CPU minutes: the process's CPU
@@ -167,7 +169,7 @@ def our_config(args, setup, files):
     """``real_data.py``'s crypto recipe (the committed ``real_data_crypto.md`` run)."""
     return real_data.base_config(argparse.Namespace(
         lookback=None, hidden_size=32, batch_size=256, learning_rate=5e-3, epochs=1000, patience=3,
-        minutes=args.budget / 60.0, seed=args.seed, fast_compile=False), setup, files)
+        minutes=args.budget / 60.0, max_steps=None, seed=args.seed, fast_compile=False), setup, files)
 
 
 def _batches(windows, cfg, shuffle: bool):
@@ -180,13 +182,14 @@ def _batches(windows, cfg, shuffle: bool):
 
 
 def fit_ours(cfg, train_set, val_set, use_prior: bool, budget_s: float) -> dict[str, np.ndarray]:
-    """Train ours like :func:`lems.training.train` (same batches, early stopping, best weights restored) with
+    """Train ours like :func:`lems.training.train` (same batches, rule prior tuning, split selection) with
     ``use_prior`` and a CPU budget; checkpoints: the fixed column on ``val_set`` at every epoch end."""
     import keras
 
     from lems.baselines import ModelPolicy
     from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
+    from lems.training import TRACKING_KEY, BestWeights, RulePriorTuning, ValidationScores
     from lems.utils import set_random_seed
 
     set_random_seed(cfg.seed)
@@ -201,16 +204,20 @@ def fit_ours(cfg, train_set, val_set, use_prior: bool, budget_s: float) -> dict[
         times.append(trained_s)
         fixed.append(ModelPolicy(model).allocate(val_set)[:, :, -1].astype(np.float32))
 
-    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True)
+    # train()'s selection (training.selection = "tracking"): the rule prior tuned on validation first, then the
+    # tracking weights of the lowest validation tracking error and the flexible-only weights of the highest
+    # validation flexible improvement (the tuned start included), patience on both
+    scores = ValidationScores(val_set, 0.0, 1.0, batch_size=max(cfg.batch_size, 256))
+    early = BestWeights(TRACKING_KEY, patience=cfg.patience, flexible=scores)
     budget = budget_callback(budget_s, evaluate)
     wall, cpu = time.perf_counter(), time.process_time()
     hist = model.fit(_batches(train_set, cfg, True), validation_data=_batches(val_set, cfg, False),
-                     epochs=cfg.epochs, callbacks=[early, budget], verbose=2)
+                     epochs=cfg.epochs, callbacks=[scores, RulePriorTuning(scores), early, budget], verbose=2)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     val_loss = np.asarray(hist.history["val_loss"])
-    stopped = "early_stopping" if early.stopped_epoch > 0 else "budget" if budget.exhausted else "epochs"
+    stopped = "early_stopping" if early.stopped_epoch is not None else "budget" if budget.exhausted else "epochs"
     return {"ckpt_cpu_s": np.asarray(times), "ckpt_val_fixed": np.stack(fixed), "val_loss": val_loss,
-            "loss": np.asarray(hist.history["loss"]), "best_epoch": np.asarray(np.argmin(val_loss) + 1),
+            "loss": np.asarray(hist.history["loss"]), "best_epoch": np.asarray(early.best_epoch + 1),
             "stopped_by": np.asarray(stopped), "params": np.asarray(model.count_params()),
             "fit_cpu_s": np.asarray(cpu), "fit_wall_s": np.asarray(wall), "model": model}
 
@@ -510,7 +517,8 @@ def write(args, result: dict, curve: pd.DataFrame) -> None:
                                 f"stopped by {m['stopped_by']}, fit {m['fit_cpu_s']:.0f} CPU s (checkpoint evaluations included) / "
                                 f"{m['fit_wall_s']:.0f} s wall" for v, m in ((v, ref[v]) for v in ("shifted", "published"))),
         "- **ours**: real_data.py's crypto recipe (hidden 32, Adam 5e-3, batch 256, every 2nd training origin, "
-        "patience 3 epochs, best weights restored); " + "; ".join(
+        "patience 3 epochs) with train()'s selection (rule prior tuned on validation, then tracking weights on the "
+        "validation tracking error and flexible-only weights on the validation flexible improvement); " + "; ".join(
             f"{k}: {m['params']:,} parameters, {m['checks']} epochs, best {m['best_check']}, stopped by "
             f"{m['stopped_by']}, fit {m['fit_cpu_s']:.0f} CPU s (checkpoint evaluations included) / "
             f"{m['fit_wall_s']:.0f} s wall"
