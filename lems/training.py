@@ -1049,15 +1049,22 @@ def selection_scores(allocations: np.ndarray, y: np.ndarray, costs: _NetScoring 
         sides and targets, as the report's headline), ``flexible`` (sum over windows of the mean improvement
         [bps] of the flexible columns, all min durations, sides, benchmarks and targets) and ``n`` (windows).
     """
-    from lems.execution import BENCHMARKS, ORDER_TYPES, seed_outcome
+    from lems.execution import BENCHMARKS, ORDER_TYPES
 
     horizon = allocations.shape[1]
     vwap = [i for i, (_, bench) in enumerate(ORDER_TYPES) if bench == BENCHMARKS[0]]
     allocations = np.asarray(allocations, dtype=np.float64)
-    out = seed_outcome(allocations, y) if costs is None else costs.outcome(allocations, y)
+    out = _outcome(allocations, y, costs)
     tracking = np.abs(out.diff[:, horizon][:, vwap]).reshape(len(y), -1).mean(axis=1) * 1e4
     flexible = out.improvement_bps[:, :horizon].reshape(len(y), -1).mean(axis=1)
     return {"tracking": float(tracking.sum()), "flexible": float(flexible.sum()), "n": len(y)}
+
+
+def _outcome(allocations: np.ndarray, y: np.ndarray, costs: _NetScoring | None):
+    """The :class:`lems.execution.ExecutionOutcome` of a chunk: frictionless, or net of ``costs``."""
+    from lems.execution import seed_outcome
+
+    return seed_outcome(allocations, y) if costs is None else costs.outcome(allocations, y)
 
 
 class _NetScoring(NamedTuple):
@@ -1178,15 +1185,11 @@ class ValidationScores(_callback_base()):
             ``d = column + 1`` bars); all NaN when the model's output is not finite. Net of costs when the
             callback scores net of costs. Its mean over all entries is ``val_flexible_improvement_bps``.
         """
-        from lems.execution import seed_outcome
-
         horizon, total = int(self.windows.n_ahead), 0.0
         for rows, allocations in self._chunks():
             if not np.all(np.isfinite(allocations)):
                 return np.full((allocations.shape[-2] * allocations.shape[-1], horizon), math.nan)
-            costs = self._rows_costs(rows)
-            out = seed_outcome(allocations, self._y[rows]) if costs is None else costs.outcome(allocations,
-                                                                                             self._y[rows])
+            out = _outcome(allocations, self._y[rows], self._rows_costs(rows))
             total = total + out.improvement_bps[:, :horizon].sum(axis=0)  # (H, types, targets)
         return (np.asarray(total) / len(self.windows)).reshape(horizon, -1).T
 
