@@ -23,8 +23,12 @@ Policies: the frictionless model (``lem_loss``), the cost-aware model trained pe
 volume curve, the flexible rule (threshold 0, static base) and Almgren-Chriss (linear temporary impact ``eta``
 matched to the square-root cost of a uniform schedule at that size at the training median ``sigma``; ``lambda``
 chosen per size on the validation mean implementation shortfall over a grid of urgencies ``kappa H``). Models:
-the same small :class:`lems.models.LargeExecutionModel` for every size, Adam, a fixed step budget, weights of the
-best validation loss (its own loss, on validation windows); a wall-clock cap guards the budget on a loaded machine.
+the same small :class:`lems.models.LargeExecutionModel` for every size, Adam, a fixed step budget, and
+:func:`lems.training.train`'s selection on the validation windows (scored net of the size's costs for a cost-aware
+model): the rule prior's thresholds tuned before the first step (:class:`lems.training.RulePriorTuning`), the
+tracking weights of the best validation tracking error and the flexible weights of the best validation flexible
+improvement, the tuned start included (:class:`lems.training.BestWeights`); a wall-clock cap guards the budget on a
+loaded machine. Epochs are numbered from 1; a flexible epoch of 0 is the tuned, untrained start.
 
 Everything is chosen on validation; the test split only reports. Trained models and per-configuration results
 are checkpointed under ``--work`` (a rerun resumes); the data is never copied into the repository.
@@ -178,7 +182,15 @@ def train_model(args, setup: Setup, splits, targets, size: float | None, work: P
     """Train (or reload from ``work``) the model of one size; returns ``(model, info)``."""
     import keras
 
-    from lems.training import BestWeights, StepBudget, TimeBudget, build_model
+    from lems.training import (
+        TRACKING_KEY,
+        BestWeights,
+        RulePriorTuning,
+        StepBudget,
+        TimeBudget,
+        ValidationScores,
+        build_model,
+    )
     from lems.utils import set_random_seed
 
     path, info_path = work / f"{setup.name}_{size_tag(size)}.keras", work / f"{setup.name}_{size_tag(size)}.json"
@@ -189,16 +201,25 @@ def train_model(args, setup: Setup, splits, targets, size: float | None, work: P
     config = model_config(args, setup)
     model = build_model(config, n_features=train.X.shape[-1])
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), loss=loss_for(size))
-    best, steps = BestWeights("val_loss", patience=args.patience), args.steps or setup.steps
+    # train()'s selection: validation scored as reported (net of this size's costs for a cost-aware model), the
+    # rule prior's thresholds tuned on it before the first step, tracking and flexible weights kept separately.
+    scores = ValidationScores(val, 0.0, 1.0, batch_size=256, conditions=None if size is None else conditions(size))
+    tuning = RulePriorTuning(scores)
+    best = BestWeights(TRACKING_KEY, patience=args.patience, flexible=scores)
+    steps = args.steps or setup.steps
     budgets = [StepBudget(steps), TimeBudget(args.max_minutes * 60.0)]
     start = time.perf_counter()
     history = model.fit(batches(train, targets[0], batch_size(args, setup), True, args.seed),
                         validation_data=batches(val, targets[1], 256, False, 0), epochs=10_000,
-                        steps_per_epoch=setup.epoch_steps, callbacks=[best, *budgets], verbose=2)
+                        steps_per_epoch=setup.epoch_steps, callbacks=[scores, tuning, best, *budgets], verbose=2)
+    thresholds = tuning.thresholds
     info = {"size": size, "loss": repr(loss_for(size)) if size is not None else "lem_loss",
             "fit_s": time.perf_counter() - start, "steps": budgets[0].steps, "step_budget": steps,
             "stopped_by_time": budgets[1].triggered, "epochs": len(history.history["loss"]),
-            "best_epoch": best.best_epoch + 1, "best_val_loss": best.best}
+            "best_tracking_epoch": best.best_epoch + 1, "best_val_tracking_bps": best.best,
+            "best_flexible_epoch": (None if best.best_flexible_epoch is None else best.best_flexible_epoch + 1),
+            "untrained_val_flexible_bps": best.untrained_flexible, "best_val_flexible_bps": best.best_flexible,
+            "rule_thresholds_median": None if thresholds is None else float(np.median(thresholds))}
     model.save(path)
     info_path.write_text(json.dumps(info))
     return model, info
@@ -398,7 +419,7 @@ def write_results(out: Path, setup: Setup, meta: dict[str, Any], results: pd.Dat
                "arrival (IS, positive = cost), its Perold impact part, VWAP tracking error of the fixed column, and "
                "the standard deviation of the buy order's IS (risk)."), "",
               "## Almgren-Chriss: lambda chosen on validation (lowest mean IS of the fixed orders)", "",
-              md_table(ac_table, 4), "", "## Training (validation loss only)", "", md_table(trainings, 4), ""]
+              md_table(ac_table, 4), "", "## Training (validation scores, as selected)", "", md_table(trainings, 4), ""]
     (out / f"costs_{setup.name}.md").write_text("\n".join(lines), encoding="utf-8")
 
 
@@ -500,7 +521,10 @@ def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
         "models": f"LargeExecutionModel(hidden_size={args.hidden_size}, hidden_rnn_layer=1, num_heads=2, "
                   f"num_embedding=4, fused_mlp_hidden_dim=16, kan_basis='rbf'); Adam lr {args.learning_rate:g}, "
                   f"batch {batch_size(args, setup)}, {args.steps or setup.steps} steps (validation every "
-                  f"{setup.epoch_steps}, best validation loss kept, patience {args.patience}), cap "
+                  f"{setup.epoch_steps}; train()'s selection: rule prior tuned on validation, tracking weights of the best "
+                  f"validation tracking error, flexible weights of the best validation flexible improvement, "
+                  f"untrained start included, both net of the size's costs for `model_cost`; patience "
+                  f"{args.patience}), cap "
                   f"{args.max_minutes:g} min, seed {args.seed}; `model_free`: lem_loss; `model_cost`: "
                   "make_lem_loss(cost model above, order_participation=size), one model per size",
         "baselines": "TWAP, StaticVWAP(n_days=20), FlexibleRule(threshold=0, base='static'), AlmgrenChriss (eta "
