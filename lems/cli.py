@@ -248,7 +248,7 @@ def _save_training(result, out: Path) -> None:
     result.history_frame().to_csv(out / "history.csv", index=False)
     info = {"history": result.history, "wall_time_s": result.wall_time_s, "epochs_run": result.epochs_run,
             "stopped_by": result.stopped_by, "best_epoch": result.best_epoch, "selected_by": result.monitor,
-            "best_flexible_epoch": result.best_flexible_epoch,
+            "best_flexible_epoch": result.best_flexible_epoch, "soup_epochs": result.soup_epochs,
             "untrained_flexible_bps": result.untrained_flexible_bps,
             "rule_prior_thresholds": (None if result.rule_prior_thresholds is None
                                       else np.round(result.rule_prior_thresholds, 4).tolist()),

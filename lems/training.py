@@ -293,6 +293,9 @@ class TrainingConfig(_Section):
             :class:`BestWeights`); ``"loss"``: the validation ``lem_loss``.
         weight_averaging: EMA momentum of the weights (e.g. 0.99), written into the model at every epoch end;
             ``None`` = off.
+        weight_soup: With ``selection="tracking"``: the tracking weights are a greedy soup of up to this many
+            best validation epochs, each averaged in only if the validation tracking error improves, kept only
+            if it beats the best epoch (:class:`BestWeights`); 1 = the best epoch's weights.
         tune_rule_prior: Before the first step, set the thresholds of the flexible columns' rule prior
             (``flexible_prior="rule"``) to the values of :data:`RULE_THRESHOLD_GRID` [lookback volatilities] with
             the highest validation flexible improvement, per flexible policy and min duration
@@ -314,13 +317,15 @@ class TrainingConfig(_Section):
                                     "improvement [bps] for the flexible ones) or 'loss'")
     weight_averaging: float | None = _f(None, "EMA momentum of the weights (e.g. 0.99) written into the model "
                                               "at every epoch end; unset = off")
+    weight_soup: int = _f(1, "tracking weights: greedy soup of up to this many best validation epochs "
+                             "(each kept only if validation improves); 1 = the best epoch")
     tune_rule_prior: bool = _f(True, "set the flexible rule prior's thresholds on validation before training")
     metrics: bool = _f(False, "compute the seed's ten metrics while training")
     fast_compile: bool = _f(False, "JAX: lower XLA optimisation (faster compile, slower steps)")
     seed: int = _f(0, "seed of keras, numpy, subsampling and the synthetic market")
 
     def _check(self) -> None:
-        self._at_least(1, "batch_size", "epochs", "max_steps")
+        self._at_least(1, "batch_size", "epochs", "max_steps", "weight_soup")
         self._at_least(0, "patience")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"config: learning_rate must be a positive number, got {self.learning_rate}")
@@ -330,6 +335,9 @@ class TrainingConfig(_Section):
             raise ValueError(f"config: weight_averaging must be in (0, 1) (or unset), got {self.weight_averaging}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"config: selection must be one of {SELECTIONS}, got {self.selection!r}")
+        if self.weight_soup > 1 and self.selection != "tracking":
+            raise ValueError(f"config: weight_soup > 1 scores its candidates on the validation tracking error: it "
+                             f"needs selection='tracking', got {self.selection!r}")
 
 
 #: Value of ``execution.half_spread_bps`` that estimates the spread from the lookback's highs and lows.
@@ -1217,10 +1225,17 @@ class BestWeights(_callback_base()):
     weights included (scored before the first step: a model that starts from the classical rule keeps it unless
     training beats it on validation). Patience then counts epochs in which neither improved.
 
+    With ``soup > 1`` (and ``flexible`` given, monitoring one of its scores), training ends with a greedy weight
+    soup (Wortsman et al. 2022, "Model soups"): the ``soup`` best epochs by ``monitor`` are tried in that order
+    and an epoch's weights join the uniform average of the kept ones only if the average then scores strictly
+    better on validation; the soup replaces the best epoch's weights only when it beats them (at most
+    ``soup - 1`` extra validation passes; ``soup`` copies of the weights are held while training).
+
     Args:
         monitor: Log key, e.g. ``"val_tracking_error_bps"``, ``"val_selection_score"`` or ``"val_loss"``.
         patience: Epochs without a strictly lower value before stopping; 0 = never stop early.
         flexible: The :class:`ValidationScores` whose flexible improvement selects the flexible weights, or None.
+        soup: Epoch snapshots considered for the greedy soup; 1 = off (the best epoch's weights).
 
     Attributes:
         best: Best value seen.
@@ -1229,13 +1244,23 @@ class BestWeights(_callback_base()):
         untrained_flexible: Validation flexible improvement of the untrained weights [bps] (split selection only).
         best_flexible_epoch: Its epoch (0-based; -1: the untrained weights; None: no split selection).
         stopped_epoch: The epoch (0-based) at which patience ran out, or None.
+        soup_epochs: Epochs (0-based, best first) whose weights were averaged into the kept weights:
+            ``[best_epoch]`` when the soup did not beat the best epoch or is off; empty before training ends.
+        soup_score: Validation ``monitor`` of the kept weights after the soup (``best`` when it did not help).
     """
 
-    def __init__(self, monitor: str, patience: int = 0, flexible: ValidationScores | None = None) -> None:
+    def __init__(self, monitor: str, patience: int = 0, flexible: ValidationScores | None = None,
+                 soup: int = 1) -> None:
         super().__init__()
         if patience < 0:
             raise ValueError(f"patience must be >= 0 epochs, got {patience}")
-        self.monitor, self.patience, self.flexible = str(monitor), int(patience), flexible
+        if int(soup) != soup or soup < 1:
+            raise ValueError(f"soup must be an integer >= 1 (epoch snapshots; 1 = off), got {soup!r}")
+        if soup > 1 and (flexible is None or monitor not in (TRACKING_KEY, SCORE_KEY)):
+            raise ValueError(f"a weight soup (soup={soup}) scores its candidates with the ValidationScores passed "
+                             f"as flexible=, on one of its keys ({TRACKING_KEY}, {SCORE_KEY}); got monitor "
+                             f"{monitor!r}, flexible={flexible!r}")
+        self.monitor, self.patience, self.flexible, self.soup = str(monitor), int(patience), flexible, int(soup)
         self._reset()
 
     def _reset(self) -> None:
@@ -1243,6 +1268,9 @@ class BestWeights(_callback_base()):
         self.best_flexible, self.best_flexible_epoch, self._flexible_weights, self._masks = None, None, None, None
         self.untrained_flexible = None
         self.wait, self._weights = 0, None
+        self._snapshots: list[tuple[float, int, list]] = []  # (monitor value, epoch, weights), best first
+        self.soup_epochs: list[int] = []
+        self.soup_score: float | None = None
 
     def on_train_begin(self, logs=None) -> None:
         self._reset()
@@ -1266,6 +1294,10 @@ class BestWeights(_callback_base()):
         if float(value) < self.best:  # NaN is never better
             self.best, self.best_epoch, improved = float(value), int(epoch), True
             self._weights = self.model.get_weights()
+        if self.soup > 1 and math.isfinite(float(value)):
+            weights = self._weights if self.best_epoch == int(epoch) else self.model.get_weights()
+            self._snapshots.append((float(value), int(epoch), weights))
+            self._snapshots = sorted(self._snapshots, key=lambda item: item[0])[:self.soup]
         flexible = logs.get(FLEXIBLE_KEY)
         if self._masks is not None and flexible is not None and float(flexible) > self.best_flexible:
             self.best_flexible, self.best_flexible_epoch, improved = float(flexible), int(epoch), True
@@ -1281,11 +1313,38 @@ class BestWeights(_callback_base()):
     def on_train_end(self, logs=None) -> None:
         if self._weights is None:
             return
-        weights = self._weights
-        if self._masks is not None and self._flexible_weights is not None:
-            weights = [w if m is None else np.where(m, f, w)
-                       for w, f, m in zip(weights, self._flexible_weights, self._masks)]
+        self.soup_epochs, self.soup_score = [self.best_epoch], self.best
+        weights = self._with_flexible(self._weights)
+        if len(self._snapshots) > 1:
+            weights = self._greedy_soup(weights)
+        self._snapshots = []
         self.model.set_weights(weights)
+
+    def _with_flexible(self, weights: list) -> list:
+        """``weights`` with the flexible-only entries of the best flexible epoch (split selection)."""
+        if self._masks is None or self._flexible_weights is None:
+            return weights
+        return [w if m is None else np.where(m, f, w) for w, f, m in zip(weights, self._flexible_weights, self._masks)]
+
+    def _greedy_soup(self, best_weights: list) -> list:
+        """Greedy uniform soup of the snapshots (best first), each kept only if validation improves."""
+        kept, kept_weights = [self._snapshots[0][2]], best_weights
+        for _, epoch, weights in self._snapshots[1:]:
+            candidate = self._with_flexible(_mean_weights([*kept, weights]))
+            self.model.set_weights(candidate)
+            value = float(self.flexible.scores()[self.monitor])
+            if value < self.soup_score:  # NaN is never better
+                kept.append(weights)
+                kept_weights, self.soup_score = candidate, value
+                self.soup_epochs.append(epoch)
+        return kept_weights
+
+
+def _mean_weights(snapshots: list[list]) -> list:
+    """Entry-wise mean of several ``get_weights()`` lists (non-float entries, e.g. counters, from the first)."""
+    return [np.mean(np.stack(entries), axis=0).astype(entries[0].dtype)
+            if np.issubdtype(np.asarray(entries[0]).dtype, np.floating) else entries[0]
+            for entries in zip(*snapshots)]
 
 
 #: Thresholds of the flexible rule prior tried on validation before training [lookback volatility units]
@@ -1585,6 +1644,8 @@ class TrainResult:
             with ``tune_rule_prior``, of the tuned rule prior), or None.
         rule_prior_thresholds: The rule prior's ``(n_flexible_models, H)`` thresholds chosen on validation before
             training [lookback volatility units] (:class:`RulePriorTuning`), or None when not tuned.
+        soup_epochs: Epochs (from 1, best first) averaged into the kept tracking weights (``weight_soup``;
+            ``[best_epoch]`` when the soup did not beat it), or None without validation.
     """
 
     model: Any
@@ -1599,6 +1660,7 @@ class TrainResult:
     best_flexible_epoch: int | None = None
     untrained_flexible_bps: float | None = None
     rule_prior_thresholds: np.ndarray | None = None
+    soup_epochs: list[int] | None = None
 
     def history_frame(self):
         """The history as a DataFrame, one row per epoch (``epoch`` from 1)."""
@@ -1639,7 +1701,7 @@ def _selection_callbacks(config: TrainConfig, val) -> tuple[list, BestWeights | 
                               batch_size=max(t.batch_size, 256), conditions=config.execution.training_conditions())
     tuning = [RulePriorTuning(scores)] if t.tune_rule_prior else []  # runs before BestWeights scores the start
     if t.selection == "tracking":  # tracking weights on tracking, flexible weights on flexible improvement
-        best = BestWeights(TRACKING_KEY, patience=t.patience, flexible=scores)
+        best = BestWeights(TRACKING_KEY, patience=t.patience, flexible=scores, soup=t.weight_soup)
     else:
         best = BestWeights("val_loss", patience=t.patience)
     return [scores, *tuning, best], best
@@ -1711,4 +1773,5 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
                                             else None),
                        untrained_flexible_bps=best.untrained_flexible if best is not None else None,
                        rule_prior_thresholds=next((cb.thresholds for cb in selection
-                                                   if isinstance(cb, RulePriorTuning)), None))
+                                                   if isinstance(cb, RulePriorTuning)), None),
+                       soup_epochs=[e + 1 for e in best.soup_epochs] if kept else None)

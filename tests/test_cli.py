@@ -4,6 +4,7 @@ The config and training tests are in tests/test_training.py."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -201,6 +202,8 @@ def test_train_evaluate_report_commands(tmp_path, capsys):
     history = pd.read_csv(train_dir / "history.csv")
     assert list(history["epoch"]) == [1] and np.isfinite(history["loss"]).all()
     assert {"val_tracking_error_bps", "val_flexible_improvement_bps"} <= set(history.columns)
+    info = json.loads((train_dir / "history.json").read_text())
+    assert info["soup_epochs"] == [info["best_epoch"]] == [1]  # weight_soup off by default: the best epoch
 
     eval_dir = tmp_path / "eval"
     rc = main(["evaluate", str(train_dir / "model.keras"), str(data), "--out", str(eval_dir), "--frame-format",

@@ -301,6 +301,84 @@ def test_best_weights_split_selection_overlays_the_flexible_epoch(untrained, fle
         np.testing.assert_array_equal(got, flexed if mask is not None else tracked)
 
 
+class _WeightScores(_Scores):
+    """Scores the model's CURRENT weights: tracking = 2 + 2 |mean of the shared kernel - centre|."""
+
+    def __init__(self, model, centre: float, untrained: float = -10.0) -> None:
+        super().__init__(untrained)
+        self.model, self.centre = model, centre
+
+    def tracking(self) -> float:
+        return 2.0 + 2.0 * abs(float(np.mean(self.model.get_weights()[0])) - self.centre)
+
+    def scores(self):
+        tracking = self.tracking()
+        return {TRACKING_KEY: tracking, FLEXIBLE_KEY: self.untrained, SCORE_KEY: tracking - self.untrained}
+
+
+def _run_soup(soup: int, flexible_logs=(0.0, 1.0, 0.5, 0.2), centre: float = 2.4):
+    """Four epochs whose weights are all ``epoch + 1`` (centre 2.4: tracking 4.8, 2.8, 3.2, 5.2 as scored)."""
+    model = _TwoPartModel()
+    model(np.zeros((1, 3), "float32"))
+    model.stop_training = False
+    zeros = [np.zeros_like(w) for w in model.get_weights()]
+    scores = _WeightScores(model, centre)
+    callback = BestWeights(TRACKING_KEY, patience=0, flexible=scores, soup=soup)
+    callback.set_model(model)
+    model.set_weights(zeros)
+    callback.on_train_begin()
+    for epoch, flexible in enumerate(flexible_logs):
+        model.set_weights([w + epoch + 1 for w in zeros])
+        callback.on_epoch_end(epoch, {TRACKING_KEY: scores.tracking(), FLEXIBLE_KEY: flexible})
+    callback.on_train_end()
+    return model, callback, scores
+
+
+@pytest.mark.parametrize("soup, epochs, value", [(1, [1], 2.8), (2, [1, 2], 2.2), (4, [1, 2], 2.2)])
+def test_greedy_weight_soup_keeps_an_epoch_only_when_validation_improves(soup, epochs, value):
+    """Best epoch 1 (weights 2); averaging in epoch 2 (weights 3) scores 2.2 < 2.8: kept; then epochs 0 or 3 would
+    move the mean away from 2.4: left out. The flexible-only entries stay those of the best flexible epoch (1)."""
+    model, callback, scores = _run_soup(soup)
+    assert callback.soup_epochs == epochs and callback.soup_score == pytest.approx(value)
+    assert scores.tracking() == pytest.approx(value) and callback.best_epoch == 1
+    for got, mask in zip(model.get_weights(), model.flexible_weight_masks()):
+        np.testing.assert_allclose(got, 2.0 if mask is not None else np.mean([e + 1 for e in epochs]))
+
+
+def test_weight_soup_that_never_beats_the_best_epoch_keeps_it():
+    """Centre 2 = the best epoch's weights: every average scores worse, the best epoch is kept as it is."""
+    model, callback, scores = _run_soup(4, flexible_logs=(0.0, 0.0, 0.0, 3.0), centre=2.0)
+    assert callback.soup_epochs == [1] and callback.soup_score == pytest.approx(2.0) == scores.tracking()
+    for got, mask in zip(model.get_weights(), model.flexible_weight_masks()):
+        np.testing.assert_allclose(got, 4.0 if mask is not None else 2.0)  # flexible-only entries: epoch 3
+
+
+def test_weight_soup_arguments():
+    with pytest.raises(ValueError, match="soup"):
+        BestWeights(TRACKING_KEY, soup=0)
+    with pytest.raises(ValueError, match="ValidationScores"):
+        BestWeights(TRACKING_KEY, soup=3)  # nothing to score the candidates with
+    with pytest.raises(ValueError, match="ValidationScores"):
+        BestWeights("val_loss", soup=3, flexible=_Scores(0.0))
+    with pytest.raises(ValueError, match="weight_soup"):
+        TrainConfig(weight_soup=3, selection="loss").validate()
+    with pytest.raises(ValueError, match="weight_soup"):
+        TrainConfig(weight_soup=0).validate()
+
+
+def test_train_with_a_weight_soup_keeps_weights_at_least_as_good_on_validation():
+    config = _tiny_config(epochs=4, patience=0, seed=2, learning_rate=2e-2, weight_soup=4)
+    result = train(config, verbose=0)
+    tracking = result.history[TRACKING_KEY]
+    assert result.soup_epochs[0] == result.best_epoch == int(np.argmin(tracking)) + 1
+    assert set(result.soup_epochs) <= set(range(1, 5)) and len(set(result.soup_epochs)) == len(result.soup_epochs)
+    scores = ValidationScores(result.windows.val, config.limits.min_rate, config.limits.max_rate)
+    scores.set_model(result.model)
+    kept = scores.scores()[TRACKING_KEY]
+    assert kept <= min(tracking) + 1e-6
+    assert (kept < min(tracking)) == (len(result.soup_epochs) > 1)
+
+
 def _untrained_scored(config):
     """An untrained model of ``config`` and a :class:`ValidationScores` on its validation windows, wired."""
     splits = split_windows(config, build_windows(config))
