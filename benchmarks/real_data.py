@@ -310,13 +310,12 @@ class ForecastSchedule:
 
     def allocate(self, windows, min_rate=0.0, max_rate=1.0) -> np.ndarray:
         """Allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`lems.baselines.Policy`)."""
-        from lems.execution import ORDER_TYPES, allocate_step, rate_columns
+        from lems.execution import IS_VWAP_ORDER, ORDER_TYPES, allocate_step, rate_columns
 
         n, horizon = len(windows), int(windows.n_ahead)
         lo, hi = rate_columns(n, min_rate, max_rate, horizon)
-        is_vwap = np.array([bench == "vwap" for _, bench in ORDER_TYPES])
         uniform = 1.0 / (horizon - np.arange(horizon))
-        share = np.where(is_vwap[None, None, :], self.shares(windows)[:, :, None], uniform[None, :, None])
+        share = np.where(IS_VWAP_ORDER[None, None, :], self.shares(windows)[:, :, None], uniform[None, :, None])
         remaining, out = np.ones((n, len(ORDER_TYPES))), np.zeros((n, horizon, len(ORDER_TYPES)))
         for s in range(horizon):
             out[:, s] = allocate_step(share[:, s] * remaining, remaining, horizon - s, lo, hi)

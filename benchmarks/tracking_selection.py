@@ -65,17 +65,29 @@ def epoch_recorder():
 def fixed_vwap_diffs(allocations: np.ndarray, windows) -> np.ndarray:
     """Signed diffs [bps] of the fixed column's VWAP orders (both sides and targets), ``(N, 4)``-flattened."""
     from lems.backtest import seed_targets
-    from lems.execution import BENCHMARKS, ORDER_TYPES, seed_outcome
+    from lems.execution import IS_VWAP_ORDER, seed_outcome
 
-    vwap = [i for i, (_, bench) in enumerate(ORDER_TYPES) if bench == BENCHMARKS[0]]
     horizon = int(windows.n_ahead)
     out = seed_outcome(np.asarray(allocations, np.float64), seed_targets(windows))
-    return (np.asarray(out.diff)[:, horizon][:, vwap] * 1e4).reshape(len(windows), -1)
+    return (np.asarray(out.diff)[:, horizon][:, IS_VWAP_ORDER] * 1e4).reshape(len(windows), -1)
 
 
-def column_scores(model, best_weights: list, windows) -> dict[str, np.ndarray]:
-    """Signed fixed VWAP diffs [bps] of the soup (the model as kept), the best epoch, TWAP and the static curve."""
-    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
+def classical_diffs(windows) -> dict[str, np.ndarray]:
+    """Signed fixed VWAP diffs [bps] of TWAP and the static curve (the same for every seed)."""
+    from lems.baselines import TWAP, StaticVWAP
+
+    return {"twap": fixed_vwap_diffs(TWAP().allocate(windows), windows),
+            "static_vwap": fixed_vwap_diffs(StaticVWAP().allocate(windows), windows)}
+
+
+def best_classical_spread(classical: dict[str, np.ndarray]) -> float:
+    return min(float(np.std(d, ddof=1)) for d in classical.values())
+
+
+def column_scores(model, best_weights: list, windows, classical: dict[str, np.ndarray]):
+    """Signed fixed VWAP diffs [bps] of the soup (the model as kept), the best epoch and ``classical``, and the
+    best epoch's fixed-column allocations ``(N, H, 4, 2)``."""
+    from lems.baselines import ModelPolicy
 
     kept = model.get_weights()
     diffs = {"soup": fixed_vwap_diffs(ModelPolicy(model).allocate(windows), windows)}
@@ -83,9 +95,7 @@ def column_scores(model, best_weights: list, windows) -> dict[str, np.ndarray]:
     best = ModelPolicy(model).allocate(windows)
     diffs["best"] = fixed_vwap_diffs(best, windows)
     model.set_weights(kept)
-    diffs["twap"] = fixed_vwap_diffs(TWAP().allocate(windows), windows)
-    diffs["static_vwap"] = fixed_vwap_diffs(StaticVWAP().allocate(windows), windows)
-    return diffs, np.array(best[:, :, -1])
+    return {**diffs, **classical}, np.array(best[:, :, -1])
 
 
 def ensemble_ratio(fixed_columns: list[np.ndarray], windows, classical_spread: float) -> float:
@@ -97,20 +107,19 @@ def ensemble_ratio(fixed_columns: list[np.ndarray], windows, classical_spread: f
     return float(np.std(fixed_vwap_diffs(full, windows), ddof=1) / classical_spread)
 
 
-def per_epoch(model, snapshots: list, val_set, test_set) -> pd.DataFrame:
-    """Validation and test fixed-column VWAP tracking of every epoch's weights (the model is restored after)."""
-    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
+def per_epoch(model, snapshots: list, parts: dict[str, tuple]) -> pd.DataFrame:
+    """Fixed-column VWAP tracking of every epoch's weights on each part (``name -> (windows, best classical
+    spread)``); the model is restored after."""
+    from lems.baselines import ModelPolicy
 
     kept, rows = model.get_weights(), []
-    classical = {name: min(np.std(fixed_vwap_diffs(p.allocate(w), w), ddof=1) for p in (TWAP(), StaticVWAP()))
-                 for name, w in (("val", val_set), ("test", test_set))}
     for epoch, weights in enumerate(snapshots):
         model.set_weights(weights)
         row = {"epoch": epoch + 1}
-        for name, w in (("val", val_set), ("test", test_set)):
+        for name, (w, classical) in parts.items():
             d = fixed_vwap_diffs(ModelPolicy(model).allocate(w), w)
             row[f"{name}_mean_abs"], row[f"{name}_spread"] = float(np.mean(np.abs(d))), float(np.std(d, ddof=1))
-            row[f"{name}_ratio"] = row[f"{name}_spread"] / classical[name]
+            row[f"{name}_ratio"] = row[f"{name}_spread"] / classical
         rows.append(row)
     model.set_weights(kept)
     return pd.DataFrame(rows)
@@ -122,12 +131,12 @@ def summarise(diffs: dict[str, np.ndarray]) -> dict[str, float]:
     for name, d in diffs.items():
         row[f"{name}_spread"] = float(np.std(d, ddof=1))
         row[f"{name}_mean_abs"] = float(np.mean(np.abs(d)))
-    classical = min(row["twap_spread"], row["static_vwap_spread"])
+    classical = min(row["twap_spread"], row["static_vwap_spread"])  # best_classical_spread of the same diffs
     row["best_ratio"], row["soup_ratio"] = row["best_spread"] / classical, row["soup_spread"] / classical
     return row
 
 
-def run_seed(args: argparse.Namespace, seed: int, splits) -> dict[str, object]:
+def run_seed(args: argparse.Namespace, seed: int, splits, val_fit, classical: dict) -> dict[str, object]:
     from lems.training import Splits, train
 
     rd_args = real_data.parse_args(["--dataset", args.dataset, "--minutes", str(args.minutes), "--seed", str(seed),
@@ -135,8 +144,7 @@ def run_seed(args: argparse.Namespace, seed: int, splits) -> dict[str, object]:
     setup = real_data.SETUPS[args.dataset]
     config = real_data.base_config(rd_args, setup, real_data.data_files(args.data, setup))
     config = config.replace(weight_soup=args.soup, weight_averaging=args.weight_averaging)
-    train_set, val_set, test_set = splits
-    val_fit = thin(val_set, rd_args.val_stride)
+    train_set, _, test_set = splits
     recorder = epoch_recorder()
     start = time.perf_counter()
     result = train(config, windows=Splits(thin(train_set, setup.train_stride), val_fit, test_set), verbose=0,
@@ -145,12 +153,14 @@ def run_seed(args: argparse.Namespace, seed: int, splits) -> dict[str, object]:
     best_weights = recorder.weights[result.best_epoch - 1]
     row: dict[str, object] = {"seed": seed, "epochs": result.epochs_run, "best_epoch": result.best_epoch,
                               "soup_epochs": " ".join(map(str, result.soup_epochs)), "fit_s": round(wall)}
-    test_diffs, row["fixed_test"] = column_scores(result.model, best_weights, test_set)
-    val_diffs, row["fixed_val"] = column_scores(result.model, best_weights, val_fit)
+    test_diffs, row["fixed_test"] = column_scores(result.model, best_weights, test_set, classical["test"])
+    val_diffs, row["fixed_val"] = column_scores(result.model, best_weights, val_fit, classical["val"])
     test, val = summarise(test_diffs), summarise(val_diffs)
     row.update({f"test_{k}": v for k, v in test.items()})
     row.update({f"val_{k}": v for k, v in val.items()})
-    epochs = per_epoch(result.model, recorder.weights, val_fit, test_set)
+    epochs = per_epoch(result.model, recorder.weights,
+                       {name: (w, best_classical_spread(classical[name]))
+                        for name, w in (("val", val_fit), ("test", test_set))})
     epochs.insert(0, "seed", seed)
     by_spread = int(epochs["val_spread"].idxmin())
     row.update({"spread_epoch": by_spread + 1, "test_spread_selected_ratio": epochs.loc[by_spread, "test_ratio"],
@@ -177,14 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     setup = real_data.SETUPS[args.dataset]
     splits = real_data.build_splits(real_data.data_files(args.data, setup), setup, setup.lookback)
     t0 = time.perf_counter()
-    runs = [run_seed(args, seed, splits) for seed in args.seeds]
+    val_fit = thin(splits[1], real_data.parse_args([]).val_stride)
+    classical = {"val": classical_diffs(val_fit), "test": classical_diffs(splits[2])}
+    runs = [run_seed(args, seed, splits, val_fit, classical) for seed in args.seeds]
     epoch_tables = pd.concat([run.pop("epoch_table") for run in runs], ignore_index=True)
     fixed = {part: [run.pop(f"fixed_{part}") for run in runs] for part in ("val", "test")}
     rows = pd.DataFrame(runs).set_index("seed")
-    val_fit = thin(splits[1], real_data.parse_args([]).val_stride)
-    ensemble = {f"{part}_seed_ensemble_ratio": ensemble_ratio(
-        fixed[part], windows, min(rows[f"{part}_twap_spread"].iloc[0], rows[f"{part}_static_vwap_spread"].iloc[0]))
-        for part, windows in (("val", val_fit), ("test", splits[2]))} if len(runs) > 1 else {}
+    ensemble = {f"{part}_seed_ensemble_ratio": ensemble_ratio(fixed[part], windows,
+                                                              best_classical_spread(classical[part]))
+                for part, windows in (("val", val_fit), ("test", splits[2]))} if len(runs) > 1 else {}
     ratios = rows[["val_best_ratio", "val_soup_ratio", "val_spread_selected_ratio", "test_best_ratio",
                    "test_soup_ratio", "test_spread_selected_ratio"]]
     pooled = pd.DataFrame({"mean": ratios.mean(), "std over seeds": ratios.std(ddof=1) if len(rows) > 1 else np.nan})

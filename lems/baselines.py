@@ -21,6 +21,7 @@ import numpy as np
 from lems.data.features import build_slot_index, seasonal_volume_profile
 from lems.data.windows import WindowSet
 from lems.execution import (
+    IS_VWAP_ORDER,
     ORDER_TYPES,
     allocate_step,
     check_allocations,
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 #: 1.0 for the VWAP order types of the seed layout's axis 3, 0.0 for the TWAP ones.
-_IS_VWAP = np.array([bench == "vwap" for _, bench in ORDER_TYPES])
 #: True for the buy order types of the seed layout's axis 3.
 _IS_BUY = np.array([side == "buy" for side, _ in ORDER_TYPES])
 _N_TYPES, _N_TARGETS = len(ORDER_TYPES), 2
@@ -279,7 +279,7 @@ def _type_weights(windows: WindowSet, base: str, n_days: int) -> np.ndarray:
     n, horizon = len(windows), int(windows.n_ahead)
     weights = np.ones((n, horizon, _N_TYPES), dtype=np.float64)
     if base == "static" and n:
-        weights[:, :, _IS_VWAP] = static_volume_curve(windows, n_days)[:, :, None]
+        weights[:, :, IS_VWAP_ORDER] = static_volume_curve(windows, n_days)[:, :, None]
     return weights
 
 
@@ -375,7 +375,7 @@ def _favourable(windows: WindowSet, threshold: float, decay: float = 0.0) -> np.
     volumes = np.asarray(windows.volumes, dtype=np.float64)
     n, horizon = prices.shape
     vwap, twap = _running_benchmarks(prices, volumes)
-    running = np.where(_IS_VWAP[None, None, :], vwap[:, :, None], twap[:, :, None])  # (N, H, 4)
+    running = np.where(IS_VWAP_ORDER[None, None, :], vwap[:, :, None], twap[:, :, None])  # (N, H, 4)
     last = np.concatenate([prices[:, :1], prices[:, :-1]], axis=1)[:, :, None]  # p_{s-1}
     sigma = lookback_volatility(windows) if threshold > 0 else np.zeros(n)  # threshold 0 needs no bars
     thr = (threshold * sigma)[:, None, None] * (((horizon - np.arange(horizon)) / horizon) ** decay)[None, :, None]

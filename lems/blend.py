@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lems.data.windows import WindowSet
-from lems.execution import BENCHMARKS, ORDER_TYPES
+from lems.execution import BENCHMARKS, IS_VWAP_ORDER
 
 __all__ = ["BlendedPolicy", "fit_blend_weights", "fit_blended_policy", "simplex_min_second_moment"]
 
@@ -146,7 +146,7 @@ class BlendedPolicy:
         every blended policy's are."""
         out = None
         fixed = 0.0
-        is_vwap = np.array([bench == BENCHMARKS[0] for _, bench in ORDER_TYPES])[None, None, :, None]
+        is_vwap = IS_VWAP_ORDER[None, None, :, None]
         for i, (label, policy) in enumerate(self.policies.items()):
             w_vwap, w_twap = self.weights["vwap"][i], self.weights["twap"][i]
             if label != self.flexible_from and w_vwap == 0 and w_twap == 0:

@@ -37,6 +37,8 @@ OBJECTIVES = ("beat", "track")
 #: Order types of the seed layout's axis 3, in order.
 ORDER_TYPES = (("buy", "vwap"), ("buy", "twap"), ("sell", "vwap"), ("sell", "twap"))
 ORDER_TYPE_NAMES = tuple(f"{side}_{bench}" for side, bench in ORDER_TYPES)
+#: ``(4,)`` bool over :data:`ORDER_TYPES`: True for the VWAP-benchmarked order types.
+IS_VWAP_ORDER = np.array([bench == "vwap" for _, bench in ORDER_TYPES])
 _TARGET_ALIASES = {"quantity": "quantity", "volume": "quantity", "qty": "quantity", "notional": "notional"}
 
 #: Default tolerance (fraction of the order) under which an allocation counts as "nothing traded".

@@ -1057,13 +1057,12 @@ def selection_scores(allocations: np.ndarray, y: np.ndarray, costs: _NetScoring 
         sides and targets, as the report's headline), ``flexible`` (sum over windows of the mean improvement
         [bps] of the flexible columns, all min durations, sides, benchmarks and targets) and ``n`` (windows).
     """
-    from lems.execution import BENCHMARKS, ORDER_TYPES
+    from lems.execution import IS_VWAP_ORDER
 
     horizon = allocations.shape[1]
-    vwap = [i for i, (_, bench) in enumerate(ORDER_TYPES) if bench == BENCHMARKS[0]]
     allocations = np.asarray(allocations, dtype=np.float64)
     out = _outcome(allocations, y, costs)
-    tracking = np.abs(out.diff[:, horizon][:, vwap]).reshape(len(y), -1).mean(axis=1) * 1e4
+    tracking = np.abs(out.diff[:, horizon][:, IS_VWAP_ORDER]).reshape(len(y), -1).mean(axis=1) * 1e4
     flexible = out.improvement_bps[:, :horizon].reshape(len(y), -1).mean(axis=1)
     return {"tracking": float(tracking.sum()), "flexible": float(flexible.sum()), "n": len(y)}
 
@@ -1294,7 +1293,8 @@ class BestWeights(_callback_base()):
         if float(value) < self.best:  # NaN is never better
             self.best, self.best_epoch, improved = float(value), int(epoch), True
             self._weights = self.model.get_weights()
-        if self.soup > 1 and math.isfinite(float(value)):
+        if self.soup > 1 and math.isfinite(float(value)) and (len(self._snapshots) < self.soup
+                                                              or float(value) < self._snapshots[-1][0]):
             weights = self._weights if self.best_epoch == int(epoch) else self.model.get_weights()
             self._snapshots.append((float(value), int(epoch), weights))
             self._snapshots = sorted(self._snapshots, key=lambda item: item[0])[:self.soup]
@@ -1343,7 +1343,7 @@ class BestWeights(_callback_base()):
 def _mean_weights(snapshots: list[list]) -> list:
     """Entry-wise mean of several ``get_weights()`` lists (non-float entries, e.g. counters, from the first)."""
     return [np.mean(np.stack(entries), axis=0).astype(entries[0].dtype)
-            if np.issubdtype(np.asarray(entries[0]).dtype, np.floating) else entries[0]
+            if np.issubdtype(entries[0].dtype, np.floating) else entries[0]
             for entries in zip(*snapshots)]
 
 
