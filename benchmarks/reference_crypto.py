@@ -13,8 +13,8 @@ Issue 14 §4. BTCUSDT + ETHUSDT 1h with the split of ``real_data.py`` (train thr
   ``s`` reads position ``lookback + s``, i.e. bar ``t0 + s``: look-ahead, EXECUTION.md §3) and ``shifted``
   (the observed channels of ``X`` moved one bar later; its calendar channels, known in advance, stay at their
   own bar). Which channels are observed is measured by the runner (a perturbation of the bars), not assumed.
-* **Ours**: ``real_data.py``'s crypto recipe (hidden 32, Adam 5e-3, batch 256, training origins thinned to
-  every 2nd, patience 3 epochs) with :func:`lems.training.train`'s selection (rule prior tuned on validation
+* **Ours**: ``real_data.py``'s crypto recipe, its command-line defaults (hidden 32, Adam 2e-3, batch 128,
+  training origins thinned to every 2nd, patience 3 epochs) with :func:`lems.training.train`'s selection (rule prior tuned on validation
   first; tracking weights of the lowest validation tracking error, flexible-only weights of the highest
   validation flexible improvement, restored at the end), trained twice: with the static-curve prior (the
   shipped model) and without it (``LargeExecutionModel(use_prior=False)``, an untrained model that starts
@@ -166,10 +166,11 @@ def load_reference(work: Path) -> dict[str, np.ndarray]:
 # Stage 2: ours
 # --------------------------------------------------------------------------------------------------------
 def our_config(args, setup, files):
-    """``real_data.py``'s crypto recipe (the committed ``real_data_crypto.md`` run)."""
-    return real_data.base_config(argparse.Namespace(
-        lookback=None, hidden_size=32, batch_size=256, learning_rate=5e-3, epochs=1000, patience=3,
-        minutes=args.budget / 60.0, max_steps=None, seed=args.seed, fast_compile=False), setup, files)
+    """``real_data.py``'s crypto recipe: its command-line defaults (the committed ``real_data_crypto.md`` run),
+    with this benchmark's budget and seed."""
+    defaults = real_data.parse_args([])
+    defaults.epochs, defaults.minutes, defaults.seed = 1000, args.budget / 60.0, args.seed
+    return real_data.base_config(defaults, setup, files)
 
 
 def _batches(windows, cfg, shuffle: bool):
@@ -481,6 +482,7 @@ def _ci(row) -> str:
 
 def write(args, result: dict, curve: pd.DataFrame) -> None:
     """``reference_crypto.json`` (machine-readable), ``reference_crypto.md`` and the curves CSV."""
+    rd = real_data.parse_args([])  # our recipe's defaults (our_config)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "reference_crypto.json").write_text(json.dumps(result, indent=1, default=_json_default) + "\n",
                                                      encoding="utf-8")
@@ -516,9 +518,10 @@ def write(args, result: dict, curve: pd.DataFrame) -> None:
         "own bar. " + "; ".join(f"{v}: {m['params']:,} parameters, {m['checks']} checks, best {m['best_check']}, "
                                 f"stopped by {m['stopped_by']}, fit {m['fit_cpu_s']:.0f} CPU s (checkpoint evaluations included) / "
                                 f"{m['fit_wall_s']:.0f} s wall" for v, m in ((v, ref[v]) for v in ("shifted", "published"))),
-        "- **ours**: real_data.py's crypto recipe (hidden 32, Adam 5e-3, batch 256, every 2nd training origin, "
-        "patience 3 epochs) with train()'s selection (rule prior tuned on validation, then tracking weights on the "
-        "validation tracking error and flexible-only weights on the validation flexible improvement); " + "; ".join(
+        f"- **ours**: real_data.py's crypto recipe (hidden {rd.hidden_size}, Adam {rd.learning_rate:g}, batch "
+        f"{rd.batch_size}, every 2nd training origin, patience {rd.patience} epochs) with train()'s selection "
+        "(rule prior tuned on validation, then tracking weights on the validation tracking error and flexible-only "
+        "weights on the validation flexible improvement); " + "; ".join(
             f"{k}: {m['params']:,} parameters, {m['checks']} epochs, best {m['best_check']}, stopped by "
             f"{m['stopped_by']}, fit {m['fit_cpu_s']:.0f} CPU s (checkpoint evaluations included) / "
             f"{m['fit_wall_s']:.0f} s wall"
