@@ -102,13 +102,16 @@ class DataSetup:
     bar_label: str = "1h"
 
 
+# Training strides: every window on the hourly sets (validation spread lower than with every 2nd / 4th origin:
+# crypto 18.85 vs 20.09 bps, equities 13.98 vs 14.20 bps, same seed and budget); every 4th on minute bars, where an
+# epoch over every window would take most of the budget.
 SETUPS: dict[str, DataSetup] = {
     "crypto": DataSetup("crypto", "crypto_1h", ("BTCUSDT", "ETHUSDT"), "UTC", 12, 48,
-                        "2020-07-01", "2021-01-01", 2),
+                        "2020-07-01", "2021-01-01", 1),
     "equities": DataSetup("equities", "equities_1h", ("SPY", "AAPL", "IBM", "AIG", "BAC"), "America/New_York",
-                          7, 35, "2016-01-01", "2018-01-01", 4),
+                          7, 35, "2016-01-01", "2018-01-01", 1),
     "crypto_1m": DataSetup("crypto_1m", "crypto_1m", ("ALGOUSDT", "DOTUSDT", "LINKUSDT", "LTCUSDT"), "UTC", 30, 60,
-                           "2026-02-16", "2026-02-21", 8, test_stride=10, bar_label="1m"),
+                           "2026-02-16", "2026-02-21", 4, test_stride=10, bar_label="1m"),
 }
 
 
