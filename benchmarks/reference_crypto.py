@@ -14,9 +14,10 @@ Issue 14 §4. BTCUSDT + ETHUSDT 1h with the split of ``real_data.py`` (train thr
   (the observed channels of ``X`` moved one bar later; its calendar channels, known in advance, stay at their
   own bar). Which channels are observed is measured by the runner (a perturbation of the bars), not assumed.
 * **Ours**: ``real_data.py``'s crypto recipe, its command-line defaults (hidden 32, Adam 2e-3, batch 128,
-  training origins thinned to every 2nd, patience 3 epochs) with :func:`lems.training.train`'s selection (rule prior tuned on validation
-  first; tracking weights of the lowest validation tracking error, flexible-only weights of the highest
-  validation flexible improvement, restored at the end), trained twice: with the static-curve prior (the
+  training origins thinned as its setup says: every window, patience 3 epochs) with
+  :func:`lems.training.train`'s selection (rule prior tuned on validation first; tracking weights of the lowest
+  validation tracking error, flexible-only weights of the highest validation flexible improvement, restored at
+  the end), trained twice: with the static-curve prior (the
   shipped model) and without it (``LargeExecutionModel(use_prior=False)``, an untrained model that starts
   uniform).
 * **Budget**: the same CPU time for every model (``--budget``, default 480 s = 8 CPU minutes: the process's CPU
@@ -231,9 +232,10 @@ def run_ours(args, cfg, train_set, val_fit, test_set) -> None:
         if args.only and label != args.only:
             continue
         print(f"[{label}] training, budget {args.budget:.0f} CPU s", flush=True)
-        run = fit_ours(cfg, real_data.thin(train_set, 2), val_fit, use_prior, args.budget)
+        train_fit = real_data.thin(train_set, real_data.SETUPS["crypto"].train_stride)  # real_data's recipe
+        run = fit_ours(cfg, train_fit, val_fit, use_prior, args.budget)
         run["alloc_test"] = ModelPolicy(run.pop("model")).allocate(test_set).astype(np.float32)
-        run["n_train"] = np.asarray(len(real_data.thin(train_set, 2)))
+        run["n_train"] = np.asarray(len(train_fit))
         np.savez(args.work / f"{label}.npz", **run)
         print(f"[{label}] {len(run['val_loss'])} epochs, best {int(run['best_epoch'])}, stopped by "
               f"{run['stopped_by']}, {float(run['fit_cpu_s']):.0f} CPU s", flush=True)
@@ -519,7 +521,8 @@ def write(args, result: dict, curve: pd.DataFrame) -> None:
                                 f"stopped by {m['stopped_by']}, fit {m['fit_cpu_s']:.0f} CPU s (checkpoint evaluations included) / "
                                 f"{m['fit_wall_s']:.0f} s wall" for v, m in ((v, ref[v]) for v in ("shifted", "published"))),
         f"- **ours**: real_data.py's crypto recipe (hidden {rd.hidden_size}, Adam {rd.learning_rate:g}, batch "
-        f"{rd.batch_size}, every 2nd training origin, patience {rd.patience} epochs) with train()'s selection "
+        f"{rd.batch_size}, one training origin in {real_data.SETUPS['crypto'].train_stride}, patience {rd.patience} "
+        "epochs) with train()'s selection "
         "(rule prior tuned on validation, then tracking weights on the validation tracking error and flexible-only "
         "weights on the validation flexible improvement); " + "; ".join(
             f"{k}: {m['params']:,} parameters, {m['checks']} epochs, best {m['best_check']}, stopped by "
