@@ -46,18 +46,11 @@ import pandas as pd
 
 from benchmarks import real_data
 from benchmarks.real_data import md_table, thin
-from benchmarks.tracking_selection import fixed_vwap_diffs
+from benchmarks.tracking_selection import fixed_vwap_diffs, with_fixed_column
 
 RESULTS = ROOT / "benchmarks" / "results"
 CLASSICAL = ("twap", "static_vwap")
 TAIL_FRACTIONS = (0.01, 0.001)
-
-
-def with_fixed_column(fixed: np.ndarray) -> np.ndarray:
-    """A full seed layout ``(N, H, H + 1, 4, 2)`` whose every column is the fixed schedule ``(N, H, 4, 2)`` (only
-    the fixed column is scored here)."""
-    n, horizon = fixed.shape[:2]
-    return np.broadcast_to(fixed[:, :, None], (n, horizon, horizon + 1, *fixed.shape[2:]))
 
 
 def average_shape(model_fixed: np.ndarray, static_fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,22 +69,26 @@ def tilted(static_fixed: np.ndarray, log_tilt: np.ndarray) -> np.ndarray:
     return shaped / shaped.sum(axis=1, keepdims=True)
 
 
-def schedules(model, windows, shape: tuple[np.ndarray, np.ndarray] | None = None):
-    """Signed fixed VWAP diffs [bps] ``(N, 4)`` of the model, TWAP, the static curve and, given ``shape`` =
-    :func:`average_shape`'s ``(profile, log_tilt)``, the profile and the tilted static curve as static schedules;
-    and the fixed-column allocations ``(N, H, 4, 2)`` of the model and of the static curve."""
+def schedules(model, windows) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Signed fixed VWAP diffs [bps] ``(N, 4)`` of the model, TWAP and the static curve, and the fixed-column
+    allocations ``(N, H, 4, 2)`` of the model and of the static curve."""
     from lems.baselines import TWAP, ModelPolicy, StaticVWAP
 
     allocations, static = ModelPolicy(model).allocate(windows), StaticVWAP().allocate(windows)
     diffs = {"model": fixed_vwap_diffs(allocations, windows),
              "twap": fixed_vwap_diffs(TWAP().allocate(windows), windows),
              "static_vwap": fixed_vwap_diffs(static, windows)}
-    if shape is not None:
-        profile, log_tilt = shape
-        fixed = np.broadcast_to(profile, (len(windows), *profile.shape[1:]))
-        diffs["profile"] = fixed_vwap_diffs(with_fixed_column(fixed), windows)
-        diffs["static_tilt"] = fixed_vwap_diffs(with_fixed_column(tilted(static[:, :, -1], log_tilt)), windows)
     return diffs, np.asarray(allocations[:, :, -1]), np.asarray(static[:, :, -1])
+
+
+def shape_diffs(windows, static_fixed: np.ndarray, shape: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """Signed fixed VWAP diffs [bps] ``(N, 4)`` of the profile and of the tilted static curve (``shape`` =
+    :func:`average_shape`'s ``(profile, log_tilt)``) as static schedules; ``static_fixed``: the windows' static
+    curve ``(N, H, 4, 2)``."""
+    profile, log_tilt = shape
+    fixed = np.broadcast_to(profile, (len(windows), *profile.shape[1:]))
+    return {"profile": fixed_vwap_diffs(with_fixed_column(fixed), windows),
+            "static_tilt": fixed_vwap_diffs(with_fixed_column(tilted(static_fixed, log_tilt)), windows)}
 
 
 def origin_days(windows, tz: str) -> np.ndarray:
@@ -172,10 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     model = keras.saving.load_model(args.model)
     _, val_set, test_set = real_data.build_splits(real_data.data_files(args.data, setup), setup, model.lookback)
     val_set = thin(val_set, args.val_stride)
-    _, val_fixed, val_static = schedules(model, val_set)
+    val_diffs, val_fixed, val_static = schedules(model, val_set)
     shape = average_shape(val_fixed, val_static)
-    val_diffs = schedules(model, val_set, shape)[0]
-    test_diffs = schedules(model, test_set, shape)[0]
+    val_diffs.update(shape_diffs(val_set, val_static, shape))
+    test_diffs, _, test_static = schedules(model, test_set)
+    test_diffs.update(shape_diffs(test_set, test_static, shape))
     profile, log_tilt = shape
     val_days, test_days = origin_days(val_set, setup.tz), origin_days(test_set, setup.tz)
     day_label = np.array([f"{pd.Timestamp(d):%Y-%m-%d %a}" for d in test_days])

@@ -72,6 +72,13 @@ def fixed_vwap_diffs(allocations: np.ndarray, windows) -> np.ndarray:
     return (np.asarray(out.diff)[:, horizon][:, IS_VWAP_ORDER] * 1e4).reshape(len(windows), -1)
 
 
+def with_fixed_column(fixed: np.ndarray) -> np.ndarray:
+    """A full seed layout ``(N, H, H + 1, 4, 2)`` whose every column is the fixed schedule ``(N, H, 4, 2)`` (for
+    scoring a fixed-duration schedule alone: only the fixed column is read)."""
+    n, horizon = fixed.shape[:2]
+    return np.broadcast_to(fixed[:, :, None], (n, horizon, horizon + 1, *fixed.shape[2:]))
+
+
 def classical_diffs(windows) -> dict[str, np.ndarray]:
     """Signed fixed VWAP diffs [bps] of TWAP and the static curve (the same for every seed)."""
     from lems.baselines import TWAP, StaticVWAP
@@ -102,9 +109,7 @@ def ensemble_ratio(fixed_columns: list[np.ndarray], windows, classical_spread: f
     """Spread ratio of the seed ensemble: the mean of the members' fixed-column allocations (a convex combination
     of feasible schedules, hence feasible), scored like the members."""
     mean = np.mean(fixed_columns, axis=0)  # (N, H, 4, 2)
-    n, horizon = mean.shape[:2]
-    full = np.broadcast_to(mean[:, :, None], (n, horizon, horizon + 1, *mean.shape[2:]))
-    return float(np.std(fixed_vwap_diffs(full, windows), ddof=1) / classical_spread)
+    return float(np.std(fixed_vwap_diffs(with_fixed_column(mean), windows), ddof=1) / classical_spread)
 
 
 def per_epoch(model, snapshots: list, parts: dict[str, tuple]) -> pd.DataFrame:
