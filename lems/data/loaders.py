@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lems.data.resample import resample_bars
+from lems.data.resample import resample_validated
 from lems.data.validation import _validate, bar_vwap, parse_timestamps
 
 __all__ = [
@@ -131,7 +131,7 @@ def read_bars(
         raise ValueError(f"unknown format {format!r}; expected one of {_FORMATS} or None")
     opts = _Options(symbol=symbol, format=format, tz=tz, sort=sort, columns=dict(columns or {}))
     bars = _combined(_collect(source, opts), source, sort)
-    return bars if bar_minutes is None else resample_bars(bars, bar_minutes)
+    return bars if bar_minutes is None else resample_validated(bars, bar_minutes)
 
 
 def _combined(parts: list[pd.DataFrame], source: Any, sort: bool) -> pd.DataFrame:

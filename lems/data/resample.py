@@ -12,7 +12,9 @@ Nothing is invented across gaps: a coarse bar aggregates only the fine bars that
 fine bar yields no coarse bar (the gap stays a gap). A zero-volume fine bar adds zero volume and notional; a
 bucket of zero-volume bars is a zero-volume coarse bar. The coarse bar's ``timestamp`` is its bucket's nominal
 start (clipped to the local midnight for a bucket cut by the day boundary), even when the bucket's first fine
-bar is missing.
+bar is missing. Buckets are laid on the local wall clock of ``tz``: on a day when the clock changes (DST), a bucket
+that spans the change covers the wall-clock interval (one hour more or less of real time), and its timestamp is
+its first fine bar's open time minus the wall-clock minutes from the bucket start.
 """
 
 from __future__ import annotations
@@ -68,9 +70,23 @@ def resample_bars(
         ValueError: ``minutes`` not a positive integer multiple of the bar length or above 1440, an unknown
             ``partial`` / ``anchor``, an unknown time zone, or invalid bars (any :func:`validate_bars` error).
     """
+    return resample_validated(validate_bars(bars), minutes, partial=partial, tz=tz, anchor=anchor,
+                              bar_minutes=bar_minutes)
+
+
+def resample_validated(
+    frame: pd.DataFrame,
+    minutes: int,
+    *,
+    partial: str = "keep",
+    tz: str = "UTC",
+    anchor: str = "midnight",
+    bar_minutes: int | None = None,
+) -> pd.DataFrame:
+    """:func:`resample_bars` on a frame that :func:`validate_bars` has just returned (not validated again: for
+    loaders that validated it; anything else must call :func:`resample_bars`)."""
     if partial not in PARTIAL_MODES:
         raise ValueError(f"partial must be one of {PARTIAL_MODES}, got {partial!r}")
-    frame = validate_bars(bars)
     fine = _fine_minutes(frame, bar_minutes)
     coarse = _coarse_minutes(minutes, fine)
     local_day, tod = _local_clock(frame["timestamp"], tz)

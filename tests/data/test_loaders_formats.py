@@ -90,13 +90,14 @@ def test_freqtrade_folder_and_resampling(tmp_path):
     btc, eth = ohlcv(12, seed=3), ohlcv(12, seed=4)
     btc.to_feather(tmp_path / "BTC_USDT-5m.feather")
     write_json(tmp_path / "ETH_USDT-5m.json", eth)
+    ohlcv(12, seed=5).to_parquet(tmp_path / "SOL_USDT-5m.parquet")  # freqtrade's parquet format
     (tmp_path / "README.txt").write_text("not data")  # ignored: not a bar file
     out = read_bars(tmp_path)
-    assert sorted(out["symbol"].unique()) == ["BTCUSDT", "ETHUSDT"]
+    assert sorted(out["symbol"].unique()) == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
     check_bars(out[out["symbol"] == "BTCUSDT"].reset_index(drop=True), btc, "BTCUSDT")
     hourly = read_bars(tmp_path, bar_minutes=60)
-    assert len(hourly) == 2
-    assert hourly["volume"].to_numpy() == pytest.approx([btc["volume"].sum(), eth["volume"].sum()], rel=1e-14)
+    assert len(hourly) == 3
+    assert hourly["volume"].to_numpy()[:2] == pytest.approx([btc["volume"].sum(), eth["volume"].sum()], rel=1e-14)
 
 
 def test_universe_discovers_the_new_files(tmp_path):
