@@ -180,15 +180,25 @@ def test_share_r2_errors():
 # ----------------------------------------------------------------------------------------------------------------
 # Ladder
 # ----------------------------------------------------------------------------------------------------------------
-def loop_rung(g, w, k):
-    """Rung k by explicit sequential decisions (the docstring's definition)."""
+def loop_rung(g, w, k, mass="realised"):
+    """Rung k by explicit sequential decisions (the docstring's definitions)."""
     n, horizon = w.shape
     x = np.zeros_like(w)
     for i in range(n):
         remaining = 1.0
         for s in range(horizon):
-            f = [w[i, u] if u < s + k else g[i, u] for u in range(s, horizon)]
-            q = 1.0 if s == horizon - 1 else (f[0] / sum(f) if sum(f) > 0 else 1 / (horizon - s))
+            known, rest = list(range(s, min(s + k, horizon))), list(range(s, horizon))
+            wk, gk, gr = w[i, known].sum(), g[i, known].sum(), g[i, rest].sum()
+            gu = gr - gk
+            if s == horizon - 1:
+                q = 1.0
+            elif k == 0:
+                q = g[i, s] / gr if gr > 0 else 1 / (horizon - s)
+            elif mass == "realised":
+                q = w[i, s] / (wk + gu) if wk + gu > 0 else 1 / (horizon - s)
+            else:
+                split = w[i, s] / wk if wk > 0 else (g[i, s] / gk if gk > 0 else 1 / len(known))
+                q = split * (gk / gr if gr > 0 else len(known) / (horizon - s))
             x[i, s] = remaining * q
             remaining -= x[i, s]
     return x
@@ -207,24 +217,36 @@ def seasonal_case(n: int = 3000, horizon: int = 12, seed: int = 3):
     return g, w, d
 
 
-def test_rung_zero_is_the_static_curve_and_rung_h_is_exact():
+@pytest.mark.parametrize("mass", ["realised", "static"])
+def test_rung_zero_is_the_static_curve_and_rung_h_is_exact(mass):
     g, w, d = seasonal_case(n=300)
     horizon = w.shape[1]
-    np.testing.assert_allclose(ladder_schedule(g, w, 0), np.broadcast_to(g, w.shape), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(ladder_schedule(g, w, 0, mass=mass), np.broadcast_to(g, w.shape), rtol=0, atol=1e-15)
     per_window = np.random.default_rng(0).dirichlet(np.ones(horizon), w.shape[0])
-    np.testing.assert_allclose(ladder_schedule(per_window, w, 0), per_window, rtol=0, atol=1e-15)
-    exact = ladder_schedule(g, w, horizon)
+    np.testing.assert_allclose(ladder_schedule(per_window, w, 0, mass=mass), per_window, rtol=0, atol=1e-15)
+    exact = ladder_schedule(g, w, horizon, mass=mass)
     np.testing.assert_allclose(exact, w, rtol=0, atol=1e-15)
     assert np.abs(tracking_decomposition(exact, w, d).diff).max() < 1e-15
 
 
+def test_static_mass_rung_one_is_rung_zero():
+    g, w, _ = seasonal_case(n=300)
+    np.testing.assert_allclose(ladder_schedule(g, w, 1, mass="static"), ladder_schedule(g, w, 0, mass="static"),
+                               rtol=0, atol=1e-15)
+    assert np.abs(ladder_schedule(g, w, 1) - ladder_schedule(g, w, 0)).max() > 1e-3  # the realised mass differs
+
+
+@pytest.mark.parametrize("mass", ["realised", "static"])
 @pytest.mark.parametrize("k", [0, 1, 2, 5, 11, 12])
-def test_rungs_follow_their_definition(k):
+def test_rungs_follow_their_definition(k, mass):
     g, w, _ = seasonal_case(n=40)
     w[0, 6:] = 0.0  # volume that stops early
     w[0] /= w[0].sum()
-    x = ladder_schedule(g, w, k)
-    np.testing.assert_allclose(x, loop_rung(np.broadcast_to(g, w.shape), w, k), rtol=0, atol=1e-14)
+    g_rows = np.broadcast_to(g, w.shape).copy()
+    g_rows[1, 3:5] = 0.0  # a static curve with silent bars
+    g_rows[1] /= g_rows[1].sum()
+    x = ladder_schedule(g_rows, w, k, mass=mass)
+    np.testing.assert_allclose(x, loop_rung(g_rows, w, k, mass), rtol=0, atol=1e-14)
     assert np.all(x >= 0)
     np.testing.assert_allclose(x.sum(axis=1), 1.0, atol=1e-14)
     if k:  # the last k bars are traded in proportion to the realised shares
@@ -233,16 +255,18 @@ def test_rungs_follow_their_definition(k):
         np.testing.assert_allclose(ratio, np.broadcast_to(ratio[:, :1], ratio.shape), rtol=1e-12)
 
 
-def test_ladder_spread_falls_with_k_on_a_seasonal_market():
+@pytest.mark.parametrize("mass", ["realised", "static"])
+def test_ladder_spread_falls_with_k_on_a_seasonal_market(mass):
     """Not a theorem for every sample: checked on a fixed-seed market with persistent volume surprises, where
     knowing more realised bars must help on average; the margins between rungs are far above sampling noise."""
     g, w, d = seasonal_case()
-    table = ladder(g, w, d)
-    spreads = table["spread_bps"].to_numpy()
+    table = ladder(g, w, d, mass=mass)
     assert table["k"].tolist() == list(range(13))
     assert table["spread_vs_static"].iloc[0] == 1.0 and table["spread_vs_static"].iloc[-1] < 1e-10
-    assert np.all(np.diff(spreads) < 0)
-    assert np.all(np.diff(table["share_rms"].to_numpy()) < 0)
+    first = 2 if mass == "static" else 1  # with the static mass, rung 1 is rung 0
+    for column in ("spread_bps", "share_rms"):
+        values = table[column].to_numpy()
+        assert np.all(np.diff(values[first - 1:]) < 0), column
 
 
 def test_ladder_errors():
@@ -253,5 +277,7 @@ def test_ladder_errors():
         ladder_schedule(g, w, -1)
     with pytest.raises(ValueError, match="sum to 1"):
         ladder_schedule(g * 2, w, 1)
+    with pytest.raises(ValueError, match="mass"):
+        ladder_schedule(g, w, 1, mass="level")
     with pytest.raises(ValueError, match="spread is 0"):
         ladder(w, w, d)

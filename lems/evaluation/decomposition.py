@@ -37,6 +37,7 @@ from lems.data.windows import WindowSet
 from lems.execution import ORDER_TYPES, SIDES
 
 __all__ = [
+    "LADDER_MASSES",
     "TrackingDecomposition",
     "TrackingInputs",
     "ladder",
@@ -427,63 +428,97 @@ def share_r2(x_implied: Any, w: Any, reference: Any = None) -> np.ndarray:
     return 1.0 - sse / sse_ref
 
 
-def ladder_schedule(static_shares: Any, realised_shares: Any, k: int) -> np.ndarray:
+#: Who sets the known bars' mass in a ladder rung (:func:`ladder_schedule`).
+LADDER_MASSES: tuple[str, ...] = ("realised", "static")
+
+
+def ladder_schedule(static_shares: Any, realised_shares: Any, k: int, *, mass: str = "realised") -> np.ndarray:
     """Rung ``k`` of the non-causal ladder: the schedule that knows the realised shares of the next ``k`` bars.
 
     Built in share space, as a sequence of decisions. At step ``s`` the order has ``R_s`` left (``R_0 = 1``) and
-    trades ``x_s = R_s * q_s``, ``q_s`` the rung's forecast of bar ``s``'s share of the volume remaining from ``s``::
+    trades ``x_s = R_s * q_s``, ``q_s`` the rung's forecast of bar ``s``'s share of the volume remaining from ``s``.
+    The known bars are ``K_s = [s, min(s + k, H))``, the unknown ones ``U_s = [s + k, H)``; ``w`` is the realised
+    volume shares and ``g`` the static curve, both fractions of a horizon total; ``W_K, G_K, G_U`` sums over the
+    sets. Two definitions, neither of which forecasts the horizon's volume level (a realised level never meets a
+    level-scaled forecast):
 
-        q_s = f_s / sum_{u >= s} f_u,   f_u = w_u for u in [s, s + k) (known),  f_u = g_u for u >= s + k,
+    * ``mass="realised"`` (default)::
 
-    ``w`` the realised shares and ``g`` the static curve, both fractions of the SAME horizon total (the level: no
-    forecast of the horizon's volume is made or needed, and the realised level never meets a level-scaled
-    forecast). The known bars bring their realised shares; the unknown bars keep the static curve's shares, so
-    their mass relative to the known bars is the static curve's. ``q_{H-1} = 1`` (the order completes); ``q_s =
-    1 / (H - s)`` where ``sum_{u >= s} f_u = 0``.
+          q_s = w_s / (W_K + G_U)
 
-    Then ``x_s = R_s - R_{s+1}`` with ``R_{s+1} = R_s (1 - q_s)``: rung 0 trades ``g`` (``q_s = g_s / sum_{u>=s}
-    g_u`` telescopes to ``x = g``); rung ``k >= H - s`` knows every remaining bar at step ``s``, so rung ``H``
-    trades ``w`` (zero diff) and rung ``k`` trades the last ``k`` bars in proportion to ``w``. Two other
-    constructions are degenerate and rejected: giving the rung the realised shares of the PAST bars too tells it
-    the remaining total (``1 - sum_{u<s} w_u``), which makes rung 1 exact; scaling the unknown bars' static
-    shares by the known bars' realised/static ratio makes rung 1 equal rung 0.
+      the known bars bring their realised shares of the horizon total, the unknown bars the static curve's
+      shares of it. Knowing ``w_s`` as a fraction of the realised total is knowing how big bar ``s`` is relative
+      to the whole horizon: this rung is told part of the level, and rung 1 already differs from rung 0.
+    * ``mass="static"``::
+
+          q_s = (w_s / W_K) * (G_K / (G_K + G_U))
+
+      the static curve says what fraction of the remaining volume the known bars hold, the realised volumes only
+      split it among them (scale-free: no level at all). Rung 1 equals rung 0 (one bar alone says nothing about
+      its share without a level); rung ``k`` gains from the realised SHAPE of ``k`` bars.
+
+    Conventions: ``q_{H-1} = 1`` (the order completes); a zero denominator gives ``1 / (H - s)``; with
+    ``mass="static"``, known bars without volume (``W_K = 0``) are split as the static curve splits them and a
+    static curve without remaining mass gives ``G_K / (G_K + G_U) = |K| / (H - s)``.
+
+    Then ``x_s = R_s - R_{s+1}`` with ``R_{s+1} = R_s (1 - q_s)``. In both definitions rung 0 trades ``g`` (``q_s =
+    g_s / sum_{u>=s} g_u`` telescopes to ``x = g``); rung ``k >= H - s`` knows every remaining bar at step ``s``
+    (``q_s = w_s / sum_{u>=s} w_u``), so rung ``H`` trades ``w`` (zero diff) and rung ``k`` trades the last ``k``
+    bars in proportion to ``w``. Giving the rung the realised shares of the PAST bars too would tell it the
+    remaining total (``1 - sum_{u<s} w_u``) and make rung 1 exact: they are not used.
 
     Args:
         static_shares: The static curve ``(H,)`` or ``(n, H)``, non-negative, rows summing to 1.
         realised_shares: ``w`` ``(n, H)``, non-negative, rows summing to 1.
         k: Bars known ahead, ``0 <= k <= H``.
+        mass: ``"realised"`` or ``"static"`` (above).
 
     Returns:
         ``(n, H)`` float64 schedules: non-negative, rows summing to 1.
 
     Raises:
-        ValueError: shapes, negative values, rows not summing to 1, ``k`` outside ``[0, H]``.
+        ValueError: shapes, negative values, rows not summing to 1, ``k`` outside ``[0, H]``, an unknown ``mass``.
     """
     w = _shares("realised_shares", realised_shares)
     g = _curve("static_shares", static_shares, w.shape)
     horizon = w.shape[1]
     if isinstance(k, bool) or not float(k).is_integer() or not 0 <= int(k) <= horizon:
         raise ValueError(f"k must be an integer in [0, H] = [0, {horizon}], got {k!r}")
+    if mass not in LADDER_MASSES:
+        raise ValueError(f"mass must be one of {LADDER_MASSES}, got {mass!r}")
     k = int(k)
     steps = np.arange(horizon)
+    bars_left = horizon - steps
     end = np.minimum(steps + k, horizon)  # first unknown bar of each step
     w_tail, g_tail = _suffix_sums(w), _suffix_sums(g)
-    denominator = (w_tail[:, steps] - w_tail[:, end]) + g_tail[:, end]
-    numerator = w if k > 0 else g
-    q = np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), 1.0 / (horizon - steps))
+    w_known, g_known, g_rest = w_tail[:, steps] - w_tail[:, end], g_tail[:, steps] - g_tail[:, end], g_tail[:, :-1]
+    if k == 0:
+        q = _ratio(g, g_rest, 1.0 / bars_left)
+    elif mass == "realised":
+        q = _ratio(w, w_known + g_tail[:, end], 1.0 / bars_left)
+    else:
+        split = np.where(w_known > 0, _ratio(w, w_known, 0.0), _ratio(g, g_known, 1.0 / (end - steps)))
+        q = split * _ratio(g_known, g_rest, (end - steps) / bars_left)
     q = np.clip(q, 0.0, 1.0)
     q[:, -1] = 1.0
     remaining = np.concatenate([np.ones((w.shape[0], 1)), np.cumprod(1.0 - q, axis=1)], axis=1)
     return np.maximum(remaining[:, :-1] - remaining[:, 1:], 0.0)
 
 
-def ladder(static_shares: Any, realised_shares: Any, p_over_vwap: Any, ks: Any = None) -> pd.DataFrame:
+def _ratio(num: np.ndarray, den: np.ndarray, fallback: Any) -> np.ndarray:
+    """``num / den`` where ``den > 0``, ``fallback`` (broadcast) elsewhere."""
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
+
+
+def ladder(static_shares: Any, realised_shares: Any, p_over_vwap: Any, ks: Any = None, *,
+           mass: str = "realised") -> pd.DataFrame:
     """The ladder's numbers: per rung ``k``, the decomposition's summary of :func:`ladder_schedule`.
 
     Args:
         static_shares, realised_shares: As :func:`ladder_schedule`.
         p_over_vwap: ``d`` ``(n, H)`` as :func:`tracking_decomposition`.
         ks: Rungs to build (default ``0 .. H``).
+        mass: The rungs' definition (:func:`ladder_schedule`).
 
     Returns:
         One row per rung: ``k``, the :meth:`TrackingDecomposition.summary` columns, and ``spread_vs_static`` (the
@@ -499,7 +534,7 @@ def ladder(static_shares: Any, realised_shares: Any, p_over_vwap: Any, ks: Any =
     ks = list(range(horizon + 1)) if ks is None else [int(k) for k in ks]
     rows = []
     for k in ks:
-        decomposition = tracking_decomposition(ladder_schedule(static_shares, w, k), w, p_over_vwap)
+        decomposition = tracking_decomposition(ladder_schedule(static_shares, w, k, mass=mass), w, p_over_vwap)
         rows.append({"k": k, **decomposition.summary()})
     out = pd.DataFrame(rows)
     static = tracking_decomposition(ladder_schedule(static_shares, w, 0), w, p_over_vwap).spread * 1e4
