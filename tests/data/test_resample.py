@@ -178,3 +178,21 @@ def test_bad_options_and_bad_data():
         resample_bars(bad, 15)
     with pytest.raises(ValueError, match="unsorted"):
         resample_bars(fine.iloc[::-1].reset_index(drop=True), 15)
+
+
+# ----------------------------------------------------------------------------------------------
+# Real data (skipped when ../shared/data is absent)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.data
+def test_real_minute_bars_resample_exactly(shared_data):
+    fine = read_bars(shared_data / "crypto_1m" / "LTCUSDT.csv")
+    for minutes in (5, 60):
+        coarse = resample_bars(fine, minutes)
+        bucket = fine["timestamp"].dt.floor(f"{minutes}min")
+        want = fine.groupby(bucket).agg(open=("open", "first"), high=("high", "max"), low=("low", "min"),
+                                        close=("close", "last"), volume=("volume", "sum"))
+        assert list(coarse["timestamp"]) == list(want.index)  # no bucket invented, none lost
+        for c in ("open", "high", "low", "close"):
+            np.testing.assert_array_equal(coarse[c].to_numpy(), want[c].to_numpy())
+        np.testing.assert_allclose(coarse["volume"].to_numpy(), want["volume"].to_numpy(), rtol=1e-12)
+        assert (coarse["volume"] == 0).sum() <= (fine["volume"] == 0).sum()
