@@ -38,6 +38,8 @@ from lems.data.validation import _validate, bar_vwap, parse_timestamps
 
 __all__ = [
     "BINANCE_COLUMNS",
+    "FREQTRADE_COLUMNS",
+    "SUPPORTED_ENDINGS",
     "SUPPORTED_SUFFIXES",
     "bars_from_wide",
     "read_bars",
@@ -290,7 +292,7 @@ def _folder_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and _ending(p) in SUPPORTED_ENDINGS)
     if not files:
         raise ValueError(f"{folder}: folder holds no supported files ({', '.join(SUPPORTED_ENDINGS)})")
-    _check_one_timeframe(folder, files)
+    _check_one_file_per_pair(folder, files)
     return files
 
 
@@ -341,7 +343,7 @@ def symbol_from_path(path: str | Path) -> str:
 _FREQTRADE_ENDINGS = (".feather", ".json", ".json.gz", ".parquet", ".pq")
 
 
-def _check_one_timeframe(folder: Path, files: list[Path]) -> None:
+def _check_one_file_per_pair(folder: Path, files: list[Path]) -> None:
     """A folder may not hold one freqtrade pair twice (two timeframes, formats or markets: bars would collide)."""
     seen: dict[str, Path] = {}
     for path in files:
