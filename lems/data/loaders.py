@@ -7,7 +7,12 @@ bar VWAP ``price``). Supported sources:
 * Binance kline CSV files or ``.zip`` archives holding one CSV: spot files
   without header, futures files with header; ``open_time`` in ms or µs.
 * Generic OHLCV CSV / Parquet files with a header (one symbol, or long
-  format with a ``symbol``/``ticker`` column).
+  format with a ``symbol``/``ticker`` column); gzip-compressed CSV (``.csv.gz``).
+* freqtrade data folders: ``<BASE>_<QUOTE>-<timeframe>.feather``, ``.json``,
+  ``.json.gz`` or ``.parquet`` files (columns ``date, open, high, low, close,
+  volume``; the JSON files a list of ``[ms timestamp, o, h, l, c, v]`` rows),
+  symbol ``<BASE><QUOTE>`` (:func:`symbol_from_path`). They hold no quote
+  volume: the notional is estimated, as for any file without one.
 * pandas or polars DataFrames, dicts ``{symbol: DataFrame or path}``,
   folders and lists of any of these.
 * Wide panels (one column per asset) via :func:`bars_from_wide`.
@@ -15,7 +20,10 @@ bar VWAP ``price``). Supported sources:
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
+import re
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -25,13 +33,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lems.data.resample import resample_validated
 from lems.data.validation import _validate, bar_vwap, parse_timestamps
 
 __all__ = [
     "BINANCE_COLUMNS",
+    "FREQTRADE_COLUMNS",
+    "SUPPORTED_ENDINGS",
     "SUPPORTED_SUFFIXES",
     "bars_from_wide",
     "read_bars",
+    "symbol_from_path",
     "to_wide",
 ]
 
@@ -51,8 +63,20 @@ BINANCE_COLUMNS: tuple[str, ...] = (
     "ignore",
 )
 _BINANCE_SPOT_NAMES = {"quote_asset_volume", "number_of_trades", "taker_buy_base", "taker_buy_quote"}
-#: File suffixes read from folders.
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".zip", ".parquet", ".pq")
+#: File suffixes read from folders (``Path.suffix``: ``.gz`` stands for ``.csv.gz`` and ``.json.gz``).
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".zip", ".parquet", ".pq", ".gz", ".feather", ".json")
+#: Full file-name endings read from folders (a ``.gz`` file must be one of these).
+SUPPORTED_ENDINGS: tuple[str, ...] = (".csv", ".zip", ".parquet", ".pq", ".csv.gz", ".feather", ".json", ".json.gz")
+#: Columns of a freqtrade OHLCV JSON row, in order (``date`` in epoch milliseconds).
+FREQTRADE_COLUMNS: tuple[str, ...] = ("date", "open", "high", "low", "close", "volume")
+# freqtrade file stems: <BASE>_<QUOTE>[_<SETTLE>]-<timeframe>[-<candle type>], e.g. BTC_USDT-5m,
+# BTC_USDT_USDT-1h-futures.
+_FREQTRADE_STEM = re.compile(
+    r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?"
+    r"-(?P<timeframe>\d+[smhdwMy])(?:-(?P<candle>[A-Za-z_]+))?$"
+)
+# freqtrade candle types that are traded bars (mark, index, premiumIndex, funding_rate are not).
+_TRADED_CANDLES = (None, "spot", "futures")
 _FORMATS = ("binance", "csv", "parquet")
 
 # Generic column aliases (lower-case), first match wins.
@@ -74,13 +98,15 @@ def read_bars(
     tz: str | None = None,
     sort: bool = False,
     columns: Mapping[str, str] | None = None,
+    bar_minutes: int | None = None,
 ) -> pd.DataFrame:
     """Read bars from files, folders or frames into one canonical bars frame.
 
     Args:
-        source: A path (``str``/``Path``) to a file or a folder (every ``.csv``, ``.zip``,
-            ``.parquet`` inside; symbol from the file stem), a list of paths, a pandas
-            DataFrame, a polars DataFrame, or a dict ``{symbol: DataFrame or path}``.
+        source: A path (``str``/``Path``) to a file or a folder (every ``.csv``, ``.csv.gz``,
+            ``.zip``, ``.parquet``, ``.feather``, ``.json``, ``.json.gz`` inside; symbol from the
+            file name, :func:`symbol_from_path`), a list of paths, a pandas DataFrame, a polars
+            DataFrame, or a dict ``{symbol: DataFrame or path}``.
         symbol: Symbol for data without a ``symbol`` column (overrides the file-name
             symbol; default ``"ASSET"`` for frames).
         format: ``None`` (auto-detect), ``"binance"`` (kline CSV / zip), ``"csv"``
@@ -90,6 +116,10 @@ def read_bars(
             order). Off by default: unsorted data is an error, never silently sorted.
         columns: Renames applied first, mapping the user's names to canonical ones,
             e.g. ``{"ts": "timestamp", "qty": "volume"}``.
+        bar_minutes: Aggregate the bars read to bars of this length [minutes], a multiple of
+            the files' bar length (:func:`lems.data.resample.resample_bars` with its defaults:
+            buckets on the UTC clock from midnight, partial buckets kept); ``None``: as read.
+            For session-anchored equity buckets call ``resample_bars`` with ``tz``/``anchor``.
 
     Returns:
         The canonical bars frame, sorted by ``(symbol, timestamp)``.
@@ -102,7 +132,12 @@ def read_bars(
     if format is not None and format not in _FORMATS:
         raise ValueError(f"unknown format {format!r}; expected one of {_FORMATS} or None")
     opts = _Options(symbol=symbol, format=format, tz=tz, sort=sort, columns=dict(columns or {}))
-    parts = _collect(source, opts)
+    bars = _combined(_collect(source, opts), source, sort)
+    return bars if bar_minutes is None else resample_validated(bars, bar_minutes)
+
+
+def _combined(parts: list[pd.DataFrame], source: Any, sort: bool) -> pd.DataFrame:
+    """One canonical frame from the frames of every file / frame of ``source``."""
     if not parts:
         raise ValueError(f"no bars found in {source!r}")
     if len(parts) == 1:
@@ -254,10 +289,73 @@ def _collect(source: Any, opts: _Options, default_symbol: str | None = None) -> 
 
 
 def _folder_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and _ending(p) in SUPPORTED_ENDINGS)
     if not files:
-        raise ValueError(f"{folder}: folder holds no supported files ({', '.join(SUPPORTED_SUFFIXES)})")
+        raise ValueError(f"{folder}: folder holds no supported files ({', '.join(SUPPORTED_ENDINGS)})")
+    _check_one_file_per_pair(folder, files)
     return files
+
+
+def _ending(path: Path) -> str:
+    """The file-name ending that selects the reader: ``.csv.gz`` / ``.json.gz`` or the last suffix."""
+    name = path.name.lower()
+    for double in (".csv.gz", ".json.gz"):
+        if name.endswith(double):
+            return double
+    return path.suffix.lower()
+
+
+def _stem(path: Path) -> str:
+    """The file name without its reader ending (``BTC_USDT-5m.json.gz`` -> ``BTC_USDT-5m``)."""
+    ending = _ending(path)
+    return path.name[: len(path.name) - len(ending)] if ending else path.name
+
+
+def symbol_from_path(path: str | Path) -> str:
+    """The symbol a bar file holds, from its name.
+
+    Rules, in order:
+
+    * freqtrade files (``.feather``, ``.json``, ``.json.gz``, ``.parquet``) named
+      ``<BASE>_<QUOTE>[_<SETTLE>]-<timeframe>[-<candle type>]``: ``<BASE><QUOTE>`` as written,
+      e.g. ``BTC_USDT-5m.feather`` -> ``BTCUSDT``, ``BTC_USDT_USDT-1h-futures.feather`` -> ``BTCUSDT``
+      (the settle currency and the candle type are dropped: one folder holds one market);
+    * anything else: the file name without its reader ending (``AAPL.csv.gz`` -> ``AAPL``,
+      ``BTC_USDT-5m.csv`` -> ``BTC_USDT-5m``).
+
+    :func:`read_bars` names the bars of a file it recognises as a Binance kline file by the part of
+    the name before the first ``-`` instead (``BTCUSDT-5m-2024-01.zip`` -> ``BTCUSDT``), as before.
+
+    Args:
+        path: The file path (only its name is read).
+
+    Returns:
+        The symbol name.
+    """
+    path = Path(path)
+    stem = _stem(path)
+    match = _FREQTRADE_STEM.match(stem)
+    if match is not None and _ending(path) in _FREQTRADE_ENDINGS:
+        return f"{match.group('base')}{match.group('quote')}"
+    return stem
+
+
+_FREQTRADE_ENDINGS = (".feather", ".json", ".json.gz", ".parquet", ".pq")
+
+
+def _check_one_file_per_pair(folder: Path, files: list[Path]) -> None:
+    """A folder may not hold one freqtrade pair twice (two timeframes, formats or markets: bars would collide)."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        if _ending(path) not in _FREQTRADE_ENDINGS or _FREQTRADE_STEM.match(_stem(path)) is None:
+            continue
+        key = symbol_from_path(path)
+        if key in seen:
+            raise ValueError(
+                f"{folder}: two freqtrade files hold symbol '{key}' ({seen[key].name}, {path.name}); "
+                "pass the files of one timeframe and format (a list of paths), e.g. every '*-5m.feather'"
+            )
+        seen[key] = path
 
 
 def _is_polars(obj: Any) -> bool:
@@ -278,15 +376,67 @@ def _polars_to_pandas(frame: Any) -> pd.DataFrame:
 def _read_file(path: Path, opts: _Options) -> pd.DataFrame:
     if not path.is_file():
         raise ValueError(f"{path}: no such file or folder")
-    suffix = path.suffix.lower()
+    suffix = _ending(path)
     fmt = opts.format
     if suffix == ".zip":
         return _read_zip(path, opts)
+    if suffix in (".feather", ".json", ".json.gz"):
+        return _from_frame(_read_freqtrade(path), opts, _freqtrade_symbol(path), where=str(path))
     if fmt == "parquet" or (fmt is None and suffix in (".parquet", ".pq")):
-        return _from_frame(_read_parquet(path), opts, path.stem, where=str(path))
+        return _from_frame(_read_parquet(path), opts, symbol_from_path(path), where=str(path))
+    if suffix == ".csv.gz":
+        return _read_csv_bytes(_gunzip(path), path.name[:-3], str(path), opts)
     if fmt in ("binance", "csv") or suffix in (".csv", ".txt"):
         return _read_csv_bytes(path.read_bytes(), path.name, str(path), opts)
     raise ValueError(f"{path}: unknown format (suffix {suffix!r}); pass format='binance', 'csv' or 'parquet'")
+
+
+def _gunzip(path: Path) -> bytes:
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile derives from OSError
+        raise ValueError(f"{path}: unreadable gzip file ({exc})") from exc
+
+
+def _freqtrade_symbol(path: Path) -> str:
+    """:func:`symbol_from_path`, refusing freqtrade candle types that are not traded bars."""
+    match = _FREQTRADE_STEM.match(_stem(path))
+    if match is not None and match.group("candle") not in _TRADED_CANDLES:
+        raise ValueError(
+            f"{path}: freqtrade '{match.group('candle')}' candles are not traded bars (no volume to track); "
+            "read the spot or futures files"
+        )
+    return symbol_from_path(path)
+
+
+def _read_freqtrade(path: Path) -> pd.DataFrame:
+    """A freqtrade OHLCV file (``.feather``, ``.json``, ``.json.gz``) as a raw frame (``date`` .. ``volume``)."""
+    if _ending(path) == ".feather":
+        try:
+            return pd.read_feather(path)
+        except ImportError as exc:
+            raise ImportError(f"{path}: reading feather needs pyarrow ({exc}); pip install pyarrow") from exc
+        except (OSError, ValueError, TypeError) as exc:  # pyarrow's Arrow* errors derive from these
+            raise ValueError(f"{path}: unreadable feather file ({type(exc).__name__}: {exc})") from exc
+    raw = _gunzip(path) if _ending(path) == ".json.gz" else path.read_bytes()
+    try:
+        rows = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: unreadable JSON ({exc})") from exc
+    return _freqtrade_rows(rows, str(path))
+
+
+def _freqtrade_rows(rows: Any, where: str) -> pd.DataFrame:
+    """freqtrade JSON rows ``[[ms, o, h, l, c, v], ...]`` as a frame with :data:`FREQTRADE_COLUMNS`."""
+    width = len(FREQTRADE_COLUMNS)
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{where}: expected a non-empty JSON list of [ms, open, high, low, close, volume] rows")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            raise ValueError(
+                f"{where}: row {i} is {str(row)[:60]}, expected [ms timestamp, open, high, low, close, volume]"
+            )
+    return pd.DataFrame(rows, columns=list(FREQTRADE_COLUMNS))
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
