@@ -24,7 +24,7 @@ class CostInputs(NamedTuple):
     Attributes:
         participation: ``pi_s``, the order's child quantity over the bar's market volume (>= 0, realised).
         sigma: volatility of the bar's relative price per bar (fraction, e.g. 0.002), estimated from the
-            lookback only (:func:`lems.baselines.lookback_volatility`); ``None`` when no model needs it.
+            lookback only (:func:`lems.data.estimates.lookback_volatility`); ``None`` when no model needs it.
         half_spread: estimated half bid-ask spread (fraction of price, e.g. 2e-4), per order or per bar;
             ``None`` when not estimated.
     """
@@ -108,7 +108,7 @@ class SpreadCost(CostModel):
     Args:
         half_spread_bps: the half-spread in bps (>= 0). ``None``: use the estimate in
             :attr:`CostInputs.half_spread`, e.g. the Corwin & Schultz (2012) high-low estimator over the lookback
-            (:func:`corwin_schultz_half_spread`, :func:`lems.baselines.lookback_half_spread`).
+            (:func:`corwin_schultz_half_spread`, :func:`lems.data.estimates.lookback_half_spread`).
 
     Raises:
         ValueError: a negative or non-finite ``half_spread_bps``.

@@ -36,7 +36,7 @@ class OrderSize:
     Attributes:
         participation: order quantity as a fraction of the EXPECTED market volume over the horizon (> 0; a desk
             trades 0.01 .. 0.3). Expected means causal: the lookback's mean bar volume times ``H`` (see
-            :func:`lems.baselines.expected_bar_volume`), never the realised horizon volume.
+            :func:`lems.data.estimates.expected_bar_volume`), never the realised horizon volume.
         quantity: order quantity in units (shares / coins, > 0); the market volumes come from the bars.
 
     A notional-target order of this size has the notional ``quantity * reference price`` (the reference price is
