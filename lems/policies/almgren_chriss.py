@@ -157,9 +157,10 @@ class AlmgrenChriss:
     """The Almgren & Chriss (2000) optimal schedule for a risk aversion ``lambda`` (closed form).
 
     Trades ``n_j = x_{j-1} - x_j`` with ``x_j = sinh(kappa (H - j)) / sinh(kappa H)``
-    (:func:`almgren_chriss_trades`), ``sigma`` per window from its lookback (:func:`lookback_volatility`, causal)
-    unless given. The schedule is fixed at the origin and the same for every order type, column and target; the
-    limits are applied exactly by :func:`lems.execution.schedule_from_weights` (unchanged when they do not bind).
+    (:func:`almgren_chriss_trades`), ``sigma`` per window from its lookback
+    (:func:`~lems.data.estimates.lookback_volatility`, causal) unless given. The schedule is fixed at the origin and
+    the same for every order type, column and target; the limits are applied exactly by
+    :func:`lems.execution.schedule_from_weights` (unchanged when they do not bind).
     ``lambda = 0`` is TWAP.
 
     Args:
@@ -182,7 +183,7 @@ class AlmgrenChriss:
         self.name = str(name)
 
     def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """Almgren-Chriss allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`Policy`)."""
+        """Almgren-Chriss allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`~lems.policies.Policy`)."""
         lo, hi = _rates(windows, min_rate, max_rate)
         n, horizon = len(windows), int(windows.n_ahead)
         if n == 0:

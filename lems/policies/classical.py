@@ -44,7 +44,7 @@ class TWAP:
         self.name = str(name)
 
     def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """Uniform allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`Policy`)."""
+        """Uniform allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`~lems.policies.Policy`)."""
         lo, hi = _rates(windows, min_rate, max_rate)
         n, horizon = len(windows), int(windows.n_ahead)
         per_window = schedule_from_weights(np.ones((n, horizon)), lo[:, 0], hi[:, 0], axis=1)  # (N, H)
@@ -58,8 +58,8 @@ class TWAP:
 class StaticVWAP:
     """The classical static VWAP schedule: trade along the expected (seasonal) volume curve.
 
-    VWAP order types (every column) follow :func:`static_volume_curve` as of the origin; TWAP order types
-    get uniform weights. The curve is fixed at the origin (no intra-horizon information).
+    VWAP order types (every column) follow :func:`~lems.data.estimates.static_volume_curve` as of the origin; TWAP
+    order types get uniform weights. The curve is fixed at the origin (no intra-horizon information).
 
     Args:
         n_days: Past occurrences of each slot averaged into the curve [days / sessions].
@@ -73,7 +73,7 @@ class StaticVWAP:
         self.name = str(name)
 
     def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """Static-curve allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`Policy`)."""
+        """Static-curve allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`~lems.policies.Policy`)."""
         lo, hi = _rates(windows, min_rate, max_rate)
         horizon = int(windows.n_ahead)
         weights = _type_weights(windows, "static", self.n_days)  # (N, H, 4)
@@ -229,8 +229,8 @@ class FlexibleRule:
     ``running * (1 + threshold * sigma)``), complete the remainder, as fast as the limits allow (once
     triggered, the order keeps completing at the maximum rate). The running benchmark is the VWAP of the closed
     bars for VWAP order types and their mean price for TWAP types; ``sigma`` is the std of the lookback's
-    bar-to-bar log VWAP returns (:func:`lookback_volatility`, known at the origin). Both targets get the same
-    allocations. Strictly causal: the decision at bar ``s`` reads horizon bars ``< s`` only.
+    bar-to-bar log VWAP returns (:func:`~lems.data.estimates.lookback_volatility`, known at the origin). Both targets
+    get the same allocations. Strictly causal: the decision at bar ``s`` reads horizon bars ``< s`` only.
 
     Args:
         threshold: Trigger distance in units of ``sigma`` (>= 0; 0 = any favourable price).
@@ -256,7 +256,7 @@ class FlexibleRule:
         self.threshold, self.base, self.n_days, self.name = float(threshold), base, int(n_days), str(name)
 
     def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """Rule allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`Policy`)."""
+        """Rule allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`~lems.policies.Policy`)."""
         lo, hi = _rates(windows, min_rate, max_rate)
         _check_windows(windows)
         n, horizon = len(windows), int(windows.n_ahead)

@@ -29,7 +29,7 @@ class ModelPolicy:
         self.model, self.batch_size, self.name = model, int(batch_size), str(name)
 
     def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """The model's allocations ``(N, H, H+1, 4, 2)`` as float64 (see :class:`Policy`).
+        """The model's allocations ``(N, H, H+1, 4, 2)`` as float64 (see :class:`~lems.policies.Policy`).
 
         Raises:
             ValueError: infeasible rates, a model whose output has the wrong shape, or non-finite output.

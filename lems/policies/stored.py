@@ -55,7 +55,7 @@ class ScheduleTable:
         self.name = str(name)
 
     def allocate(self, windows: WindowSet, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """The stored allocations of ``windows`` (see :class:`Policy`).
+        """The stored allocations of ``windows`` (see :class:`~lems.policies.Policy`).
 
         Raises:
             ValueError: a window with no stored row, a horizon that differs, or stored allocations that break
