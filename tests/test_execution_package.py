@@ -12,7 +12,10 @@ from lems.execution import (
     OrderSize,
     SquareRootImpact,
     execution_conditions,
+    fixed_duration_diffs,
     rule_threshold_scale,
+    schedule_from_weights,
+    seed_outcome,
 )
 from lems.execution import layout as layout_module
 
@@ -60,3 +63,21 @@ def test_active_columns_is_one_object():
     with execution.seed_columns(np.array([0, 3]), np.array([3.0, 1.0])):
         assert layout_module.layout_columns(3, 2) is execution._ACTIVE_COLUMNS[-1]
     assert not execution._ACTIVE_COLUMNS
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fixed_duration_diffs_are_the_fixed_column_of_seed_outcome(seed):
+    rng = np.random.default_rng(seed)
+    n, horizon = 5, 6
+    prices = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, (n, horizon)), axis=1))
+    volumes = rng.gamma(2.0, 50.0, (n, horizon)) * (rng.random((n, horizon)) > 0.2)
+    allocations = schedule_from_weights(rng.random((n, horizon, horizon + 1, 4, 2)), 0.0, 0.5, axis=1)
+    y = np.stack([volumes / volumes.sum(axis=1, keepdims=True), prices / prices[:, :1]], axis=-1)
+    expected = np.asarray(seed_outcome(allocations, y).diff)[:, horizon]
+    np.testing.assert_allclose(fixed_duration_diffs(allocations, prices, volumes), expected, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(fixed_duration_diffs(allocations[:, :, -1], prices, volumes),
+                                  fixed_duration_diffs(allocations, prices, volumes))
+    with pytest.raises(ValueError, match="positive"):
+        fixed_duration_diffs(allocations, -prices, volumes)
+    with pytest.raises(ValueError, match=r"\(N, H\)"):
+        fixed_duration_diffs(allocations, prices[:, 1:], volumes)

@@ -13,7 +13,8 @@ Modules:
   one builder :func:`execution_conditions`;
 * :mod:`~lems.execution.costs`: the cost models and :func:`cost_adjusted_prices`, the Corwin-Schultz estimator;
 * :mod:`~lems.execution.outcome`: benchmark window, prices, :func:`execution_outcome`, the implementation
-  shortfall, and the seed layout's outcomes (:func:`seed_outcome`, :func:`seed_execution`);
+  shortfall, and the seed layout's outcomes (:func:`seed_outcome`, :func:`seed_execution`,
+  :func:`fixed_duration_diffs`);
 * :mod:`~lems.execution.layout`: the seed layout's columns and compact layouts (:func:`seed_columns`).
 
 The arithmetic is written once against an array namespace: ``keras.ops`` for backend tensors (JAX, PyTorch,
@@ -83,6 +84,7 @@ from lems.execution.outcome import (
     benchmark_price,
     benchmark_window,
     execution_outcome,
+    fixed_duration_diffs,
     implementation_shortfall,
     seed_execution,
     seed_market,
@@ -149,6 +151,7 @@ __all__ = [
     "execution_conditions",
     "execution_outcome",
     "feasible_interval",
+    "fixed_duration_diffs",
     "implementation_shortfall",
     "layout_columns",
     "participation_limit",

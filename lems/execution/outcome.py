@@ -411,6 +411,45 @@ def _unfilled_outcome(ops, outcome: ExecutionOutcome, any_fill) -> ExecutionOutc
                             improvement_bps=ops.where(any_fill, outcome.improvement_bps, zero))
 
 
+def fixed_duration_diffs(allocations, prices, volumes) -> np.ndarray:
+    """Signed differences ``P / B - 1`` [fraction] of the fixed-duration ("track") orders of the seed layout.
+
+    The benchmark window of a fixed-duration order is the whole horizon (EXECUTION.md §4); VWAP order types are
+    benchmarked on ``volumes``, TWAP ones on the mean price. The same numbers as the fixed column of
+    :func:`seed_outcome` (to float rounding: ``diff`` does not depend on the scale of each window's prices or
+    volumes, so raw bar VWAPs and volumes serve as well as relative prices and volume shares), without scoring the
+    ``H`` flexible columns. Numpy, float64.
+
+    Args:
+        allocations: the fixed column ``(N, H, 4, 2)``, or a full seed layout ``(N, H, H+1, 4, 2)`` (its last
+            column is read).
+        prices: ``(N, H)`` bar VWAPs (positive, any scale per window).
+        volumes: ``(N, H)`` bar volumes (non-negative, any scale per window).
+
+    Returns:
+        ``(N, 4, 2)`` float64 diffs per order type (:data:`~lems.execution.ORDER_TYPES`) and target.
+
+    Raises:
+        ValueError: shapes that disagree, non-finite or non-positive prices, negative or non-finite volumes.
+    """
+    a = np.asarray(allocations, dtype=np.float64)
+    p = np.asarray(prices, dtype=np.float64)
+    v = np.asarray(volumes, dtype=np.float64)
+    fixed = a[:, :, -1] if a.ndim == 5 else a
+    if p.ndim != 2 or v.shape != p.shape or fixed.shape != (*p.shape, 4, 2):
+        raise ValueError(f"allocations (N, H, 4, 2) or (N, H, H+1, 4, 2) with prices and volumes (N, H) needed, got "
+                         f"{a.shape}, {p.shape} and {v.shape}")
+    if not (np.all(np.isfinite(p)) and np.all(p > 0)):
+        raise ValueError("prices must be finite and positive")
+    if not (np.all(np.isfinite(v)) and np.all(v >= 0)):
+        raise ValueError("volumes must be finite and non-negative")
+    axes = _seed_axes(1, np.float64)  # (1, 1, 1, 4 or 1, 2 or 1): drop the column axis
+    is_vwap, side, notional = (axes[k][:, :, 0] for k in ("is_vwap", "side", "notional"))
+    market = np.where(is_vwap > 0, v[:, :, None, None], 1.0)
+    out = execution_outcome(fixed, p[:, :, None, None], market, p.shape[1], notional=notional, side=side, axis=1)
+    return np.asarray(out.diff)
+
+
 def uniform_allocations(horizon: int, dtype="float32") -> np.ndarray:
     """The naive uniform (TWAP) schedule ``1/H`` per bar, shaped ``(1, H, 1, 1, 1)`` to broadcast."""
     return np.full((1, horizon, 1, 1, 1), 1.0 / horizon, dtype=dtype)

@@ -12,8 +12,8 @@ on the windows it was fitted on, than the best policy it blends. Fit on validati
 The flexible-duration columns are NOT blended (their outcome is not linear in the schedule: the benchmark window
 ends with the order): they come from one policy (``flexible_from``).
 
-Policy stage: the fit scores the schedules with :mod:`lems.execution` directly (never the backtest, a higher
-stage).
+Policy stage: the fit scores the schedules with :func:`lems.execution.fixed_duration_diffs` directly (never the
+backtest, a higher stage).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from lems.data.windows import WindowSet
-from lems.execution import BENCHMARKS, IS_VWAP_ORDER, ORDER_TYPES, TARGETS, execution_outcome
-from lems.policies.base import _IS_BUY, _check_windows
+from lems.execution import BENCHMARKS, IS_VWAP_ORDER, ORDER_TYPES, fixed_duration_diffs
+from lems.policies.base import _check_windows
 
 __all__ = ["BlendedPolicy", "fit_blend_weights", "fit_blended_policy", "simplex_min_second_moment"]
 
@@ -76,27 +76,6 @@ def simplex_min_second_moment(moments: np.ndarray, tol: float = 1e-12) -> np.nda
     return best
 
 
-def _fixed_diffs(allocations: np.ndarray, windows: WindowSet) -> np.ndarray:
-    """``(N, 4, 2)`` signed diffs ``P / B - 1`` [fraction] of the fixed-duration column of seed-layout
-    ``allocations`` on ``windows``, per order type and target (EXECUTION.md §4, through
-    :func:`lems.execution.execution_outcome`).
-
-    The benchmark window of a fixed-duration order is the whole horizon; bar prices and volumes are the windows'
-    raw ones in float64 (``diff`` does not depend on their scale: the same numbers as the backtest's relative
-    prices and volume shares, to float rounding).
-    """
-    n, horizon = len(windows), int(windows.n_ahead)
-    fixed = np.asarray(allocations, dtype=np.float64)[:, :, -1]  # (N, H, 4, 2)
-    if fixed.shape != (n, horizon, len(ORDER_TYPES), len(TARGETS)):
-        raise ValueError(f"allocations must be ({n}, {horizon}, {horizon + 1}, 4, 2), got {np.shape(allocations)}")
-    prices = np.asarray(windows.prices, dtype=np.float64)[:, :, None, None]
-    volumes = np.where(IS_VWAP_ORDER[None, None, :, None], np.asarray(windows.volumes, np.float64)[:, :, None, None],
-                       1.0)  # TWAP order types: the mean price
-    side = np.where(_IS_BUY, 1.0, -1.0).reshape(1, 1, -1, 1)
-    notional = np.array([float(t == "notional") for t in TARGETS]).reshape(1, 1, 1, -1)
-    return np.asarray(execution_outcome(fixed, prices, volumes, horizon, notional=notional, side=side, axis=1).diff)
-
-
 def fit_blend_weights(policies: Mapping[str, Any], windows: WindowSet, *, min_rate: Any = 0.0,
                       max_rate: Any = 1.0) -> dict[str, dict[str, float]]:
     """Weights of the blend with the smallest mean square fixed-duration tracking error on ``windows``, per benchmark.
@@ -117,7 +96,8 @@ def fit_blend_weights(policies: Mapping[str, Any], windows: WindowSet, *, min_ra
     if not names or len(windows) == 0:
         raise ValueError("fit_blend_weights needs at least one policy and one window")
     _check_windows(windows)
-    per_policy = [_fixed_diffs(policy.allocate(windows, min_rate=min_rate, max_rate=max_rate), windows)
+    per_policy = [fixed_duration_diffs(policy.allocate(windows, min_rate=min_rate, max_rate=max_rate),
+                                       windows.prices, windows.volumes)
                   for policy in policies.values()]  # each (N, 4, 2)
     weights = {}
     for benchmark in BENCHMARKS:
