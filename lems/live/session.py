@@ -1,423 +1,52 @@
-"""Live execution: a bar-by-bar :class:`ExecutionSession` that a trading system can drive.
-
-A session executes ONE parent order (an :class:`~lems.execution.OrderSpec` plus its total size in the order's
-units: shares/coins for a quantity target, quote currency for a notional target) on one symbol, with a trained
-:class:`~lems.models.LargeExecutionModel` (or any :class:`~lems.baselines.Policy`):
-
-.. code-block:: python
-
-    session = ExecutionSession(model, order, size=50_000, history=bars_before_the_order)
-    while not session.ended:
-        if not session.complete:
-            child = session.next_allocation()          # the child order for the coming bar
-            ...                                         # send child.units to the market
-        session.on_bar_close(bar, filled_units=done)   # the realised bar and the actual fill
-    result = session.outcome()                         # lems.execution.execution_outcome
-
-Information (EXECUTION.md §3): the decision for horizon bar ``s`` builds the model's window ``X`` exactly as
-:func:`lems.data.windows.make_windows` would for the order's origin (same features, same per-window
-normalisation from the lookback only, same causal seasonal profile), with the bars not yet closed left as
-zeros, and the known-ahead features of the coming bar from its open time (and the static volume curve from
-the open times of the horizon's bars: inferred on 24/7 markets, ``horizon_times`` from the exchange calendar
-on session markets). The decoder's own state
-(remaining fraction, own achieved price) is fed the ACTUAL fills, through the decoder's per-step API
-(:meth:`lems.layers.decoder.AllocationDecoder.step_share`), so a session replayed with exact fills gives the
-model's batch allocations, and a session whose fills differ re-plans on what really remains.
-
-Limits (EXECUTION.md §2): every child order goes through :func:`lems.execution.allocate_step` with the actual
-remaining fraction and bars left (forced catch-up when behind), and is never above ``max_rate`` nor above the
-remaining. Fills are valued at the bar VWAP (EXECUTION.md §1).
-"""
+"""The bar-by-bar :class:`ExecutionSession` of one parent order: decisions, fills, outcome, save and restore."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import keras
 import numpy as np
 import pandas as pd
 
-from lems.batching import bucket_size
-from lems.data.calendar import add_calendar, timestamps_ns, to_utc_ns
-from lems.data.features import (
-    N_KNOWN_AHEAD,
-    N_OBSERVED,
-    build_slot_index,
-    lookback_mean_volume,
-    raw_known_ahead,
-    raw_observed,
-    seasonal_volume_profile,
-)
+from lems.data.calendar import add_calendar, timestamps_ns
+from lems.data.features import N_KNOWN_AHEAD
+from lems.data.online import OnlineWindow
 from lems.data.validation import BAR_COLUMNS, validate_bars
-from lems.data.windows import WindowSet, assemble_windows
 from lems.execution import (
-    TARGETS,
-    WINDOW_TOL,
     ARRIVAL_PRICES,
+    TARGETS,
     ExecutionOutcome,
     OrderSpec,
-    check_participation_cap,
-    implementation_shortfall,
-    participation_limit,
     achieved_price,
     allocate_step,
     benchmark_price,
+    check_participation_cap,
     execution_outcome,
+    implementation_shortfall,
+    participation_limit,
 )
+from lems.live._common import (
+    _FORMAT_VERSION,
+    _NS_PER_MINUTE,
+    _READABLE_VERSIONS,
+    DEFAULT_POLICY_LOOKBACK,
+    DONE_TOL,
+    DUST_TOL,
+    FILL_TOL,
+    ChildOrder,
+    SessionError,
+    _finite,
+    _to_ns,
+    _ts,
+    _unwrap,
+)
+from lems.live._plan import _policy_share, _PolicyPlan, model_shares
 
-__all__ = ["ChildOrder", "ExecutionSession", "SessionError", "model_shares", "schedule"]
-
-#: Remaining fraction of the order under which the order counts as complete.
-DONE_TOL = 1e-9
-#: A child order leaving less than this fraction of the order behind takes it all (no dust left).
-DUST_TOL = WINDOW_TOL
-#: Fill excess over the child order tolerated as float noise (fraction of the order); clipped to the child.
-FILL_TOL = 1e-9
-#: Lookback [bars] of a policy-driven session when none is given.
-DEFAULT_POLICY_LOOKBACK = 120
-_FORMAT_VERSION = 2
-#: Saved formats :meth:`ExecutionSession.from_json` reads (version 1: no fill prices, cap or arrival price).
-_READABLE_VERSIONS = (1, 2)
-_NS_PER_MINUTE = 60_000_000_000
-
-
-class SessionError(ValueError):
-    """A call the session must refuse (bad bar, bad fill, wrong order of calls); its state is unchanged."""
-
-
-class ChildOrder(NamedTuple):
-    """The child order for the coming bar.
-
-    Attributes:
-        timestamp: open time of the bar (UTC).
-        step: bar of the horizon, 0-based (bars since the order's first bar).
-        fraction: fraction of the parent order to trade in the bar.
-        units: ``fraction * size`` (shares/coins for a quantity target, currency for a notional target).
-        remaining: fraction of the order still to trade before this child order.
-        bars_left: bars left in the horizon, this one included.
-    """
-
-    timestamp: pd.Timestamp
-    step: int
-    fraction: float
-    units: float
-    remaining: float
-    bars_left: int
+__all__ = ["ExecutionSession"]
 
 
-# --------------------------------------------------------------------------------------------------------
-# Small helpers
-# --------------------------------------------------------------------------------------------------------
-def _to_ns(value: Any, what: str) -> int:
-    """An aware timestamp as UTC nanoseconds (:func:`lems.data.calendar.to_utc_ns`); errors as SessionError."""
-    try:
-        return to_utc_ns(value, naive_is_utc=False, what=what)
-    except ValueError as exc:
-        raise SessionError(str(exc)) from exc
-
-
-def _ts(ns: int) -> pd.Timestamp:
-    return pd.Timestamp(int(ns), unit="ns", tz="UTC")
-
-
-def _finite(value: Any, what: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError) as exc:
-        raise SessionError(f"{what} must be a number, got {value!r}") from exc
-    if not math.isfinite(out):
-        raise SessionError(f"{what} must be finite, got {value!r}")
-    return out
-
-
-def _is_model(obj: Any) -> bool:
-    return all(hasattr(obj, a) for a in ("encode", "decoder", "lookback", "n_ahead"))
-
-
-def _unwrap(model: Any) -> tuple[Any, bool]:
-    """``(driver, is_model)``: a LargeExecutionModel (also inside a ModelPolicy) or a Policy."""
-    if _is_model(model):
-        return model, True
-    inner = getattr(model, "model", None)
-    if inner is not None and _is_model(inner):
-        return inner, True
-    if callable(getattr(model, "allocate", None)):
-        return model, False
-    raise ValueError("model must be a LargeExecutionModel or a Policy (an object with an allocate() method)")
-
-
-# --------------------------------------------------------------------------------------------------------
-# The compiled per-step forward
-# --------------------------------------------------------------------------------------------------------
-class _LiveStep(keras.Model):
-    """Proposal of one decoder step for every order of the seed layout, from an explicit live state.
-
-    Inputs ``[X (B, W, F), step (B, 1), fills (B, H - 1)]``: the window as known at the open of bar ``step``,
-    and the actual fills (fractions of the order) of the closed horizon bars (ignored from ``step`` on).
-    Output ``(B, M, C)``: the share of what remains each order would trade now, before the limits
-    (:meth:`lems.models.LargeExecutionModel.next_share`: the decoder's own step and replay). The wrapper only
-    holds the compiled function, so that the model's saving is unaffected.
-    """
-
-    def __init__(self, lem: Any, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.lem = lem
-
-    def call(self, inputs):
-        return self.lem.next_share(inputs)
-
-
-#: Compiled live steps of the most recently used models (id -> (model, step)); bounded, least recent evicted.
-_LIVE_STEPS: "OrderedDict[int, tuple[Any, _LiveStep]]" = OrderedDict()
-_LIVE_CACHE_SIZE = 4
-
-
-def _live_step(model: Any) -> _LiveStep:
-    """The compiled live step of ``model``: built on first use, cached for the last few models (sessions of the
-    same model share one compiled function; nothing is attached to the model, so its saving is unaffected)."""
-    hit = _LIVE_STEPS.get(id(model))
-    if hit is not None and hit[0] is model:
-        _LIVE_STEPS.move_to_end(id(model))
-        return hit[1]
-    if not model.built:
-        n_features = N_OBSERVED + int(model.n_known_features)
-        model.build([(None, model.window_length, n_features), (None, 1), (None, 1)])
-    step = _LiveStep(model, name=f"{model.name}_live_step")
-    _LIVE_STEPS[id(model)] = (model, step)
-    while len(_LIVE_STEPS) > _LIVE_CACHE_SIZE:
-        _LIVE_STEPS.popitem(last=False)
-    return step
-
-
-def model_shares(model: Any, x: np.ndarray, step: np.ndarray, fills: np.ndarray, *, pad_to: int = 1) -> np.ndarray:
-    """One compiled forward of the live step for a batch of sessions.
-
-    Args:
-        model: a LargeExecutionModel.
-        x: ``(B, W, F)`` windows as known at each session's decision.
-        step: ``(B,)`` the decision's bar of the horizon.
-        fills: ``(B, H - 1)`` actual fills (fractions of the order) of the closed bars, zeros beyond.
-        pad_to: pad the batch to at least this size (one compiled shape for a stream of varying batches); the
-            batch is padded to a power of two in any case.
-
-    Returns:
-        ``(B, M, C)`` float64 shares of what remains, per order of the seed layout (M = order type x target,
-        C = min-duration column).
-    """
-    n = x.shape[0]
-    size = bucket_size(max(n, int(pad_to)))
-    pad = size - n
-    xs = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
-    steps = np.r_[step, np.zeros(pad)].reshape(-1, 1).astype(np.float32)
-    fl = np.concatenate([fills, np.zeros((pad, fills.shape[1]))]) if pad else fills
-    out = _live_step(model).predict_on_batch([xs.astype(np.float32), steps, fl.astype(np.float32)])
-    out = np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float64)[:n]
-    if not np.all(np.isfinite(out)):
-        raise ValueError("model produced a non-finite proposal (check the model's weights and the bars)")
-    return out
-
-
-# --------------------------------------------------------------------------------------------------------
-# Window builder: X at the origin, as make_windows builds it, from bars known so far
-# --------------------------------------------------------------------------------------------------------
-@dataclass
-class _Window:
-    """Raw per-position arrays of the order's window; rows are appended as bars become known.
-
-    Attributes:
-        lookback, horizon: sizes [bars]. bar_minutes: nominal bar length [minutes]. tz: calendar zone.
-        symbol: the symbol. look_obs ``(lookback, 5)``, look_known ``(lookback, 7)``, look_seasonal
-        ``(lookback,)``: the lookback part. seasonal_by_slot: slot -> expected volume as of the origin;
-        fallback: the lookback mean volume ``m`` (slots without history). obs, known, seasonal: rows of the
-        horizon bars (observed rows of closed bars; known rows of every bar decided on).
-        last_ns, last_price, last_close: the last closed bar. session_open_ns: open of its session.
-    """
-
-    lookback: int
-    horizon: int
-    bar_minutes: float
-    tz: str
-    symbol: str
-    look_obs: np.ndarray
-    look_known: np.ndarray
-    look_seasonal: np.ndarray
-    seasonal_by_slot: dict[int, float]
-    fallback: float
-    last_ns: int
-    last_price: float
-    last_close: float
-    session_open_ns: int
-    obs: list = field(default_factory=list)
-    known: list = field(default_factory=list)
-    seasonal: list = field(default_factory=list)
-
-    @classmethod
-    def from_calendar(cls, cal: pd.DataFrame, lookback: int, horizon: int, n_days_profile: int,
-                      tz: str) -> "_Window":
-        """Lookback part and causal seasonal lookup from the calendar-enriched history of one symbol."""
-        n = len(cal)
-        if n < lookback:
-            raise ValueError(f"history has {n} bars, the lookback needs at least {lookback}")
-        bar_minutes = float(cal.attrs["bar_minutes"])
-        observed = raw_observed(cal)[n - lookback:]
-        if not np.any(observed[:, 1] > 0):
-            raise ValueError("no traded volume in the lookback of the history: the window cannot be normalised")
-        fallback = float(lookback_mean_volume(observed[None], lookback)[0])
-        slots = cal["slot"].to_numpy(np.int64)
-        uniq, last_of = np.unique(slots[::-1], return_index=True)
-        reps = n - 1 - last_of  # one bar of each slot
-        index = build_slot_index(np.r_[slots, -1], np.r_[cal["volume"].to_numpy(np.float64), 0.0])
-        values = seasonal_volume_profile(index, np.array([n]), reps[None, :], n_days_profile,
-                                         fallback=np.array([fallback]))[0]
-        by_slot = {int(s): float(v) for s, v in zip(uniq, values)}
-        ns = timestamps_ns(cal["timestamp"])
-        first = cal["first_bar_of_session"].to_numpy(bool)
-        return cls(lookback=int(lookback), horizon=int(horizon), bar_minutes=bar_minutes, tz=tz,
-                   symbol=str(cal["symbol"].iloc[0]), look_obs=observed,
-                   look_known=raw_known_ahead(cal, bar_minutes)[n - lookback:],
-                   look_seasonal=np.array([by_slot[int(s)] for s in slots[n - lookback:]]),
-                   seasonal_by_slot=by_slot, fallback=fallback, last_ns=int(ns[-1]),
-                   last_price=float(cal["price"].iloc[-1]), last_close=float(cal["close"].iloc[-1]),
-                   session_open_ns=int(ns[np.flatnonzero(first)[-1]]) if first.any() else int(ns[0]))
-
-    def calendar_rows(self, ns: int, future: list[int]) -> tuple[np.ndarray, float, bool, list[float]]:
-        """Calendar of the coming bar (opening at ``ns``) and of the later horizon bars (``future``).
-
-        Runs :func:`~lems.data.calendar.add_calendar` on the last session's open, the last closed bar, the coming
-        bar and the later ones (calendar features only depend on earlier bars of the same session).
-
-        Returns:
-            ``(known (7,), seasonal, first_bar_of_session, future_seasonal)``: the coming bar's raw known-ahead
-            features, expected volumes as of the origin (its slot's, then the later bars').
-        """
-        stamps = ([self.session_open_ns] if self.session_open_ns != self.last_ns else []) + [self.last_ns, ns]
-        frame = pd.DataFrame({"symbol": self.symbol,
-                              "timestamp": pd.to_datetime(np.array(stamps + list(future), dtype=np.int64), utc=True)})
-        cal = add_calendar(frame, tz=self.tz, bar_minutes=self.bar_minutes)
-        row = len(stamps) - 1
-        seasonal = [self.seasonal_by_slot.get(int(slot), self.fallback) for slot in cal["slot"].to_numpy()[row:]]
-        known = raw_known_ahead(cal.iloc[:row + 1], self.bar_minutes)[-1]
-        return known, float(seasonal[0]), bool(cal["first_bar_of_session"].iat[row]), seasonal[1:]
-
-    def observed_row(self, bar: dict[str, float]) -> np.ndarray:
-        """Raw observed features of a closed bar (raw_observed on the previous bar and this one)."""
-        frame = pd.DataFrame({c: [self.last_close, bar[c]] for c in ("open", "high", "low", "close", "volume")})
-        frame["price"] = [self.last_price, bar["price"]]
-        return raw_observed(frame)[1]
-
-    def x(self, step: int, next_known: np.ndarray, next_seasonal: float, future_seasonal: list[float]) -> np.ndarray:
-        """``(W, F)`` float32 window at the open of horizon bar ``step``; unknown positions are zeros.
-
-        Args:
-            step: the decision's bar of the horizon (bars ``< step`` closed).
-            next_known, next_seasonal: raw known-ahead features and expected volume of bar ``step``.
-            future_seasonal: expected volumes of bars ``step + 1 .. H - 1`` (their slots as of the origin).
-        """
-        lb, horizon = self.lookback, self.horizon
-        w = lb + horizon - 1
-        closed = min(step, w - lb)
-        obs = np.zeros((w, N_OBSERVED))
-        known = np.zeros((w, self.look_known.shape[1]))
-        seasonal = np.full(w, self.fallback)
-        obs[:lb], known[:lb], seasonal[:lb] = self.look_obs, self.look_known, self.look_seasonal
-        if closed:
-            obs[lb:lb + closed] = np.asarray(self.obs[:closed])
-            known[lb:lb + closed] = np.asarray(self.known[:closed])
-            seasonal[lb:lb + closed] = self.seasonal[:closed]
-        if lb + step < w:
-            known[lb + step], seasonal[lb + step] = next_known, next_seasonal
-        horizon_seasonal = np.asarray(list(self.seasonal[:step]) + [next_seasonal] + list(future_seasonal))
-        if horizon_seasonal.shape != (horizon,):
-            raise ValueError(f"expected volumes of {horizon} horizon bars needed, got {horizon_seasonal.shape}")
-        return assemble_windows(obs[None], known[None], seasonal[None], lb, horizon_seasonal[None],
-                                closed=np.array([step]))[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: getattr(self, k) for k in ("lookback", "horizon", "bar_minutes", "tz", "symbol", "fallback",
-                                             "last_ns", "last_price", "last_close", "session_open_ns")}
-        out.update(look_obs=self.look_obs.tolist(), look_known=self.look_known.tolist(),
-                   look_seasonal=self.look_seasonal.tolist(),
-                   seasonal_by_slot=[[k, v] for k, v in self.seasonal_by_slot.items()],
-                   obs=[np.asarray(r).tolist() for r in self.obs], known=[np.asarray(r).tolist() for r in self.known],
-                   seasonal=list(self.seasonal))
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "_Window":
-        d = dict(d)
-        for k in ("look_obs", "look_known", "look_seasonal"):
-            d[k] = np.asarray(d[k], dtype=np.float64)
-        d["seasonal_by_slot"] = {int(k): float(v) for k, v in d["seasonal_by_slot"]}
-        d["obs"] = [np.asarray(r, dtype=np.float64) for r in d["obs"]]
-        d["known"] = [np.asarray(r, dtype=np.float64) for r in d["known"]]
-        return cls(**d)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Policies (baselines): the policy's plan, re-scaled on what actually remains
-# --------------------------------------------------------------------------------------------------------
-class _PolicyPlan:
-    """Runs a :class:`~lems.baselines.Policy` on a one-window :class:`WindowSet` at the order's origin.
-
-    Horizon bars not yet closed carry the last known price and zero volume (a causal policy never reads them);
-    their open times are the announced/inferred ones (the static volume curve needs their slots).
-    """
-
-    def __init__(self, policy: Any, history: pd.DataFrame, window: _Window, order: OrderSpec) -> None:
-        self.policy, self.history, self.window, self.order = policy, history, window, order
-        self._times: list[int] | None = None
-        self._bars: pd.DataFrame | None = None
-
-    def _calendar(self, times: list[int]) -> pd.DataFrame:
-        """Calendar-enriched history + placeholder horizon bars at ``times`` (rebuilt when times change)."""
-        if self._times != times:
-            price = float(self.history["price"].iloc[-1])
-            close = float(self.history["close"].iloc[-1])
-            ahead = pd.DataFrame({"symbol": self.window.symbol, "timestamp": pd.to_datetime(np.array(times), utc=True),
-                                  "open": close, "high": close, "low": close, "close": close, "volume": 0.0,
-                                  "notional": 0.0, "notional_estimated": False, "price": price, "trades": np.nan})
-            ext = pd.concat([self.history.loc[:, list(BAR_COLUMNS)], ahead], ignore_index=True)
-            self._bars = add_calendar(ext, tz=self.window.tz, bar_minutes=self.window.bar_minutes)
-            self._times = list(times)
-        return self._bars
-
-    def _windows(self, x: np.ndarray, times: list[int], prices: list[float], volumes: list[float]) -> WindowSet:
-        """The one-window set at the origin: closed horizon bars' VWAPs and volumes, placeholders after."""
-        h, ref = self.order.horizon, float(self.history["price"].iloc[-1])
-        p, v = np.full((1, h), ref), np.zeros((1, h))
-        p[0, :len(prices)], v[0, :len(volumes)] = prices, volumes
-        y = np.stack([np.zeros((1, h)), np.ones((1, h))], axis=-1).astype(np.float32)
-        utc = lambda t: pd.DatetimeIndex(pd.to_datetime(np.array([t], dtype=np.int64), utc=True))  # noqa: E731
-        return WindowSet(X=x[None], y=y, origin=utc(times[0]), asset=np.array([self.window.symbol], dtype=object),
-                         origin_index=np.array([len(self.history)]), reference_price=np.array([ref]), prices=p,
-                         volumes=v, horizon_end=utc(times[-1]), lookback=self.window.lookback, n_ahead=h,
-                         bars={self.window.symbol: self._calendar(times)})
-
-    def plan(self, x: np.ndarray, times: list[int], prices: list[float], volumes: list[float]) -> np.ndarray:
-        """The policy's allocations ``(H,)`` for this order, given the bars closed so far."""
-        h, o = self.order.horizon, self.order
-        out = np.asarray(self.policy.allocate(self._windows(x, times, prices, volumes), o.min_rate, o.max_rate),
-                         dtype=np.float64)
-        if out.shape != (1, h, h + 1, 4, 2) or not np.all(np.isfinite(out)):
-            raise ValueError(f"policy returned allocations of shape {out.shape} (expected (1, {h}, {h + 1}, 4, 2), "
-                             "finite)")
-        return out[0, :, o.seed_column, o.order_type_index, o.target_index]
-
-
-def _policy_share(plan: np.ndarray, step: int) -> float:
-    """The plan's share of what remains at ``step`` (1 once the plan thinks it is done)."""
-    left = 1.0 - float(plan[:step].sum())
-    return 1.0 if left <= DONE_TOL else float(np.clip(plan[step] / left, 0.0, 1.0))
-
-
-# --------------------------------------------------------------------------------------------------------
-# The session
-# --------------------------------------------------------------------------------------------------------
 class _Request(NamedTuple):
     """What a decision needs (built before the forward pass)."""
 
@@ -436,7 +65,7 @@ class ExecutionSession:
 
     Args:
         model: a trained :class:`~lems.models.LargeExecutionModel` (also accepted inside a
-            :class:`~lems.baselines.ModelPolicy`), or any :class:`~lems.baselines.Policy`.
+            :class:`~lems.policies.ModelPolicy`), or any :class:`~lems.policies.Policy`.
         order: the order; its horizon must equal the model's ``n_ahead``.
         size: total size of the order in its units: shares/coins for a quantity target, quote currency for a
             notional target (> 0).
@@ -500,7 +129,7 @@ class ExecutionSession:
             raise ValueError(f"calendar must be 'auto', '24/7' or 'session', got {calendar!r}")
         self._driver, self._is_model, self.order, self.size = driver, is_model, order, size
         self.n_days_profile, self._tz = int(n_days_profile), str(tz)
-        self._window = _Window.from_calendar(cal, lookback, order.horizon, int(n_days_profile), tz)
+        self._window = OnlineWindow.from_calendar(cal, lookback, order.horizon, int(n_days_profile), tz)
         self._max_participation = cap
         self._arrival_price = self._window.last_close if arrival == "close" else self._window.last_price
         self._is_24_7 = bool((cal["dow"] >= 5).any()) if calendar == "auto" else calendar == "24/7"
@@ -931,7 +560,7 @@ class ExecutionSession:
             raise ValueError(f"the session was driven by a {d['kind']}; pass the same kind of object")
         self = cls.__new__(cls)
         order = OrderSpec(**d["order"])
-        window = _Window.from_dict(d["window"])
+        window = OnlineWindow.from_dict(d["window"])
         cls._check_driver(driver, is_model, order, window.lookback)
         self._driver, self._is_model, self.order, self.size = driver, is_model, order, float(d["size"])
         self.n_days_profile, self._tz, self._is_24_7 = int(d["n_days_profile"]), d["tz"], bool(d["is_24_7"])
@@ -963,163 +592,3 @@ def _frame_from_dict(d: dict[str, Any]) -> pd.DataFrame:
     frame["timestamp"] = pd.to_datetime(np.asarray(d["timestamp"], dtype=np.int64), utc=True)
     frame["trades"] = frame["trades"].astype(np.float64)
     return frame
-
-
-# --------------------------------------------------------------------------------------------------------
-# Many orders at once
-# --------------------------------------------------------------------------------------------------------
-_ORDER_DEFAULTS = {"target": "quantity", "benchmark": "vwap", "min_duration": None, "objective": None,
-                   "min_rate": 0.0, "max_rate": 1.0, "size": 1.0, "horizon": None, "max_participation": None}
-
-
-def _order_rows(orders_df: pd.DataFrame, default_horizon: int | None) -> list[dict[str, Any]]:
-    """Validated order rows (defaults filled in) as dicts with an ``OrderSpec`` under ``spec``."""
-    if not isinstance(orders_df, pd.DataFrame):
-        raise ValueError(f"orders_df must be a pandas DataFrame, got {type(orders_df).__name__}")
-    missing = [c for c in ("order_id", "symbol", "start", "side") if c not in orders_df.columns]
-    if missing:
-        raise ValueError(f"orders_df lacks column(s) {missing}")
-    if orders_df["order_id"].duplicated().any():
-        raise ValueError("orders_df has duplicated order_id values")
-    rows = []
-    for rec in orders_df.to_dict("records"):
-        r = {**_ORDER_DEFAULTS, **{k: v for k, v in rec.items() if not (np.isscalar(v) and pd.isna(v))}}
-        horizon = default_horizon if r["horizon"] is None else int(r["horizon"])
-        if horizon is None:
-            raise ValueError("orders_df needs a 'horizon' column when the driver is a policy")
-        if default_horizon is not None and horizon != default_horizon:
-            raise ValueError(f"order {r['order_id']!r}: horizon {horizon} differs from the model's n_ahead")
-        try:
-            r["spec"] = OrderSpec(side=r["side"], horizon=horizon, target=r["target"], benchmark=r["benchmark"],
-                                  min_duration=None if r["min_duration"] is None else int(r["min_duration"]),
-                                  objective=r["objective"], min_rate=float(r["min_rate"]),
-                                  max_rate=float(r["max_rate"]))
-        except ValueError as exc:
-            raise ValueError(f"order {r['order_id']!r}: {exc}") from exc
-        r["start_ns"] = _to_ns(r["start"], f"order {r['order_id']!r} start")
-        rows.append(r)
-    return rows
-
-
-def _symbol_calendars(bars: pd.DataFrame, tz: str, bar_minutes: float | None) -> dict[str, pd.DataFrame]:
-    """Calendar-enriched bars per symbol, as :func:`lems.data.windows.make_states` builds them."""
-    cal = add_calendar(validate_bars(bars), tz=tz, bar_minutes=bar_minutes)
-    out = {}
-    for symbol, part in cal.groupby("symbol", sort=True):
-        part = part.reset_index(drop=True)
-        part.attrs = dict(cal.attrs)
-        out[str(symbol)] = part
-    return out
-
-
-def schedule(orders_df: pd.DataFrame, bars: pd.DataFrame, model: Any, *, tz: str = "UTC",
-             bar_minutes: float | None = None, n_days_profile: int = 20, lookback: int | None = None) -> pd.DataFrame:
-    """Child orders of many parent orders replayed on historical bars, with exact fills.
-
-    Every order runs in its own :class:`ExecutionSession`; at each bar, the sessions whose next bar opens then
-    are decided together (one forward pass of the model for all of them).
-
-    Args:
-        orders_df: one row per order: ``order_id``, ``symbol``, ``start`` (open time of the order's first bar;
-            the first bar at or after it is used), ``side``; optional ``target`` ("quantity"), ``benchmark``
-            ("vwap"), ``min_duration`` (H), ``objective``, ``min_rate`` (0), ``max_rate`` (1), ``size`` (1.0,
-            units of the order), ``max_participation`` (none: see :class:`ExecutionSession`) and ``horizon`` (the
-            model's n_ahead; required for a policy).
-        bars: canonical bars of the symbols (one or many), with each order's history and horizon.
-        model: a trained LargeExecutionModel or a Policy.
-        tz, bar_minutes, n_days_profile, lookback: as in :class:`ExecutionSession` (the bar length is inferred
-            from all the bars, as make_windows does).
-
-    Returns:
-        A DataFrame with columns ``order_id``, ``timestamp`` (open of the bar), ``fraction`` (of the order) and
-        ``units``, one row per decision, in time order. Orders whose horizon runs past the bars stop at the last
-        bar.
-
-    Raises:
-        ValueError: malformed orders or bars, an unknown symbol, not enough history.
-    """
-    driver, is_model = _unwrap(model)
-    rows = _order_rows(orders_df, int(driver.n_ahead) if is_model else None)
-    calendars = _symbol_calendars(bars, tz, bar_minutes)
-    sessions, feeds = [], []
-    for r in rows:
-        cal = calendars.get(str(r["symbol"]))
-        if cal is None:
-            raise ValueError(f"order {r['order_id']!r}: no bars for symbol {r['symbol']!r}")
-        ns = timestamps_ns(cal["timestamp"])
-        i0 = int(np.searchsorted(ns, r["start_ns"], side="left"))
-        history = cal.iloc[:i0].reset_index(drop=True)
-        history.attrs = dict(cal.attrs)
-        session = ExecutionSession.__new__(ExecutionSession)
-        try:
-            session._setup(driver, r["spec"], r["size"], history, tz=tz, n_days_profile=n_days_profile,
-                           lookback=lookback, calendar="auto", horizon_times=_replay_times(ns, i0, r["spec"], cal),
-                           max_participation=r["max_participation"])
-        except ValueError as exc:
-            raise ValueError(f"order {r['order_id']!r}: {exc}") from exc
-        sessions.append(session)
-        feeds.append((cal, i0))
-    return _replay(sessions, feeds, [r["order_id"] for r in rows], driver, is_model)
-
-
-def _replay_times(ns: np.ndarray, i0: int, order: OrderSpec, cal: pd.DataFrame) -> list[pd.Timestamp]:
-    """The horizon's open times in the data (extended on the bar grid where the data ends)."""
-    times = [int(t) for t in ns[i0:i0 + order.horizon]]
-    dt = int(round(float(cal.attrs["bar_minutes"]) * _NS_PER_MINUTE))
-    start = int(ns[i0 - 1]) if i0 > 0 else 0
-    while len(times) < order.horizon:
-        times.append((times[-1] if times else start) + dt)
-    return [_ts(t) for t in times]
-
-
-def _bar_at(cal: pd.DataFrame, i: int) -> dict[str, Any]:
-    return {c: cal[c].iat[i] for c in ("symbol", "timestamp", "open", "high", "low", "close", "volume", "notional")}
-
-
-def _replay(sessions: list[ExecutionSession], feeds: list[tuple[pd.DataFrame, int]], order_ids: list[Any],
-            driver: Any, is_model: bool) -> pd.DataFrame:
-    """Event loop of :func:`schedule`: per bar time, batch the decisions, then close the bar (exact fills)."""
-    cursor = [i0 for _, i0 in feeds]
-    stamps = [timestamps_ns(cal["timestamp"]) for cal, _ in feeds]
-    records: list[tuple[Any, int, float, float]] = []
-    widest = [1]  # largest batch so far: pad to it, so the compiled shape only grows
-
-    def next_ns(k: int) -> int | None:
-        done = sessions[k].ended or cursor[k] >= len(stamps[k])
-        return None if done else int(stamps[k][cursor[k]])
-
-    while True:
-        times = [next_ns(k) for k in range(len(sessions))]
-        live = [t for t in times if t is not None]
-        if not live:
-            break
-        now = min(live)
-        due = [k for k, t in enumerate(times) if t == now]
-        deciders = [k for k in due if not sessions[k].complete]
-        requests = {k: sessions[k]._request(_ts(now)) for k in deciders}
-        widest[0] = max(widest[0], len(requests))
-        shares = _batch_shares(sessions, requests, driver, is_model, widest[0])
-        for k in deciders:
-            child = sessions[k]._decide(requests[k], shares[k])
-            records.append((order_ids[k], now, child.fraction, child.units))
-        for k in due:
-            sessions[k].on_bar_close(_bar_at(feeds[k][0], cursor[k]))
-            cursor[k] += 1
-    frame = pd.DataFrame(records, columns=["order_id", "timestamp", "fraction", "units"])
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype(np.int64), utc=True)
-    return frame
-
-
-def _batch_shares(sessions: list[ExecutionSession], requests: dict[int, _Request], driver: Any,
-                  is_model: bool, pad_to: int = 1) -> dict[int, float]:
-    """Proposed shares of the due sessions: one model forward for all of them (or the policy, per session)."""
-    if not requests:
-        return {}
-    keys = list(requests)
-    if not is_model:
-        return {k: _policy_share(sessions[k]._plan.plan(requests[k].x, requests[k].times,
-                                                        sessions[k]._prices, sessions[k]._volumes),
-                                 requests[k].step) for k in keys}
-    out = model_shares(driver, np.stack([requests[k].x for k in keys]), np.array([requests[k].step for k in keys]),
-                       np.stack([requests[k].fills for k in keys]), pad_to=pad_to)
-    return {k: float(out[i, sessions[k]._model_index, sessions[k].order.seed_column]) for i, k in enumerate(keys)}

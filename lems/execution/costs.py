@@ -1,0 +1,352 @@
+"""Execution cost models (EXECUTION.md §1: "unless an impact model is configured") and the prices they give.
+
+A :class:`CostModel` says, per bar of an order, the temporary cost its own fills pay and the permanent move it
+leaves on later bars; :func:`cost_adjusted_prices` turns bar prices into the order's fill prices and the market's
+prices after its impact. :func:`corwin_schultz_half_spread` estimates the half-spread a :class:`SpreadCost` can
+read. Models are written once on the array namespace of their inputs (numpy float64, or ``keras.ops``:
+differentiable, so a loss can train through them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from lems.execution._ops import _cast_like, _non_negative_finite, _positive_finite, array_namespace
+from lems.execution.orders import _side_sign
+
+
+class CostInputs(NamedTuple):
+    """What a cost model may read, per bar of each order (arrays of either namespace, broadcastable).
+
+    Attributes:
+        participation: ``pi_s``, the order's child quantity over the bar's market volume (>= 0, realised).
+        sigma: volatility of the bar's relative price per bar (fraction, e.g. 0.002), estimated from the
+            lookback only (:func:`lems.data.estimates.lookback_volatility`); ``None`` when no model needs it.
+        half_spread: estimated half bid-ask spread (fraction of price, e.g. 2e-4), per order or per bar;
+            ``None`` when not estimated.
+    """
+
+    participation: Any
+    sigma: Any = None
+    half_spread: Any = None
+
+
+def _required(inputs: CostInputs, field_name: str, model: str):
+    value = getattr(inputs, field_name)
+    if value is None:
+        raise ValueError(f"{model} needs {field_name} (pass {field_name}=... estimated from the lookback)")
+    return value
+
+
+def _safe_power(ops, x, exponent: float):
+    """``x ** exponent`` for ``x >= 0`` with value 0 and gradient 0 at ``x == 0`` (no inf * 0 = NaN)."""
+    positive = x > 0
+    safe = ops.where(positive, x, ops.ones_like(x))
+    return ops.where(positive, ops.power(safe, exponent), ops.zeros_like(x))
+
+
+class CostModel:
+    """Interface of an execution cost model (EXECUTION.md §1: "unless an impact model is configured").
+
+    A cost model says, per bar ``s`` of an order, as fractions of the bar's price (never negative):
+
+    * :meth:`temporary` ``c_s``: paid by the order's own fills in bar ``s`` only (spread, temporary impact);
+    * :meth:`permanent` ``g_s``: the permanent price move caused by the order's trading in bar ``s``. It shifts
+      the market price of the LATER bars ``u > s`` only (Almgren & Chriss 2000: the trade of interval ``k`` moves
+      the price ``S_k`` from which interval ``k + 1`` starts; interval ``k`` itself pays only the temporary
+      impact). :func:`cost_adjusted_prices` accumulates the shifts.
+
+    Adverse for the trader on both sides: a buy pays ``p_s (1 + shift_s + c_s)``, a sell receives
+    ``p_s (1 - shift_s - c_s)``. Models are written once on the array namespace of their inputs (numpy float64 or
+    ``keras.ops``, differentiable) and combine with ``+`` (:class:`CompositeCost`).
+
+    Attributes:
+        needs_sigma: the model reads :attr:`CostInputs.sigma`.
+        needs_half_spread: the model reads :attr:`CostInputs.half_spread` (an estimated spread).
+    """
+
+    needs_sigma: bool = False
+    needs_half_spread: bool = False
+
+    def temporary(self, inputs: CostInputs):
+        """Temporary cost ``c_s`` per bar (fraction of price, >= 0), the shape of ``inputs.participation``."""
+        ops = array_namespace(inputs.participation)
+        return ops.zeros_like(inputs.participation)
+
+    def permanent(self, inputs: CostInputs):
+        """Permanent price move ``g_s`` caused by bar ``s`` (fraction of price, >= 0): shifts bars ``> s``."""
+        ops = array_namespace(inputs.participation)
+        return ops.zeros_like(inputs.participation)
+
+    @property
+    def is_free(self) -> bool:
+        """True when the model costs nothing by construction (prices pass through unchanged)."""
+        return False
+
+    def __add__(self, other: CostModel) -> CompositeCost:
+        if not isinstance(other, CostModel):
+            return NotImplemented
+        return CompositeCost((self, other))
+
+
+@dataclass(frozen=True)
+class NoCost(CostModel):
+    """No cost: every child order fills at the bar's VWAP (EXECUTION.md §1, the seed's convention; default)."""
+
+    @property
+    def is_free(self) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class SpreadCost(CostModel):
+    """The half bid-ask spread, paid on every unit traded (a temporary cost independent of size).
+
+    Args:
+        half_spread_bps: the half-spread in bps (>= 0). ``None``: use the estimate in
+            :attr:`CostInputs.half_spread`, e.g. the Corwin & Schultz (2012) high-low estimator over the lookback
+            (:func:`corwin_schultz_half_spread`, :func:`lems.data.estimates.lookback_half_spread`).
+
+    Raises:
+        ValueError: a negative or non-finite ``half_spread_bps``.
+    """
+
+    half_spread_bps: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.half_spread_bps is not None:
+            object.__setattr__(self, "half_spread_bps", _non_negative_finite(
+                "half_spread_bps", self.half_spread_bps, "[0, inf) bps"))
+
+    @property
+    def needs_half_spread(self) -> bool:  # type: ignore[override]
+        return self.half_spread_bps is None
+
+    def temporary(self, inputs: CostInputs):
+        ops = array_namespace(inputs.participation, inputs.half_spread)
+        if self.half_spread_bps is not None:
+            return ops.zeros_like(inputs.participation) + self.half_spread_bps * 1e-4
+        return ops.zeros_like(inputs.participation) + _required(inputs, "half_spread", "SpreadCost()")
+
+
+@dataclass(frozen=True)
+class SquareRootImpact(CostModel):
+    """Temporary market impact ``c_s = coef * sigma * pi_s ** delta`` (the square-root law for ``delta = 0.5``).
+
+    ``pi_s`` is the participation of the order in bar ``s`` (child quantity / bar volume) and ``sigma`` the
+    per-bar volatility estimated from the lookback. The square-root law: the impact of a metaorder of ``Q`` in a
+    market trading ``V`` is ``Y sigma sqrt(Q / V)`` with ``Y`` of order one (Tóth, Lemperière, Deremble, de
+    Lataillade, Kockelkoren & Bouchaud 2011, "Anomalous price impact and the critical nature of liquidity in
+    financial markets", Phys. Rev. X 1, 021006; Bouchaud, Bonart, Donier & Gould 2018, "Trades, Quotes and
+    Prices", ch. 12: ``Y`` about 0.5 to 1). Almgren, Thum, Hauptmann & Li (2005, "Direct estimation of equity
+    market impact", Risk 18) fit the same form per unit of trading rate with exponent 0.6 (``delta = 0.6``) and
+    ``coef = 0.142`` against DAILY volatility. Here the law is applied bar by bar with the bar's volatility; for a
+    uniform schedule at participation ``rho`` over ``H`` bars the metaorder law ``Y sigma_H sqrt(rho)`` (horizon
+    volatility ``sigma_H = sigma sqrt(H)``) corresponds to ``coef = Y sqrt(H)``. ``delta = 1`` gives the linear
+    temporary impact of Almgren & Chriss (2000) with ``eta = coef * sigma * Q / V``.
+
+    Args:
+        coef: dimensionless coefficient (>= 0), default 1.0.
+        delta: exponent in ``(0, 1]``, default 0.5.
+
+    Raises:
+        ValueError: a negative or non-finite ``coef``, ``delta`` outside ``(0, 1]``.
+    """
+
+    coef: float = 1.0
+    delta: float = 0.5
+    needs_sigma = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coef", _non_negative_finite("coef", self.coef))
+        delta = _positive_finite("delta", self.delta, "(0, 1]")
+        if delta > 1:
+            raise ValueError(f"delta must be in (0, 1], got {self.delta!r}")
+        object.__setattr__(self, "delta", delta)
+
+    def temporary(self, inputs: CostInputs):
+        ops = array_namespace(inputs.participation, inputs.sigma)
+        sigma = _required(inputs, "sigma", "SquareRootImpact")
+        return self.coef * sigma * _safe_power(ops, inputs.participation, self.delta)
+
+
+@dataclass(frozen=True)
+class LinearPermanentImpact(CostModel):
+    """Linear permanent impact (Almgren & Chriss 2000, "Optimal execution of portfolio transactions", J. Risk 3):
+    trading ``pi_s`` of bar ``s``'s volume moves the price of every later bar by ``g_s = coef * sigma * pi_s``.
+
+    Linear in the quantity traded, as the permanent impact ``g(v) = gamma v`` of Almgren & Chriss, with
+    ``gamma = coef * sigma / V_s`` per unit (fraction of price): with constant bar volume ``V`` and an order of
+    ``Q``, ``gamma = coef * sigma * Q / V`` per fraction of the order. The bar of the trade itself is not shifted
+    (its cost is the temporary impact), bars before it never. Almgren et al. (2005) estimate ``gamma = 0.314``
+    against daily volatility and the fraction of DAILY volume; per bar of ``1/n`` of a day that is about
+    ``0.314 / sqrt(n)``.
+
+    Args:
+        coef: dimensionless coefficient (>= 0).
+
+    Raises:
+        ValueError: a negative or non-finite ``coef``.
+    """
+
+    coef: float = 0.1
+    needs_sigma = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "coef", _non_negative_finite("coef", self.coef))
+
+    def permanent(self, inputs: CostInputs):
+        sigma = _required(inputs, "sigma", "LinearPermanentImpact")
+        return self.coef * sigma * inputs.participation
+
+
+@dataclass(frozen=True)
+class CompositeCost(CostModel):
+    """The sum of cost models (temporary costs and permanent moves add up).
+
+    Args:
+        models: the cost models (nested composites are flattened).
+
+    Raises:
+        ValueError: an element that is not a :class:`CostModel`.
+    """
+
+    models: tuple = ()
+
+    def __post_init__(self) -> None:
+        flat: list[CostModel] = []
+        for m in tuple(self.models):
+            if not isinstance(m, CostModel):
+                raise ValueError(f"CompositeCost takes CostModel instances, got {type(m).__name__}")
+            flat.extend(m.models if isinstance(m, CompositeCost) else (m,))
+        object.__setattr__(self, "models", tuple(flat))
+
+    @property
+    def needs_sigma(self) -> bool:  # type: ignore[override]
+        return any(m.needs_sigma for m in self.models)
+
+    @property
+    def needs_half_spread(self) -> bool:  # type: ignore[override]
+        return any(m.needs_half_spread for m in self.models)
+
+    @property
+    def is_free(self) -> bool:
+        return all(m.is_free for m in self.models)
+
+    def temporary(self, inputs: CostInputs):
+        return _sum_parts([m.temporary(inputs) for m in self.models], inputs)
+
+    def permanent(self, inputs: CostInputs):
+        return _sum_parts([m.permanent(inputs) for m in self.models], inputs)
+
+
+def _sum_parts(parts: list, inputs: CostInputs):
+    total = CostModel().temporary(inputs)  # zeros of the participation's shape
+    for part in parts:
+        total = total + part
+    return total
+
+
+def corwin_schultz_half_spread(high, low, axis: int = -1) -> np.ndarray:
+    """Half bid-ask spread from high and low prices (Corwin & Schultz 2012, "A simple way to estimate bid-ask
+    spreads from daily high and low prices", J. Finance 67(2), 719-760), averaged over consecutive bar pairs.
+
+    For bars ``t, t+1``: ``beta = ln(H_t/L_t)^2 + ln(H_{t+1}/L_{t+1})^2``, ``gamma = ln(max(H_t, H_{t+1}) /
+    min(L_t, L_{t+1}))^2``, ``alpha = (sqrt(2 beta) - sqrt(beta)) / (3 - 2 sqrt 2) - sqrt(gamma / (3 - 2 sqrt
+    2))``, spread ``S = 2 (e^alpha - 1) / (1 + e^alpha)``. Negative pair estimates are set to zero before
+    averaging (as in the paper); no overnight adjustment. Pass the LOOKBACK bars only to keep it causal.
+
+    Args:
+        high, low: bar highs and lows (positive, ``high >= low``), at least two bars along ``axis``.
+        axis: the bar axis.
+
+    Returns:
+        Half-spread ``S / 2`` (fraction of price, >= 0), reduced over ``axis`` (float64).
+
+    Raises:
+        ValueError: fewer than two bars, non-finite or non-positive prices, or ``high < low``.
+    """
+    hi = np.moveaxis(np.asarray(high, dtype=np.float64), axis, -1)
+    lo = np.moveaxis(np.asarray(low, dtype=np.float64), axis, -1)
+    if hi.shape != lo.shape or hi.shape[-1] < 2:
+        raise ValueError(f"high and low need the same shape with >= 2 bars, got {hi.shape} and {lo.shape}")
+    if not (np.all(np.isfinite(hi)) and np.all(np.isfinite(lo)) and np.all(lo > 0)):
+        raise ValueError("high and low must be finite and positive")
+    if np.any(hi < lo):
+        raise ValueError("high must be >= low in every bar")
+    log_range2 = np.log(hi / lo) ** 2
+    beta = log_range2[..., 1:] + log_range2[..., :-1]
+    gamma = np.log(np.maximum(hi[..., 1:], hi[..., :-1]) / np.minimum(lo[..., 1:], lo[..., :-1])) ** 2
+    k = 3.0 - 2.0 * np.sqrt(2.0)
+    alpha = (np.sqrt(2.0 * beta) - np.sqrt(beta)) / k - np.sqrt(gamma / k)
+    spread = np.maximum(2.0 * np.expm1(alpha) / (1.0 + np.exp(alpha)), 0.0)
+    return spread.mean(axis=-1) / 2.0
+
+
+
+
+class CostedPrices(NamedTuple):
+    """Prices of an execution under a cost model (same shape, step axis kept).
+
+    Attributes:
+        fill: the order's execution price per bar: ``p_s (1 + side * (shift_s + c_s))``.
+        market: the market's price per bar after the order's permanent impact: ``p_s (1 + side * shift_s)``.
+    """
+
+    fill: Any
+    market: Any
+
+
+def _exclusive_cumsum(ops, x, axis: int):
+    """``sum_{u < s} x_u`` along ``axis`` (exact: bar ``s`` never enters its own or an earlier sum)."""
+    moved = ops.moveaxis(x, axis, 0)
+    csum = ops.cumsum(moved, axis=0)
+    shifted = ops.concatenate([ops.zeros_like(moved[:1]), csum[:-1]], axis=0)
+    return ops.moveaxis(shifted, 0, axis)
+
+
+def cost_adjusted_prices(prices, participation, cost_model: CostModel | None = None, *, side=1, sigma=None,
+                         half_spread=None, axis: int = 1) -> CostedPrices:
+    """Execution and market prices of an order under a cost model (differentiable on ``keras.ops``).
+
+    The permanent moves ``g_s`` of bars ``< s`` shift bar ``s`` (``shift_s = sum_{u<s} g_u``, adverse: up for a
+    buy, down for a sell); the order's fills also pay the temporary cost ``c_s`` of their own bar. A free model
+    (:class:`NoCost`) returns ``prices`` unchanged (the same object: every frictionless number is reproduced bit
+    for bit).
+
+    Args:
+        prices: bar prices ``p_s`` (positive, any scale), step axis ``axis``.
+        participation: per-bar participation ``pi_s`` (:func:`bar_participation`).
+        cost_model: the cost model (``None``: :class:`NoCost`).
+        side: +1 buy, -1 sell (broadcastable, or "buy"/"sell").
+        sigma: per-bar volatility (fraction), broadcastable; needed by impact models.
+        half_spread: estimated half-spread (fraction of price), broadcastable; needed by ``SpreadCost()``.
+        axis: the step axis.
+
+    Returns:
+        :class:`CostedPrices`.
+
+    Raises:
+        ValueError: a missing input the model needs; with numpy inputs, costs that make a price non-positive
+            (a sell's costs above 100 %: check the coefficients and the order size).
+    """
+    cost_model = NoCost() if cost_model is None else cost_model
+    if not isinstance(cost_model, CostModel):
+        raise ValueError(f"cost_model must be a lems.execution.CostModel, got {type(cost_model).__name__}")
+    if cost_model.is_free:
+        return CostedPrices(prices, prices)
+    side = _side_sign(side)
+    ops = array_namespace(prices, participation, side, sigma, half_spread)
+    inputs = CostInputs(participation, sigma, half_spread)
+    shift = _exclusive_cumsum(ops, cost_model.permanent(inputs), axis)
+    sign = _cast_like(ops, side, shift)
+    market = prices * (1.0 + sign * shift)
+    fill = prices * (1.0 + sign * (shift + cost_model.temporary(inputs)))
+    if ops is np and not (np.all(fill > 0) and np.all(market > 0)):
+        raise ValueError("execution costs exceed the price (a sell's costs above 100 %): check the cost model's "
+                         "coefficients and the order size")
+    return CostedPrices(fill, market)
+

@@ -1,0 +1,53 @@
+"""Execution policies: windows and trading limits in, seed-layout allocations out (EXECUTION.md §5).
+
+Modules: :mod:`~lems.policies.base` (the :class:`Policy` protocol, batch and per-bar sides),
+:mod:`~lems.policies.classical` (TWAP, the static volume curve, the static tilt, the flexible rule),
+:mod:`~lems.policies.almgren_chriss`, :mod:`~lems.policies.model` (a trained model),
+:mod:`~lems.policies.blend` (forecast combination of fixed-duration schedules) and :mod:`~lems.policies.stored`
+(allocations computed elsewhere). The market estimates the policies read (volatility, static volume curve, ...)
+are data: :mod:`lems.data.estimates`.
+"""
+
+from __future__ import annotations
+
+from lems.policies.almgren_chriss import (
+    AlmgrenChriss,
+    almgren_chriss_cost,
+    almgren_chriss_frontier,
+    almgren_chriss_holdings,
+    almgren_chriss_kappa,
+    almgren_chriss_trades,
+)
+from lems.policies.base import Policy
+from lems.policies.blend import BlendedPolicy, fit_blend_weights, fit_blended_policy, simplex_min_second_moment
+from lems.policies.classical import TWAP, FlexibleRule, StaticTilt, StaticVWAP
+from lems.policies.model import ModelPolicy
+from lems.policies.stored import PrecomputedPolicy, ScheduleTable, window_keys
+
+#: The classical baselines by name (classes; instantiate with their defaults or parameters). :class:`StaticTilt`
+#: is not among them: it must be fitted (:meth:`StaticTilt.fit`) on validation windows first.
+BASELINES: dict[str, type] = {"twap": TWAP, "static_vwap": StaticVWAP, "flexible_rule": FlexibleRule,
+                              "almgren_chriss": AlmgrenChriss}
+
+__all__ = [
+    "BASELINES",
+    "TWAP",
+    "AlmgrenChriss",
+    "BlendedPolicy",
+    "FlexibleRule",
+    "ModelPolicy",
+    "Policy",
+    "PrecomputedPolicy",
+    "ScheduleTable",
+    "StaticTilt",
+    "StaticVWAP",
+    "almgren_chriss_cost",
+    "almgren_chriss_frontier",
+    "almgren_chriss_holdings",
+    "almgren_chriss_kappa",
+    "almgren_chriss_trades",
+    "fit_blend_weights",
+    "fit_blended_policy",
+    "simplex_min_second_moment",
+    "window_keys",
+]
