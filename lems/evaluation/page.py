@@ -4,6 +4,7 @@ Markdown or HTML, with its CSV tables (:func:`write_report`)."""
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,11 +26,21 @@ from lems.evaluation.figures import (
     plot_orders,
 )
 from lems.evaluation.frames import _prepare, _prepare_costed
-from lems.evaluation.stats import CLUSTERS, _cluster_ids, _pooled, headline, paired_comparison, summary_table
+from lems.evaluation.stats import (
+    CLASSICAL_SCHEDULES,
+    CLUSTERS,
+    _cluster_ids,
+    _pooled,
+    headline,
+    headline_record,
+    headline_table,
+    paired_comparison,
+    summary_table,
+)
 from lems.evaluation.tca import frontier_table, net_of_cost_table, tca_table
 from lems.execution import BENCHMARKS, LinearPermanentImpact, SpreadCost, SquareRootImpact
 
-__all__ = ["verdicts", "write_report"]
+__all__ = ["spread_lines", "verdicts", "write_report"]
 
 _STAT_LABELS = {"mean": "mean", "std": "std", "median": "median", "p5": "P5", "p95": "P95", "q25": "Q25",
                 "q75": "Q75"}
@@ -101,6 +112,34 @@ def _headline_lines(tables: dict[str, pd.DataFrame], model: str, horizon: int) -
     words = verdicts(tables, model)
     if words:
         lines.append("**In words**: " + " ".join(words))
+    return lines
+
+
+def _ratio(row: Mapping[str, Any]) -> str:
+    return f"{row['ratio']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+
+
+def spread_lines(table: Mapping[str, Any], model: str = "model") -> list[str]:
+    """The headline of :func:`lems.evaluation.stats.headline_table` in sentences (Markdown bold): the model's
+    fixed-duration spread ratio to the best classical schedule (and where it was chosen), to each classical
+    schedule, and its flexible improvement over the rule per benchmark and side."""
+    best, spread = table["best"], table["spread"]
+    where = ("chosen on the validation windows" if best["chosen_on"] == "validation" else
+             "chosen on the scored windows themselves: no validation windows were given")
+    days, draws = int(spread["days"].iloc[0]), int(spread["n_boot"].iloc[0])
+    others = "; ".join(f"{row.baseline} {_ratio(row._asdict())}" for row in spread.itertuples(index=False))
+    lines = [f"**Fixed duration, spread ratio** (std of the signed VWAP diff, {model} / schedule; < 1: {model} tracks "
+             f"VWAP more tightly; 95 % day-bootstrap interval, {draws} draws over {days} origin days): vs the best "
+             f"classical schedule, {best['baseline']} ({where}): **{_ratio(best)}** ({model} "
+             f"{_fmt(best['model_spread_bps'])} bps vs {_fmt(best['spread_bps'])} bps); per schedule: {others}."]
+    flex = table["flexible"]
+    for bench in BENCHMARKS:
+        rows = flex[flex["benchmark"] == bench]
+        if len(rows):
+            parts = [f"{r.side} {_fmt(r.mean_diff)} [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] bps"
+                     f"{'' if r.significant else ' (n.s.)'}" for r in rows.itertuples(index=False)]
+            lines.append(f"**Flexible duration vs {bench.upper()}, {model} − flexible rule** (mean improvement, "
+                         f"clustered 95 % CI): " + "; ".join(parts) + ".")
     return lines
 
 
@@ -274,7 +313,7 @@ def _tca_blocks(costed: pd.DataFrame, conditions, model: str, figures: dict[str,
 
 
 def _blocks(frame: pd.DataFrame, model: str, cluster: str, figures: dict[str, str], meta: Mapping[str, Any],
-            title: str, tca: list[tuple] = ()) -> list[tuple]:
+            title: str, tca: list[tuple] = (), spread: Mapping[str, Any] | None = None) -> list[tuple]:
     horizon = int(frame.loc[frame["objective"] == "track", "min_duration"].max()) if (
         frame["objective"] == "track").any() else int(frame["min_duration"].max())
     tables = headline(frame, model=model, cluster=cluster)
@@ -283,7 +322,8 @@ def _blocks(frame: pd.DataFrame, model: str, cluster: str, figures: dict[str, st
     first, last = frame["origin"].min(), frame["origin"].max()
     blocks: list[tuple] = [("h1", title), ("h2", "Headline")]
     if model in policies:
-        for line in _headline_lines(tables, model, horizon):
+        for line in (spread_lines(spread, model) if spread is not None else []) + _headline_lines(tables, model,
+                                                                                                  horizon):
             blocks.append(("li", line))
     else:
         blocks.append(("p", f"No policy named {model!r} in the frame: no model comparison."))
@@ -413,10 +453,13 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
                  allocations: Mapping[str, np.ndarray] | None = None, windows=None, format: str = "md",  # noqa: A002
                  model: str = "model", cluster: str = "day", title: str = "lems execution report",
                  meta: Mapping[str, Any] | None = None, seed: int = 0, costs: pd.DataFrame | None = None,
-                 conditions=None, ac_risk_aversion: float | None = None) -> Path:
+                 conditions=None, ac_risk_aversion: float | None = None, validation: pd.DataFrame | None = None,
+                 spread: Mapping[str, Any] | None = None) -> Path:
     """Write the report page, its figures (PNG) and CSV tables into ``out_dir``.
 
-    Files: ``report.md`` or ``report.html``; ``summary.csv`` (:func:`summary_table`, per min duration),
+    Files: ``report.md`` or ``report.html``; ``headline.json`` (the spread ratios and the flexible improvement over
+    the rule per side, :func:`lems.evaluation.stats.headline_record`, when the frame has the model and a classical
+    schedule); ``summary.csv`` (:func:`summary_table`, per min duration),
     ``paired.csv`` (:func:`paired_comparison` vs every other policy, per group), ``headline.csv``;
     ``improvement_by_duration.png``, ``improvement_distribution.png`` and, when ``allocations`` and
     ``windows`` are given, ``allocation_curves.png`` and ``example_orders.png``. With ``costs``, a
@@ -442,6 +485,11 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         conditions: The :class:`lems.execution.ExecutionConditions` of the costs (any size: the cost model, cap
             and arrival price are described and the frontier drawn from it); ``None``: not described, no frontier.
         ac_risk_aversion: The Almgren-Chriss baseline's ``lambda``, marked on the frontier.
+        validation: Backtest frame of the classical schedules on validation windows: the best classical schedule
+            of the spread ratio is chosen there (:func:`lems.evaluation.stats.headline_table`); ``None``: on the
+            scored frame, and the page says so.
+        spread: An already computed :func:`lems.evaluation.stats.headline_table` of ``frame`` (instead of
+            ``validation``).
 
     Returns:
         Path of the report page.
@@ -480,7 +528,12 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         plot_allocation_curves(allocations, windows, out / figures["allocation"])
         plot_orders(allocations, windows, out / figures["orders"], seed=seed)
     tca = [] if costs is None else _write_tca(frame, costs, out, figures, conditions, ac_risk_aversion, model)
-    blocks = _blocks(frame, model, cluster, figures, meta or {}, title, tca)
+    if spread is None and model in policies and any(c in policies for c in CLASSICAL_SCHEDULES):
+        spread = headline_table(frame, model, validation=validation, cluster=cluster)
+    if spread is not None:
+        (out / "headline.json").write_text(json.dumps(headline_record(spread), indent=2, default=str),
+                                           encoding="utf-8")
+    blocks = _blocks(frame, model, cluster, figures, meta or {}, title, tca, spread)
     page = out / f"report.{format}"
     text = _render_md(blocks) if format == "md" else _render_html(blocks, title)
     page.write_text(text, encoding="utf-8")
