@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import json
 import os
 import sys
 import time
@@ -609,7 +610,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out = _out_dir(args.out, "lems_report")
     policies = set(frame["policy"].astype(str))
     spread = None
-    if args.model in policies and policies & set(CLASSICAL_SCHEDULES):
+    if args.model in policies and policies & set(CLASSICAL_SCHEDULES) and "diff" in frame.columns:
         spread = headline_table(frame, args.model, validation=_report_validation(args), cluster=args.cluster)
         for line in spread_lines(spread, args.model):
             _say("  " + line.replace("**", ""))

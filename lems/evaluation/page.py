@@ -528,7 +528,8 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         plot_allocation_curves(allocations, windows, out / figures["allocation"])
         plot_orders(allocations, windows, out / figures["orders"], seed=seed)
     tca = [] if costs is None else _write_tca(frame, costs, out, figures, conditions, ac_risk_aversion, model)
-    if spread is None and model in policies and any(c in policies for c in CLASSICAL_SCHEDULES):
+    if (spread is None and model in policies and "diff" in frame.columns
+            and any(c in policies for c in CLASSICAL_SCHEDULES)):
         spread = headline_table(frame, model, validation=validation, cluster=cluster)
     if spread is not None:
         (out / "headline.json").write_text(json.dumps(headline_record(spread), indent=2, default=str),

@@ -319,6 +319,8 @@ def fixed_vwap_diff_table(frame: pd.DataFrame, policies: Sequence[str] | None = 
             orders.
     """
     frame = _prepare(frame)
+    if "diff" not in frame.columns:
+        raise ValueError("the spread needs the backtest frame's signed 'diff' column")
     rows = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
     if len(rows) == 0:
         raise ValueError("the frame has no fixed-duration VWAP orders")
