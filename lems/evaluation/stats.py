@@ -268,8 +268,9 @@ def headline(frame: pd.DataFrame, model: str = "model", cluster: str = "day") ->
 CLASSICAL_SCHEDULES = ("twap", "static_vwap")
 #: The classical flexible-duration policy a model's flexible columns are compared with.
 FLEXIBLE_RULE = "flexible_rule"
-#: Draws of the day bootstrap of the spread ratio's interval. 500 draws put the 2.5 % and 97.5 % quantiles within
-#: about +-0.01 of their limit for the ratios of the README's data sets (seeds 0..4 of benchmarks/real_data.py).
+#: Draws of the day bootstrap of the spread ratio's interval (percentile interval): 500, the number
+#: benchmarks/real_data.py and benchmarks/tracking_anatomy.py use for the README's intervals (reference_crypto.py
+#: uses 2000 multinomial day weights). Pass ``n_boot`` for more; the interval's ends then move by Monte Carlo noise.
 SPREAD_BOOTSTRAP_DRAWS = 500
 
 
