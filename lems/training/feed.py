@@ -184,8 +184,7 @@ def _universe(config: TrainConfig):
 
 
 def evaluation_windows(config: TrainConfig, split: str = "test"):
-    """The windows to backtest, materialised: the test part of the config's split (``"test"``), its validation part
-    (``"val"``) or all (``"all"``).
+    """The windows to backtest, materialised: the test part of the config's split (``"test"``) or all (``"all"``).
 
     With ``data.stream`` only that part is materialised, from the symbol universe (the one data path may then be
     a Parquet dataset partitioned by symbol).
@@ -204,9 +203,9 @@ def evaluation_parts(config: TrainConfig, split: str = "test", validation: bool 
     Raises:
         ValueError: as :func:`evaluation_windows`.
     """
-    if split not in ("test", "val", "all"):
-        raise ValueError(f"split must be 'test', 'val' or 'all', got {split!r}")
-    index = {"val": 1, "test": 2}.get(split)
+    if split not in ("test", "all"):
+        raise ValueError(f"split must be 'test' or 'all', got {split!r}")
+    index = 2 if split == "test" else None
     if not config.data.stream:
         windows = build_windows(config)
         if index is None:
