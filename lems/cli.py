@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import json
 import os
 import sys
 import time
@@ -18,6 +19,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import keras
+import numpy as np
+
+import lems.loss  # noqa: F401 - registers lem_loss (model files name it)
+import lems.metrics  # noqa: F401 - registers the metrics
+import lems.models  # noqa: F401 - registers the model and its layers
+from lems import __version__
+
+# TODO(lead, issue 22): ModelPolicy, TWAP, StaticVWAP, FlexibleRule from lems.policies once that package lands.
+from lems.baselines import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
+from lems.evaluation.backtest import PrecomputedPolicy, allocate_and_backtest, backtest, costed_backtest
+from lems.evaluation.backtest import select_sizes, split_costed
+from lems.evaluation.frames import read_frames
+from lems.evaluation.page import spread_lines, verdicts, write_report
+from lems.evaluation.stats import CLASSICAL_SCHEDULES, headline, headline_table
+from lems.evaluation.tca import tca_table
+from lems.runtime import enable_compilation_cache, fast_compile_enabled, set_fast_compile
+from lems.training import (
+    CONFIG_SECTIONS,
+    FLEXIBLE_KEY,
+    TRACKING_KEY,
+    TrainConfig,
+    build_windows,
+    conditions_from_settings,
+    evaluation_parts,
+    load_bars,
+    split_windows,
+    train,
+)
+
 __all__ = ["build_parser", "main"]
 
 _EXIT_ERROR = 2
@@ -25,6 +56,8 @@ _EXIT_ERROR = 2
 #: Optimizer steps of ``lems demo`` (about 2 minutes of training on 2 CPU cores, 3 minutes in all) and of
 #: ``lems demo --quick``: a fixed number of steps, so that ``--seed`` gives the same numbers on any machine load.
 DEMO_STEPS, QUICK_DEMO_STEPS = 600, 24
+#: File stem of the classical schedules' validation frame that ``lems evaluate`` writes beside its frame.
+VALIDATION_STEM = "backtest_validation"
 
 
 class CLIError(Exception):
@@ -81,7 +114,6 @@ def _config_overrides(parser: argparse.ArgumentParser, skip: Sequence[str] = (),
                       sections: Sequence[str] | None = None) -> None:
     """One ``--setting-name`` option per :class:`TrainConfig` setting of ``sections`` (default: all), grouped by
     section (values are checked by the config)."""
-    from lems.training import CONFIG_SECTIONS
 
     for section, cls in CONFIG_SECTIONS.items():
         if sections is not None and section not in sections:
@@ -106,7 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``lems`` argument parser with its four commands."""
     common = _common()
     parser = _Parser(prog="lems", description="Large Execution Models: learned, leak-free VWAP/TWAP execution.")
-    from lems import __version__
 
     parser.add_argument("--version", action="version", version=f"lems {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -171,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_report_<timestamp>)")
     report.add_argument("--model", default="model", help="label of the model policy (default 'model')")
     report.add_argument("--config", type=Path, default=None, help="settings file with the [execution] section")
+    report.add_argument("--validation", type=Path, default=None, metavar="FRAME",
+                        help="backtest frame of the classical schedules on validation windows, on which the best "
+                             f"one is chosen for the spread ratio (default: {VALIDATION_STEM}.* beside the first "
+                             "frame, written by 'lems evaluate'; else chosen on the scored frames, and said so)")
     _config_overrides(report, skip=("train_size", "risk_aversion"), sections=("execution",))
     _report_options(report)
     report.set_defaults(func=_cmd_report)
@@ -181,12 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
 # Shared steps
 # --------------------------------------------------------------------------------------------------------
 def _apply_backend_options(args: argparse.Namespace, default_fast: bool) -> bool:
-    from lems.training import set_fast_compile
 
     fast = default_fast if args.fast_compile is None else bool(args.fast_compile)
     set_fast_compile(fast)
     if getattr(args, "compile_cache", None) is not None:
-        from lems.training import enable_compilation_cache
 
         enable_compilation_cache(args.compile_cache or None)
     return fast
@@ -214,7 +247,7 @@ def _parquet_errors() -> tuple[type[BaseException], ...]:
     """What ``to_parquet`` raises when parquet cannot be written but CSV can: no engine, or a type the engine
     cannot store (disk errors are not in it: CSV would fail the same way)."""
     try:
-        import pyarrow
+        import pyarrow  # lazily: only to name its error type when a parquet write fails
     except ImportError:
         return (ImportError,)
     return (ImportError, pyarrow.ArrowException)
@@ -237,9 +270,7 @@ def _save_frame(frame, out: Path, fmt: str, stem: str = "backtest") -> Path:
 
 
 def _save_training(result, out: Path) -> None:
-    import json
 
-    import numpy as np
 
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / "model.keras")
@@ -257,24 +288,34 @@ def _save_training(result, out: Path) -> None:
 
 
 def _model_policy(model, n_windows: int):
-    from lems.baselines import ModelPolicy
-
     # one forward pass shape where possible: every new batch shape costs a compilation
     return ModelPolicy(model, batch_size=max(1, n_windows if n_windows <= 4096 else 2048), name="model")
 
 
 def _evaluate(model, windows, min_rate: float, max_rate: float):
-    from lems.baselines import TWAP, FlexibleRule, StaticVWAP
-    from lems.report import allocate_and_backtest
-
     if len(windows) == 0:
         raise CLIError("no window to evaluate (the test split is empty: is the data long enough?)")
     policies = [_model_policy(model, len(windows)), TWAP(), StaticVWAP(), FlexibleRule()]
     return allocate_and_backtest(policies, windows, min_rate=min_rate, max_rate=max_rate)
 
 
+def _classical_frame(windows, min_rate: float, max_rate: float):
+    """Backtest frame of the classical fixed-duration schedules on ``windows`` (the validation windows the best one
+    is chosen on), or None without windows."""
+    if windows is None or len(windows) == 0:
+        return None
+    classical = {"twap": TWAP(), "static_vwap": StaticVWAP()}
+    return backtest({name: classical[name] for name in CLASSICAL_SCHEDULES}, windows, min_rate=min_rate,
+                    max_rate=max_rate)
+
+
+def _print_spread(table) -> None:
+    """The spread ratios and the flexible improvement over the rule per side (:func:`spread_lines`)."""
+    for line in spread_lines(table):
+        _say("  " + line.replace("**", ""))
+
+
 def _print_headline(frame) -> None:
-    from lems.report import headline, verdicts
 
     tables = headline(frame)
     fixed = tables["fixed"].set_index("policy")
@@ -304,9 +345,7 @@ def _print_headline(frame) -> None:
 
 def _training_summary(result) -> str:
     """One line: epochs, steps or time, why training stopped, and the kept epoch with its validation scores."""
-    import numpy as np
 
-    from lems.training import FLEXIBLE_KEY, TRACKING_KEY
 
     line = f"{result.epochs_run} epoch(s) in {result.wall_time_s:.0f} s, stopped by {result.stopped_by}"
     if result.best_epoch is None:
@@ -343,7 +382,6 @@ def _demo_budget(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _demo_config(args: argparse.Namespace):
-    from lems.training import TrainConfig
 
     seed = 0 if args.seed is None else args.seed
     budget = _demo_budget(args)
@@ -372,7 +410,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = _out_dir(args.out, "lems_demo")
     fast = _apply_backend_options(args, default_fast=bool(args.quick))
     config = config.replace(fast_compile=fast)  # recorded in config.toml
-    from lems.training import build_windows, load_bars, split_windows, train
 
     _say(f"lems demo{' --quick' if args.quick else ''}: synthetic 24/7 market, {config.synthetic_assets} assets × "
          f"{config.synthetic_days} days of hourly bars, seed {config.seed}")
@@ -388,14 +425,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     frame, allocations = _evaluate(result.model, splits.test, config.min_rate, config.max_rate)
     _save_training(result, out)
     _save_frame(frame, out, "parquet")
-    from lems.report import write_report
 
     meta = {"data": f"synthetic 24/7 market ({config.synthetic_assets} assets, {config.synthetic_days} days, "
                     f"seed {config.seed})",
             "training": f"{_budget_words(config)}; {_training_summary(result)}"}
     page = write_report(frame, out, allocations=allocations, windows=splits.test, format=args.format,
                         cluster=args.cluster, title="lems demo: learned execution on a synthetic market", meta=meta,
-                        seed=config.seed)
+                        seed=config.seed, validation=_classical_frame(splits.val, config.min_rate, config.max_rate))
     _say("headline (test split):")
     _print_headline(frame)
     _say(f"report: {page}")
@@ -405,7 +441,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace, data: Sequence[str] | None):
-    from lems.training import TrainConfig
 
     config = TrainConfig.load(args.config) if args.config is not None else TrainConfig()
     changes = _overrides(args)
@@ -425,7 +460,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _check_paths(config.data.paths, "data")
     out = _out_dir(args.out, "lems_train")
     _apply_backend_options(args, default_fast=config.fast_compile)
-    from lems.training import train
 
     _say(f"lems train: data {', '.join(config.data.paths)}; lookback {config.lookback}, horizon {config.n_ahead} "
          f"bars")
@@ -439,12 +473,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _load_model(path: Path):
     _check_paths([path], "model file")
-    import keras
-
-    import lems.loss  # noqa: F401 - registers lem_loss
-    import lems.metrics  # noqa: F401 - registers the metrics
-    import lems.models  # noqa: F401 - registers the model and its layers
-
     if not zipfile.is_zipfile(path):
         raise CLIError(f"cannot load model {path}: not a valid .keras model file (not a zip archive)")
     try:
@@ -470,22 +498,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.model} is not a LargeExecutionModel (no lookback / n_ahead)")
     config = config.replace(lookback=int(lookback), n_ahead=int(n_ahead))
     out = _out_dir(args.out, "lems_eval")
-    from lems.report import write_report
-    from lems.training import evaluation_windows
-
-    windows = evaluation_windows(config, args.split)
+    windows, val_windows = evaluation_parts(config, args.split)
     _say(f"lems evaluate: {len(windows)} windows ({args.split}), horizon {n_ahead} bars, limits "
          f"[{config.min_rate:g}, {config.max_rate:g}] of the order per bar")
     frame, allocations = _evaluate(model, windows, config.min_rate, config.max_rate)
     frame_path = _save_frame(frame, out, args.frame_format)
+    validation = _classical_frame(val_windows, config.min_rate, config.max_rate)
+    if validation is not None:
+        _save_frame(validation, out, args.frame_format, stem=VALIDATION_STEM)
+    spread = headline_table(frame, validation=validation, cluster=args.cluster)
     costs, conditions = _costed(config, windows, allocations)
     costs_path = None if costs is None else _save_frame(costs, out, args.frame_format, stem="backtest_costs")
     config.save(out / "config.toml")
     meta = {"model": str(args.model), "data": ", ".join(config.data.paths), "windows": args.split}
     page = write_report(frame, out, allocations=allocations, windows=windows, format=args.format,
                         cluster=args.cluster, meta=meta, seed=config.seed, costs=costs, conditions=conditions,
-                        ac_risk_aversion=config.execution.ac_risk_aversion)
+                        ac_risk_aversion=config.execution.ac_risk_aversion, spread=spread)
     _print_headline(frame)
+    _print_spread(spread)
     if costs is not None:
         _print_costs(costs)
     _say(f"frame: {frame_path}")
@@ -501,7 +531,6 @@ def _costed(config, windows, allocations: dict) -> tuple[Any, Any]:
     execution = config.execution
     if not execution.costed:
         return None, None
-    from lems.report import PrecomputedPolicy, costed_backtest
 
     conditions = execution.conditions()
     _say(f"net of costs: order sizes {', '.join(f'{s:g}' for s in execution.sizes)} of the expected horizon volume, "
@@ -514,7 +543,6 @@ def _costed(config, windows, allocations: dict) -> tuple[Any, Any]:
 
 def _print_costs(costs) -> None:
     """Per size: the fixed-duration implementation shortfall vs arrival of every policy."""
-    from lems.report import tca_table
 
     table = tca_table(costs)
     _say("net of costs, fixed-duration implementation shortfall vs arrival [bps, lower is better]:")
@@ -526,7 +554,6 @@ def _print_costs(costs) -> None:
 def _report_execution(args: argparse.Namespace):
     """The [execution] settings of ``lems report``: --config, else config.toml beside the first frame, then the
     flags."""
-    from lems.training import TrainConfig
 
     path = args.config
     if path is None and (args.frames[0].parent / "config.toml").is_file():
@@ -539,9 +566,6 @@ def _report_execution(args: argparse.Namespace):
 
 def _report_costs(frame, execution) -> tuple[Any, Any, Any]:
     """``(frictionless rows, costed rows of the stated sizes or None, conditions or None)``."""
-    from lems.execution import ExecutionConditions, OrderSize
-    from lems.report import select_sizes, split_costed
-
     free, costed = split_costed(frame)
     if costed is None:
         if execution.costed:
@@ -556,22 +580,43 @@ def _report_costs(frame, execution) -> tuple[Any, Any, Any]:
     if model.is_free and execution.max_participation is None:
         return free, costed, None  # nothing stated: the page says so, no frontier
     size = float(costed["order_size"].iloc[0])
-    conditions = ExecutionConditions(OrderSize(participation=size), model,
-                                     max_participation=execution.max_participation,
-                                     vwap_includes_order=execution.vwap_includes_order, arrival=execution.arrival)
-    return free, costed, conditions
+    return free, costed, conditions_from_settings(execution, sizes=[size])[0]
+
+
+def _report_validation(args: argparse.Namespace):
+    """The classical schedules' validation frame: --validation, else ``backtest_validation.*`` written by
+    ``lems evaluate`` beside the first frame, else None (the best schedule is then chosen on the scored frames)."""
+    path = args.validation
+    if path is None:
+        beside = [args.frames[0].parent / f"{VALIDATION_STEM}.{ext}" for ext in ("parquet", "csv")]
+        path = next((p for p in beside if p.is_file() and p not in args.frames), None)
+    if path is None:
+        return None
+    _check_paths([path], "validation frame")
+    return read_frames([path])
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     _check_paths(args.frames, "frame file")
-    from lems.report import read_frames, write_report
+    given = [p for p in args.frames if Path(p).stem == VALIDATION_STEM]
+    if given and args.validation is None:  # e.g. 'lems report out/*.parquet': that file is the validation frame
+        args.validation = given[0]
+    args.frames = [p for p in args.frames if Path(p).stem != VALIDATION_STEM]
+    if not args.frames:
+        raise CLIError(f"only the validation frame {given[0]} was given: pass the scored frame (backtest.parquet)")
 
     execution = _report_execution(args)
     frame, costs, conditions = _report_costs(read_frames(args.frames), execution)
     out = _out_dir(args.out, "lems_report")
+    policies = set(frame["policy"].astype(str))
+    spread = None
+    if args.model in policies and policies & set(CLASSICAL_SCHEDULES) and "diff" in frame.columns:
+        spread = headline_table(frame, args.model, validation=_report_validation(args), cluster=args.cluster)
+        for line in spread_lines(spread, args.model):
+            _say("  " + line.replace("**", ""))
     page = write_report(frame, out, format=args.format, model=args.model, cluster=args.cluster,
                         meta={"frames": ", ".join(map(str, args.frames))}, costs=costs, conditions=conditions,
-                        ac_risk_aversion=execution.ac_risk_aversion)
+                        ac_risk_aversion=execution.ac_risk_aversion, spread=spread)
     _say(f"report: {page}")
     _say(str(out.resolve()))
     return 0
@@ -597,7 +642,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         sys.stderr.write("lems: error: choose a command: demo, train, evaluate or report (see 'lems --help')\n")
         return _EXIT_ERROR
-    from lems.training import fast_compile_enabled, set_fast_compile
 
     previous = fast_compile_enabled()  # commands choose their own setting; restored on return
     try:

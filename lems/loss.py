@@ -18,7 +18,7 @@ Targets ``y`` (EXECUTION.md §5 and its extension for costs):
   4     ``volume_ratio``  expected horizon volume (lookback mean bar volume x H) / realised horizon volume
   ====  ================  ==============================================================================
 
-  :func:`lems.backtest.cost_targets` builds them from a :class:`~lems.data.windows.WindowSet`; ``lem_loss``
+  :func:`lems.data.targets.cost_targets` builds them from a :class:`~lems.data.windows.WindowSet`; ``lem_loss``
   accepts them too (it reads channels 0 and 1 only).
 
 An order's size is NOT a model input: a cost-aware model is trained for one order size (its participation in
@@ -181,7 +181,7 @@ def cost_execution(y_true, y_pred, *, cost_model: CostModel | None = None, order
     if not extended and (cost_model.needs_sigma or cost_model.needs_half_spread):
         raise ValueError(f"{type(cost_model).__name__} needs per-window sigma / half-spread: pass extended targets "
                          f"(batch, H, {len(TARGET_CHANNELS)}) with channels {TARGET_CHANNELS} "
-                         "(lems.backtest.cost_targets), got shape " + str(tuple(y_true.shape)))
+                         "(lems.data.targets.cost_targets), got shape " + str(tuple(y_true.shape)))
     if array_namespace(y_true, y_pred) is ops:  # one namespace for every array (numpy stays float64 numpy)
         y_pred = ops.convert_to_tensor(y_pred)
         y_true = ops.cast(y_true, y_pred.dtype)
@@ -335,7 +335,7 @@ def make_lem_loss(cost_model: CostModel | None = None, order_participation: floa
 
     Example::
 
-        from lems.backtest import cost_targets
+        from lems.data.targets import cost_targets
         from lems.execution import SpreadCost, SquareRootImpact
         loss = make_lem_loss(SquareRootImpact(coef=1.0) + SpreadCost(2.0), order_participation=0.05)
         model.compile(optimizer="adam", loss=loss)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import sys
+import types
 import warnings
 
 import keras
@@ -77,3 +78,34 @@ def set_random_seed(seed: int) -> None:
         import torch
 
         torch.manual_seed(seed)
+
+
+class _ForwardingModule(types.ModuleType):
+    """A re-export module whose attribute assignments also reach the modules that define the names, so that
+    patching a re-exported setting (e.g. a test's ``monkeypatch.setattr(lems.backtest, "_ALLOCATION_CELLS", 7)``)
+    changes the code that reads it."""
+
+    def __setattr__(self, name: str, value) -> None:
+        for source in self.__dict__.get("_reexported_from", ()):
+            if name in vars(source):
+                setattr(source, name, value)
+        super().__setattr__(name, value)
+
+
+def reexport(module_name: str, *sources: types.ModuleType, moved_to: str | None = None) -> None:
+    """Make ``module_name`` re-export every name of ``sources`` (public and private, later sources win), forward
+    assignments to them, and (with ``moved_to``) warn with a ``DeprecationWarning`` that the module moved.
+
+    Used by the old flat modules (``lems.backtest``, ``lems.report``) and by package ``__init__`` files whose
+    names live in sub-modules.
+    """
+    module = sys.modules[module_name]
+    for source in sources:
+        for name, value in vars(source).items():
+            if not (name.startswith("__") and name.endswith("__")):
+                module.__dict__[name] = value
+    module.__dict__["_reexported_from"] = tuple(sources)
+    module.__class__ = _ForwardingModule
+    if moved_to is not None:
+        warnings.warn(f"{module_name} is deprecated: import from {moved_to} instead (the old path works for one "
+                      "release)", DeprecationWarning, stacklevel=3)
