@@ -7,11 +7,21 @@ dataset with a ``symbol`` column (filtered scan), a flat folder with one file (C
 or one sub-folder per symbol, or an in-memory frame.
 
 A :class:`SymbolUniverse` turns a source into windows. It never materialises the ``(N, lookback + H - 1, F)``
-array of all windows: :meth:`SymbolUniverse.split` makes one pass over the symbols to validate them and
-count their windows per part (train / validation / test, by time, purged exactly as
-:meth:`lems.data.windows.WindowSet.split`), keeping only counts; :meth:`UniverseWindows.batches` serves
+array of all windows: :meth:`SymbolUniverse.split` makes one pass over the symbols that reads only what counting
+needs (each symbol's timestamps, where volume traded, notional per day: a small per-symbol index, optionally
+cached on disk) and keeps a count of windows per part (train / validation / test, by time, purged exactly as
+:meth:`lems.data.windows.WindowSet.split`), reporting progress per symbol; :meth:`UniverseWindows.batches` serves
 fixed-shape batches gathered on the fly by :func:`lems.data.windows.build_batch` (the same rows as
-:func:`lems.data.windows.make_windows`) from per-symbol states held in a bounded cache.
+:func:`lems.data.windows.make_windows`); :meth:`UniverseWindows.chunks` serves a part (validation, test) as
+:class:`WindowSet` chunks of bounded size, so scoring never holds every window.
+
+Symbol split: :meth:`SymbolUniverse.split_symbols` holds out a seeded fraction of the symbols (stratified by
+the terciles of a training-period liquidity, :func:`choose_holdout`) or a list; held-out symbols never enter
+the training or validation parts and get their own test part (:class:`UniverseSplit`).
+
+Symbol weighting (:meth:`UniverseWindows.symbol_weights`, ``batches(weighting=...)``): per window (every window
+weighs 1, so liquid symbols with more valid windows weigh more), per symbol (each symbol's windows together weigh
+the same) or by notional (in proportion to the symbol's training-period median daily notional).
 
 Shuffling across symbols with bounded memory: each epoch, the symbols are shuffled and cut into blocks of
 ``block_symbols``; the windows of a block (all its symbols, all times) are shuffled together and served in
@@ -549,7 +559,8 @@ class SymbolUniverse:
             ``cache_symbols`` times one symbol's compact state (:meth:`SymbolState.compact`). Batches do not use
             this cache (see :class:`UniverseDataset`).
         cache_dir: Folder of the per-symbol index cache (e.g. :func:`default_cache_dir`); None: no cache. Only
-            sources read from files or folders per symbol are cached.
+            sources read from files or folders per symbol are cached (about 1.2 MB per symbol of 72,000 bars);
+            files of changed sources are not removed (delete the folder to reclaim the space).
         **source_options: Passed to :func:`open_symbols` when ``source`` is not a :class:`SymbolSource`.
 
     Attributes:
@@ -868,9 +879,9 @@ class UniverseWindows:
 
         Chunks follow the symbols in sorted order (a symbol's windows may span two chunks), and each chunk's rows
         are ordered by (origin time, symbol); together they hold exactly the rows of :meth:`to_window_set`.
-        Memory: one chunk (``max_windows * (lookback + H - 1) * F * 4`` bytes of ``X``, 216 MB for 65,536
-        windows of 48 + 11 bars and 14 channels) plus one symbol's state; each window is built once, from its
-        origin (no window outside the part is built).
+        Memory: the chunk being built (``max_windows * (lookback + H - 1) * F * 4`` bytes of ``X``, 216 MB for
+        65,536 windows of 48 + 11 bars and 14 channels), the one the caller holds, and one symbol's state; each
+        window is built once, from its origin (no window outside the part is built).
 
         Args:
             max_windows: Rows per chunk (the last one may hold fewer); None: one chunk (:meth:`to_window_set`).
@@ -941,20 +952,37 @@ def _state_windows(state: SymbolState, origins: np.ndarray, bars: bool) -> Windo
                      bars={state.symbol: state.bars} if bars else {})
 
 
-def _concat_window_sets(sets: Sequence[WindowSet]) -> WindowSet:
-    """One :class:`WindowSet` from sets of distinct symbols (each in time order), rows by (origin time, symbol)."""
+def _concat_window_sets(sets: list[WindowSet]) -> WindowSet:
+    """One :class:`WindowSet` from sets of distinct symbols (each in time order), rows by (origin time, symbol).
+
+    Consumes ``sets`` (empties the list): each set's rows are written to their place in the output and the set
+    is dropped, so memory peaks at about the output plus one set, not twice the output.
+    """
     first = sets[0]
     if len(sets) == 1:
-        return first
+        return sets.pop()
     per_row = ("X", "y", "asset", "origin_index", "reference_price", "prices", "volumes")
-    joined = {k: np.concatenate([getattr(s, k) for s in sets]) for k in per_row}
     origin = np.concatenate([s.origin.as_unit("ns").asi8 for s in sets])
     end = np.concatenate([s.horizon_end.as_unit("ns").asi8 for s in sets])
-    order = np.lexsort((joined["asset"].astype(str), origin))
-    ordered = {k: v[order] for k, v in joined.items()}
-    bars = {k: v for s in sets for k, v in s.bars.items()}
-    return WindowSet(**ordered, origin=_utc(origin[order]), horizon_end=_utc(end[order]),
-                     lookback=first.lookback, n_ahead=first.n_ahead, bars=bars)
+    asset = np.concatenate([s.asset for s in sets])
+    order = np.lexsort((asset.astype(str), origin))
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    out = {k: np.empty((order.size, *getattr(first, k).shape[1:]), getattr(first, k).dtype) for k in per_row}
+    bars: dict[str, pd.DataFrame] = {}
+    lo = 0
+    lookback, n_ahead = first.lookback, first.n_ahead
+    del first
+    while sets:
+        part = sets.pop(0)
+        rows = position[lo:lo + len(part)]
+        for k in per_row:
+            out[k][rows] = getattr(part, k)
+        bars.update(part.bars)
+        lo += len(part)
+        del part
+    return WindowSet(**out, origin=_utc(origin[order]), horizon_end=_utc(end[order]), lookback=lookback,
+                     n_ahead=n_ahead, bars=bars)
 
 
 def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
