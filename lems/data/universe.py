@@ -834,6 +834,21 @@ class UniverseWindows:
         return UniverseWindows(self.universe, self.name, rule, self.symbols, -(-self.counts // int(every)),
                                self.liquidity)
 
+    def thin_to(self, max_windows: int) -> UniverseWindows:
+        """:meth:`thin` by the smallest ``every`` that leaves at most ``max_windows`` windows (the part itself when
+        it is small enough): e.g. a validation pass of bounded cost on a large universe.
+
+        Raises:
+            ValueError: ``max_windows < 1``, or more symbols than ``max_windows`` (each keeps at least one window).
+        """
+        if int(max_windows) < 1 or len(self.symbols) > int(max_windows):
+            raise ValueError(f"cannot keep at most {max_windows} windows of {len(self.symbols)} symbols (each "
+                             "symbol keeps at least one)")
+        every = max(-(-len(self) // int(max_windows)), 1)
+        while int((-(-self.counts // every)).sum()) > int(max_windows):
+            every += 1
+        return self if every == 1 else self.thin(every)
+
     def symbol_weights(self, weighting: str = "window") -> np.ndarray:
         """Per-window training weight of each symbol's windows, ``(n_symbols,)``, mean 1 over the part's windows.
 

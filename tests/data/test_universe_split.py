@@ -231,3 +231,19 @@ def test_split_reports_progress(folder):
     assert [d for d, _, _ in seen] == list(range(1, 10)) and {t for _, t, _ in seen} == {9}
     assert all(b[2] >= a[2] >= 0 for a, b in zip(seen, seen[1:]))
     assert universe.loads == 0  # the split builds no per-symbol state
+
+
+def test_thin_to_bounds_the_part(folder):
+    bars, root = folder
+    val = SymbolUniverse(root, LOOKBACK, H).split(*_dates(bars))[1]
+    for cap in (9, 100, 1000, len(val), 10 * len(val)):
+        small = val.thin_to(cap)
+        assert len(small) <= cap and small.symbols == val.symbols
+        assert sum(len(c) for c in small.chunks(64, bars=False)) == len(small)
+        if cap >= len(val):
+            assert small is val
+        else:
+            every = small._rule.every
+            assert int((-(-val.counts // (every - 1))).sum()) > cap  # the smallest such thinning
+    with pytest.raises(ValueError, match="at most"):
+        val.thin_to(len(val.symbols) - 1)
