@@ -653,10 +653,12 @@ class SymbolUniverse:
         return self.cache_dir / f"{_safe_name(symbol)}-{digest}.npz"
 
     def _scan(self, rules: Mapping[str, _TimeRule], liquidity_before: int | None,
-              progress: SplitProgress | None) -> tuple[np.ndarray, np.ndarray]:
-        """``(counts (n_rules, n_symbols), liquidity (n_symbols,))`` from one pass over the symbols' indexes."""
+              progress: SplitProgress | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(counts (n_rules, n_symbols), liquidity (n_symbols,), n_bars (n_symbols,))`` from one pass over the
+        symbols' indexes."""
         counts = np.zeros((len(rules), len(self.symbols)), np.int64)
         liquidity = np.zeros(len(self.symbols))
+        n_bars = np.zeros(len(self.symbols), np.int64)
         start = time.perf_counter()
         for j, symbol in enumerate(self.symbols):
             index = self.index(symbol)
@@ -664,16 +666,17 @@ class SymbolUniverse:
             for k, rule in enumerate(rules.values()):
                 counts[k, j] = rule.select(index.ns, origins, self.n_ahead).size
             liquidity[j] = index.liquidity(liquidity_before)
+            n_bars[j] = index.ns.size
             if progress is not None:
                 progress(j + 1, len(self.symbols), time.perf_counter() - start)
-        return counts, liquidity
+        return counts, liquidity, n_bars
 
     # -- parts -----------------------------------------------------------------------------------
     def windows(self, *, progress: SplitProgress | None = None) -> UniverseWindows:
         """All windows (no time split); one pass over the symbols to count them (liquidity over every day)."""
         rule = _TimeRule()
-        counts, liquidity = self._scan({"all": rule}, None, progress)
-        return UniverseWindows(self, "all", rule, self.symbols, counts[0], liquidity)
+        counts, liquidity, n_bars = self._scan({"all": rule}, None, progress)
+        return UniverseWindows(self, "all", rule, self.symbols, counts[0], liquidity, n_bars)
 
     def split(self, train_end, val_end=None, *, progress: SplitProgress | None = None) -> tuple[UniverseWindows, ...]:
         """Time split with purging, as :meth:`lems.data.windows.WindowSet.split`, every symbol in every part.
@@ -695,8 +698,8 @@ class SymbolUniverse:
             ValueError: ``val_end`` before ``train_end``, a fraction outside ``[0, 1]``, invalid bars.
         """
         rules = self._rules(train_end, val_end, progress)
-        counts, liquidity = self._scan(rules, next(iter(rules.values())).last_before, progress)
-        return tuple(UniverseWindows(self, name, rule, self.symbols, counts[k], liquidity)
+        counts, liquidity, n_bars = self._scan(rules, next(iter(rules.values())).last_before, progress)
+        return tuple(UniverseWindows(self, name, rule, self.symbols, counts[k], liquidity, n_bars)
                      for k, (name, rule) in enumerate(rules.items()))
 
     def split_symbols(self, train_end, val_end=None, *, holdout: float | Sequence[str] | None = 0.2, seed: int = 0,
@@ -724,7 +727,7 @@ class SymbolUniverse:
         """
         rules = self._rules(train_end, val_end, progress)
         train_rule = next(iter(rules.values()))
-        counts, liquidity = self._scan(rules, train_rule.last_before, progress)
+        counts, liquidity, n_bars = self._scan(rules, train_rule.last_before, progress)
         held = choose_holdout(self.symbols, holdout, seed=seed, liquidity=liquidity if stratify else None)
         unseen = np.isin(np.array(self.symbols, dtype=object), list(held))
         seen_symbols = [s for s, u in zip(self.symbols, unseen) if not u]
@@ -733,7 +736,7 @@ class SymbolUniverse:
         def part(name: str, symbols_mask: np.ndarray, names: list[str], out_name: str) -> UniverseWindows:
             k = list(rules).index(name)
             return UniverseWindows(self, out_name, rules[name], names, counts[k][symbols_mask],
-                                   liquidity[symbols_mask])
+                                   liquidity[symbols_mask], n_bars[symbols_mask])
 
         return UniverseSplit(
             train=part("train", ~unseen, seen_symbols, "train"),
@@ -801,15 +804,18 @@ class UniverseWindows:
         counts: ``(n_symbols,)`` windows per symbol.
         liquidity: ``(n_symbols,)`` median notional per complete UTC day before the split's ``train_end`` (every
             day for :meth:`SymbolUniverse.windows`) [quote currency], or None.
+        n_bars: ``(n_symbols,)`` bars per symbol seen by the split (lets a batch block be built without holding
+            every state of the block twice), or None.
     """
 
     def __init__(self, universe: SymbolUniverse, name: str, rule: _TimeRule, symbols: Sequence[str],
-                 counts: np.ndarray, liquidity: np.ndarray | None = None) -> None:
+                 counts: np.ndarray, liquidity: np.ndarray | None = None, n_bars: np.ndarray | None = None) -> None:
         keep = np.asarray(counts) > 0
         self.universe, self.name, self._rule = universe, name, rule
         self.symbols = tuple(s for s, k in zip(symbols, keep) if k)
         self.counts = np.asarray(counts, np.int64)[keep]
         self.liquidity = None if liquidity is None else np.asarray(liquidity, np.float64)[keep]
+        self.n_bars = None if n_bars is None else np.asarray(n_bars, np.int64)[keep]
 
     def __len__(self) -> int:
         return int(self.counts.sum())
@@ -832,7 +838,7 @@ class UniverseWindows:
             raise ValueError(f"every must be >= 1, got {every}")
         rule = dataclasses.replace(self._rule, every=self._rule.every * int(every))
         return UniverseWindows(self.universe, self.name, rule, self.symbols, -(-self.counts // int(every)),
-                               self.liquidity)
+                               self.liquidity, self.n_bars)
 
     def thin_to(self, max_windows: int) -> UniverseWindows:
         """:meth:`thin` by the smallest ``every`` that leaves at most ``max_windows`` windows (the part itself when
@@ -1021,26 +1027,63 @@ def merge_states(states: Sequence[SymbolState]) -> tuple[SymbolState, np.ndarray
     Returns:
         ``(merged, offsets)``: origin index ``i`` of ``states[k]`` is ``i + offsets[k]`` in ``merged``.
     """
-    first = states[0]
-    if any((s.lookback, s.n_ahead, s.n_days_profile) != (first.lookback, first.n_ahead, first.n_days_profile)
-           for s in states):
-        raise ValueError("merge_states: the states differ in lookback, n_ahead or n_days_profile")
-    offsets = np.cumsum([0] + [s.n_bars for s in states])[:-1].astype(np.int64)
-    slot_base = np.cumsum([0] + [int(s.slots.code.max()) + 1 for s in states])[:-1]
-    volume = np.concatenate([s.volume for s in states])
-    slots = np.concatenate([s.slots.code + base for s, base in zip(states, slot_base)])
-    names = ", ".join(s.symbol for s in states[:3]) + (f" and {len(states) - 3} more" if len(states) > 3 else "")
+    merger = _Merger([s.n_bars for s in states])
+    for state in states:
+        merger.add(state)
+    return merger.finish(), merger.offsets
 
-    def joined(name: str) -> np.ndarray:
-        return np.concatenate([getattr(s, name) for s in states])
 
-    merged = SymbolState(
-        symbol=names, bars=first.bars.iloc[:0], lookback=first.lookback, n_ahead=first.n_ahead,
-        n_days_profile=first.n_days_profile, observed=joined("observed"), known=joined("known"), volume=volume,
-        price=joined("price"), ns=joined("ns"), slots=build_slot_index(slots, volume),
-        traded=np.r_[0, np.cumsum(volume > 0)],
-    )
-    return merged, offsets
+class _Merger:
+    """Builds the state of :func:`merge_states` from states added one at a time into arrays sized up front, so
+    a caller that loads each state, adds it and drops it holds the merged arrays and one state, not every state
+    plus their concatenation."""
+
+    _ROWS = ("observed", "known", "volume", "price", "ns")
+
+    def __init__(self, n_bars: Sequence[int]) -> None:
+        sizes = np.asarray(n_bars, np.int64)
+        self.offsets = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+        self.sizes, self.total = sizes, int(sizes.sum())
+        self.added: list[str] = []
+        self._first: SymbolState | None = None
+        self._arrays: dict[str, np.ndarray] = {}
+        self._slots = np.empty(self.total, np.int64)
+        self._slot_base = 0
+
+    def add(self, state: SymbolState) -> None:
+        """Copy the next state (in the order of ``n_bars``) into the merged arrays."""
+        k = len(self.added)
+        if k >= self.sizes.size or state.n_bars != self.sizes[k]:
+            expected = "no more state" if k >= self.sizes.size else f"{self.sizes[k]} bars"
+            raise ValueError(f"merge_states: state of '{state.symbol}' has {state.n_bars} bars, expected {expected} "
+                             "(its data changed since the split)")
+        if self._first is None:
+            self._first = state
+            self._arrays = {name: np.empty((self.total, *getattr(state, name).shape[1:]), getattr(state, name).dtype)
+                            for name in self._ROWS}
+        first = self._first
+        if (state.lookback, state.n_ahead, state.n_days_profile) != (first.lookback, first.n_ahead,
+                                                                    first.n_days_profile):
+            raise ValueError("merge_states: the states differ in lookback, n_ahead or n_days_profile")
+        rows = slice(int(self.offsets[k]), int(self.offsets[k]) + state.n_bars)
+        for name, array in self._arrays.items():
+            array[rows] = getattr(state, name)
+        self._slots[rows] = state.slots.code + self._slot_base
+        self._slot_base += int(state.slots.code.max()) + 1
+        self.added.append(state.symbol)
+
+    def finish(self) -> SymbolState:
+        """The merged state (every state of ``n_bars`` added)."""
+        if len(self.added) != self.sizes.size or self._first is None:
+            raise ValueError(f"merge_states: {len(self.added)} of {self.sizes.size} states added")
+        first, arrays, volume = self._first, self._arrays, self._arrays["volume"]
+        names = ", ".join(self.added[:3]) + (f" and {len(self.added) - 3} more" if len(self.added) > 3 else "")
+        return SymbolState(
+            symbol=names, bars=first.bars.iloc[:0], lookback=first.lookback, n_ahead=first.n_ahead,
+            n_days_profile=first.n_days_profile, observed=arrays["observed"], known=arrays["known"], volume=volume,
+            price=arrays["price"], ns=arrays["ns"], slots=build_slot_index(self._slots, volume),
+            traded=np.r_[0, np.cumsum(volume > 0)],
+        )
 
 
 class _Block(NamedTuple):
@@ -1141,16 +1184,23 @@ class UniverseDataset(keras.utils.PyDataset):
 
     def _build_block(self, b: int, order: np.ndarray) -> _Block:
         codes = order[b * self.block_symbols:(b + 1) * self.block_symbols]
-        states = [self.universe.load(self.windows.symbols[c]) for c in codes]
-        merged, offsets = merge_states(states)
         code, local = [], []
-        for c, state in zip(codes, states):
+        merger = None if self.windows.n_bars is None else _Merger(self.windows.n_bars[codes])
+        states = []
+        for c in codes:  # with the split's bar counts, each state is copied into the block and dropped
+            state = self.universe.load(self.windows.symbols[c])
             o = self.windows.select(state)
             if o.size != self.windows.counts[c]:
                 raise ValueError(f"symbol '{state.symbol}' has {o.size} {self.windows.name} windows, counted "
                                  f"{self.windows.counts[c]}: its data changed during training")
             code.append(np.full(o.size, c, np.int32))
             local.append(o)
+            if merger is None:
+                states.append(state)
+            else:
+                merger.add(state)
+            del state
+        merged, offsets = merge_states(states) if merger is None else (merger.finish(), merger.offsets)
         code_arr, local_arr = np.concatenate(code), np.concatenate(local)
         origin = local_arr + np.repeat(offsets, [o.size for o in local])
         rows = np.lexsort((code_arr, merged.ns[origin]))

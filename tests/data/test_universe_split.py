@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import numpy as np
@@ -247,3 +248,19 @@ def test_thin_to_bounds_the_part(folder):
             assert int((-(-val.counts // (every - 1))).sum()) > cap  # the smallest such thinning
     with pytest.raises(ValueError, match="at most"):
         val.thin_to(len(val.symbols) - 1)
+
+
+def test_blocks_built_from_split_bar_counts_equal_blocks_of_loaded_states(folder):
+    bars, root = folder
+    train = SymbolUniverse(root, LOOKBACK, H).split(*_dates(bars))[0]
+    assert train.n_bars is not None and train.n_bars.sum() == len(bars)
+    streamed = train.batches(64, shuffle=True, seed=2, block_symbols=4)
+    fallback = train.batches(64, shuffle=True, seed=2, block_symbols=4)
+    fallback.windows = copy.copy(train)
+    fallback.windows.n_bars = None  # e.g. a part built without the split's bar counts: states merged at once
+    for i in (0, len(streamed) // 2, len(streamed) - 1):
+        (xa, _, _), ya, wa = streamed[i]
+        (xb, _, _), yb, wb = fallback[i]
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(wa, wb)
