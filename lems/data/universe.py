@@ -898,14 +898,15 @@ class UniverseWindows:
                bars: bool = True) -> Iterator[WindowSet]:
         """The part's windows as :class:`WindowSet` chunks of at most ``max_windows`` rows, built lazily.
 
-        Chunks follow the symbols in sorted order (a symbol's windows may span two chunks), and each chunk's rows
-        are ordered by (origin time, symbol); together they hold exactly the rows of :meth:`to_window_set`.
-        Memory: the chunk being built (``max_windows * (lookback + H - 1) * F * 4`` bytes of ``X``, 216 MB for
-        65,536 windows of 48 + 11 bars and 14 channels), the one the caller holds, and one symbol's state; each
-        window is built once, from its origin (no window outside the part is built).
+        Rows go symbol by symbol (sorted), in time order inside a symbol; a symbol's windows may span two chunks.
+        Every chunk but the last holds exactly ``max_windows`` rows, and together they hold exactly the rows of
+        :meth:`to_window_set` (which orders them by (origin time, symbol)). Memory: the chunk being built
+        (``max_windows * (lookback + H - 1) * F * 4`` bytes of ``X``, 216 MB for 65,536 windows of 48 + 11 bars
+        and 14 channels), the one the caller holds, and one symbol's state; each window is built once, from its
+        origin (no window outside the part is built), straight into its chunk.
 
         Args:
-            max_windows: Rows per chunk (the last one may hold fewer); None: one chunk (:meth:`to_window_set`).
+            max_windows: Rows per chunk (the last one may hold fewer); None: one chunk of every window.
             symbols: Only these symbols (default: all of the part).
             bars: Fill :attr:`WindowSet.bars` with the calendar bars of the chunk's symbols (needed by the
                 baselines of :mod:`lems.baselines`); False saves one symbol frame per symbol of the chunk.
@@ -921,8 +922,9 @@ class UniverseWindows:
             raise ValueError(f"max_windows must be >= 1 or None, got {max_windows}")
         chosen = self._chosen(symbols)
         count = dict(zip(self.symbols, self.counts.tolist()))
-        pending: list[WindowSet] = []
-        held = 0
+        remaining = sum(count[s] for s in chosen)
+        size = remaining if max_windows is None else int(max_windows)
+        chunk: _ChunkBuilder | None = None
         for symbol in chosen:
             state = self.universe.load(symbol, compact=not bars)
             origins = self.select(state)
@@ -931,22 +933,21 @@ class UniverseWindows:
                                  f"{count[symbol]}: its data changed since the split")
             pos = 0
             while pos < origins.size:
-                room = origins.size - pos if max_windows is None else int(max_windows) - held
-                piece = origins[pos:pos + room]
-                pending.append(_state_windows(state, piece, bars))
-                held, pos = held + piece.size, pos + piece.size
-                if max_windows is not None and held == int(max_windows):
-                    yield _concat_window_sets(pending)
-                    pending, held = [], 0
-        if pending:
-            yield _concat_window_sets(pending)
+                if chunk is None:
+                    chunk = _ChunkBuilder(min(size, remaining), state, bars)
+                taken = chunk.add(state, origins[pos:pos + chunk.room])
+                pos, remaining = pos + taken, remaining - taken
+                if chunk.room == 0:
+                    yield chunk.finish()
+                    chunk = None
+            del state
 
     def to_window_set(self, symbols: Sequence[str] | None = None) -> WindowSet:
         """Materialise the part's windows of ``symbols`` (default: all) as a :class:`WindowSet`.
 
         For small parts only (a validation period of a few symbols, the symbol left out): it holds every window
-        in memory; use :meth:`chunks` for a universe. Rows are ordered by (origin time, symbol), as
-        :func:`make_windows` orders them.
+        in memory (twice while ordering them); use :meth:`chunks` for a universe. Rows are ordered by (origin
+        time, symbol), as :func:`make_windows` orders them.
 
         Raises:
             ValueError: a symbol without windows in this part.
@@ -955,55 +956,52 @@ class UniverseWindows:
         if not chosen:
             u = self.universe
             return _empty_set({}, u.lookback, u.n_ahead)
-        return next(self.chunks(None, symbols=chosen))
+        ws = next(self.chunks(None, symbols=chosen))
+        if len(chosen) == 1:
+            return ws
+        return ws.subset(np.lexsort((ws.asset.astype(str), ws.origin.as_unit("ns").asi8)))
 
 
-def _state_windows(state: SymbolState, origins: np.ndarray, bars: bool) -> WindowSet:
-    """The windows of one symbol at ``origins`` (built ``_CHUNK`` origins at a time, bounded transients)."""
-    n, lb, h = origins.size, state.lookback, state.n_ahead
-    x = np.empty((n, lb + h - 1, len(FEATURE_NAMES)), np.float32)
-    y = np.empty((n, h, 2), np.float32)
-    ref, prices, volumes = np.empty(n), np.empty((n, h)), np.empty((n, h))
-    for lo in range(0, n, _CHUNK):
-        sl = slice(lo, lo + _CHUNK)
-        x[sl], y[sl], ref[sl], prices[sl], volumes[sl] = build_batch(state, origins[sl])
-    return WindowSet(X=x, y=y, origin=_utc(state.ns[origins]), asset=np.full(n, state.symbol, dtype=object),
-                     origin_index=origins.astype(np.int64), reference_price=ref, prices=prices, volumes=volumes,
-                     horizon_end=_utc(state.ns[origins + h - 1]), lookback=lb, n_ahead=h,
-                     bars={state.symbol: state.bars} if bars else {})
+class _ChunkBuilder:
+    """A :class:`WindowSet` of ``size`` rows filled symbol by symbol, each window built in place."""
 
+    def __init__(self, size: int, like: SymbolState, bars: bool) -> None:
+        lb, h = like.lookback, like.n_ahead
+        self.lookback, self.n_ahead, self.size, self.filled, self.with_bars = lb, h, int(size), 0, bool(bars)
+        self.x = np.empty((size, lb + h - 1, len(FEATURE_NAMES)), np.float32)
+        self.y = np.empty((size, h, 2), np.float32)
+        self.ref, self.prices, self.volumes = np.empty(size), np.empty((size, h)), np.empty((size, h))
+        self.origin_ns, self.end_ns = np.empty(size, np.int64), np.empty(size, np.int64)
+        self.origin_index, self.asset = np.empty(size, np.int64), np.empty(size, dtype=object)
+        self.bars: dict[str, pd.DataFrame] = {}
 
-def _concat_window_sets(sets: list[WindowSet]) -> WindowSet:
-    """One :class:`WindowSet` from sets of distinct symbols (each in time order), rows by (origin time, symbol).
+    @property
+    def room(self) -> int:
+        """Rows still free."""
+        return self.size - self.filled
 
-    Consumes ``sets`` (empties the list): each set's rows are written to their place in the output and the set
-    is dropped, so memory peaks at about the output plus one set, not twice the output.
-    """
-    first = sets[0]
-    if len(sets) == 1:
-        return sets.pop()
-    per_row = ("X", "y", "asset", "origin_index", "reference_price", "prices", "volumes")
-    origin = np.concatenate([s.origin.as_unit("ns").asi8 for s in sets])
-    end = np.concatenate([s.horizon_end.as_unit("ns").asi8 for s in sets])
-    asset = np.concatenate([s.asset for s in sets])
-    order = np.lexsort((asset.astype(str), origin))
-    position = np.empty_like(order)
-    position[order] = np.arange(order.size)
-    out = {k: np.empty((order.size, *getattr(first, k).shape[1:]), getattr(first, k).dtype) for k in per_row}
-    bars: dict[str, pd.DataFrame] = {}
-    lo = 0
-    lookback, n_ahead = first.lookback, first.n_ahead
-    del first
-    while sets:
-        part = sets.pop(0)
-        rows = position[lo:lo + len(part)]
-        for k in per_row:
-            out[k][rows] = getattr(part, k)
-        bars.update(part.bars)
-        lo += len(part)
-        del part
-    return WindowSet(**out, origin=_utc(origin[order]), horizon_end=_utc(end[order]), lookback=lookback,
-                     n_ahead=n_ahead, bars=bars)
+    def add(self, state: SymbolState, origins: np.ndarray) -> int:
+        """Build the windows of ``state`` at ``origins`` (at most :attr:`room`) into the next rows; their count."""
+        origins = origins[: self.room]
+        lo = self.filled
+        for start in range(0, origins.size, _CHUNK):
+            part = origins[start:start + _CHUNK]
+            rows = slice(lo + start, lo + start + part.size)
+            self.x[rows], self.y[rows], self.ref[rows], self.prices[rows], self.volumes[rows] = build_batch(state, part)
+        rows = slice(lo, lo + origins.size)
+        self.origin_ns[rows], self.end_ns[rows] = state.ns[origins], state.ns[origins + self.n_ahead - 1]
+        self.origin_index[rows], self.asset[rows] = origins, state.symbol
+        if self.with_bars:
+            self.bars[state.symbol] = state.bars
+        self.filled += origins.size
+        return int(origins.size)
+
+    def finish(self) -> WindowSet:
+        """The filled :class:`WindowSet`."""
+        return WindowSet(X=self.x, y=self.y, origin=_utc(self.origin_ns), asset=self.asset,
+                         origin_index=self.origin_index, reference_price=self.ref, prices=self.prices,
+                         volumes=self.volumes, horizon_end=_utc(self.end_ns), lookback=self.lookback,
+                         n_ahead=self.n_ahead, bars=self.bars)
 
 
 def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
@@ -1177,9 +1175,9 @@ class UniverseDataset(keras.utils.PyDataset):
         key = (self.epoch, b)
         with self._lock:
             if key not in self._blocks:
-                self._blocks[key] = self._build_block(b, order)
-                while len(self._blocks) > 2:
+                while len(self._blocks) > 1:  # evict before building: at most two blocks in the cache, ever
                     self._blocks.popitem(last=False)
+                self._blocks[key] = self._build_block(b, order)
             return self._blocks[key]
 
     def _build_block(self, b: int, order: np.ndarray) -> _Block:

@@ -150,9 +150,12 @@ def test_chunks_equal_the_materialised_windows(folder, max_windows):
     assert all(len(c) <= max_windows for c in chunks) and sum(len(c) for c in chunks) == len(whole)
     assert len(chunks) == -(-len(whole) // max_windows)
     for c in chunks:
+        names = c.asset.astype(str)
+        assert np.all(names[1:] >= names[:-1])  # symbol by symbol, time order inside a symbol
         t = c.origin.as_unit("ns").asi8
-        assert np.all(np.diff(t) >= 0)  # (origin time, symbol) inside a chunk
+        assert np.all((np.diff(t) > 0) | (names[1:] != names[:-1]))
         assert set(c.bars) == set(c.asset)
+    assert all(len(c) == max_windows for c in chunks[:-1])
     asset = np.concatenate([c.asset for c in chunks])
     origin = np.concatenate([c.origin_index for c in chunks])
     order = np.lexsort((origin, asset.astype(str)))
