@@ -1,7 +1,8 @@
 """Time and memory to the first training batch, and while serving batches and validation chunks, on a universe.
 
-Data: a folder of one file per symbol (default ``shared/data/binance_5m_2024`` beside the checkout or above it: 102 Binance spot USDT pairs,
-5-minute bars, 2024-01-01 to 2024-09-06); skipped with a message when absent. Never copied into the repository.
+Data: a folder of one file per symbol (default ``shared/data/binance_5m_2024`` beside the checkout or above it:
+102 Binance spot USDT pairs, 5-minute bars, 2024-01-01 to 2024-09-06); skipped with a message when absent. Never
+copied into the repository.
 
 Each case runs in a fresh Python process (so its peak RSS is its own) and reports process CPU seconds
 (``resource.getrusage`` user + system, from the process start, imports included) and wall seconds since the
@@ -41,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
-DEFAULT_DATA = next((p / "shared" / "data" / "binance_5m_2024" for p in ROOT.parents
-                     if (p / "shared" / "data" / "binance_5m_2024").is_dir()), ROOT.parent / "shared" / "data" / "binance_5m_2024")
+_DATA_NAME = Path("shared") / "data" / "binance_5m_2024"
+DEFAULT_DATA = next((p / _DATA_NAME for p in ROOT.parents if (p / _DATA_NAME).is_dir()), ROOT.parent / _DATA_NAME)
 LOOKBACK, N_AHEAD, TRAIN_END, VAL_END, BATCH = 48, 12, "2024-06-30", "2024-08-01", 256
 
 
@@ -170,7 +171,8 @@ def _commit() -> str:
 
 
 def _table(marks: list[dict]) -> list[str]:
-    lines = ["| phase | process CPU s (cumulative) | wall s since spawn | peak RSS MiB | detail |", "|---|---:|---:|---:|---|"]
+    lines = ["| phase | process CPU s (cumulative) | wall s since spawn | peak RSS MiB | detail |",
+             "|---|---:|---:|---:|---|"]
     for m in marks:
         detail = ", ".join(f"{k}={v}" for k, v in m.items() if k not in ("phase", "cpu_s", "wall_s", "peak_rss_mib"))
         lines.append(f"| {m['phase']} | {m['cpu_s']} | {m['wall_s']} | {m['peak_rss_mib']} | {detail} |")
@@ -183,7 +185,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--before-symbols", type=int, default=6)
     parser.add_argument("--cases", nargs="+", default=["off", "cold", "warm", "validation", "before"])
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "universe_load" / "universe_load.md")
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "benchmarks" / "results" / "universe_load" / "universe_load.md")
     args = parser.parse_args()
     if not args.data.is_dir():
         print(f"skipped: no data folder {args.data}")
@@ -222,11 +225,11 @@ def write(args, results: dict[str, list[dict]]) -> None:
     ]
     for name, marks in results.items():
         lines += [f"## {name}", "", *_table(marks), ""]
-    before = next((m for k, v in results.items() if k.startswith("before") for m in v), None)
-    if before is not None:
-        marks = next(v for k, v in results.items() if k.startswith("before"))
+    marks = next((v for k, v in results.items() if k.startswith("before")), None)
+    if marks is not None:
         split_m, tws = marks[1], marks[2]
-        n_val = next((m["windows"]["val"] for v in results.values() for m in v if isinstance(m.get("windows"), dict)), None)
+        n_val = next((m["windows"]["val"] for v in results.values() for m in v
+                      if isinstance(m.get("windows"), dict)), None)
         n_sym = next((m["symbols"] for v in results.values() for m in v if "symbols" in m), None)
         if n_val and n_sym:
             gb = n_val * tws["bytes_per_window"] / 1e9
@@ -236,9 +239,9 @@ def write(args, results: dict[str, list[dict]]) -> None:
                       f"- old validation to_window_set: {tws['cpu_per_symbol_s']} CPU s per symbol x {n_sym} = "
                       f"{tws['cpu_per_symbol_s'] * n_sym:.0f} CPU s, before the first step (ValidationScores is built "
                       "before fit)",
-                      f"- materialised validation arrays: {n_val} windows x {tws['bytes_per_window']} bytes = {gb:.2f} GB "
-                      "(X, y, prices, volumes, reference price), held for the whole run, plus a transient copy while "
-                      "concatenating", ""]
+                      f"- materialised validation arrays: {n_val} windows x {tws['bytes_per_window']} bytes = "
+                      f"{gb:.2f} GB (X, y, prices, volumes, reference price), held for the whole run, plus a "
+                      "transient copy while concatenating", ""]
     args.out.write_text("\n".join(lines) + "\n")
     args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -1,4 +1,4 @@
-"""Tests of the universe's symbol split, chunked windows, symbol weighting and split index cache (lems.data.universe)."""
+"""Tests of lems.data.universe: the symbol split, chunked windows, symbol weighting and the split index cache."""
 
 from __future__ import annotations
 
