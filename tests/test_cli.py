@@ -46,7 +46,6 @@ def test_demo_quick_end_to_end(tmp_path):
     duration = time.perf_counter() - start
     print(f"lems demo --quick took {duration:.1f} s")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert duration < 120, f"demo --quick took {duration:.0f} s (limit 120 s)"
     lines = proc.stdout.strip().splitlines()
     assert Path(lines[-1]) == out.resolve()  # the folder is printed last
     assert any("VWAP tracking error" in line for line in lines)
