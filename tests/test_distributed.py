@@ -59,6 +59,7 @@ PAYLOAD = textwrap.dedent(f"""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution data parallelism is JAX-only here")
 def test_four_devices_follow_one_device_trajectory():
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=4",

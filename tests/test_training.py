@@ -167,6 +167,7 @@ def test_bar_minutes_reaches_the_synthetic_market_and_the_windows(monkeypatch):
 # --------------------------------------------------------------------------------------------------------
 # Selection on what is reported
 # --------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.backend
 def test_selection_scores_match_the_report_and_best_weights_are_kept():
     from lems.backtest import backtest
@@ -197,6 +198,25 @@ def test_selection_scores_match_the_report_and_best_weights_are_kept():
     assert flexible == pytest.approx(flexible_scores[result.best_flexible_epoch], rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.backend
+@pytest.mark.parametrize("costed", [False, True], ids=["frictionless", "costed"])
+def test_train_takes_steps_scores_validation_and_keeps_the_selected_weights(costed):
+    """The training loop on the active backend, small enough for every backend run: two steps, the validation
+    scores (net of costs with a cost model), split selection and the kept weights' scores."""
+    execution = dict(sizes=[0.2], impact_coef=1.0, half_spread_bps=2.0) if costed else {}
+    config = _tiny_config(max_steps=2, patience=0, seed=2, learning_rate=2e-2, **execution)
+    snapshots = _Snapshots()
+    result = train(config, verbose=0, callbacks=[snapshots])
+    assert result.stopped_by == "max_steps" and result.epochs_run == 1 and result.best_epoch == 1
+    assert np.isfinite(result.history["loss"]).all() and np.isfinite(result.history["val_loss"]).all()
+    _assert_split_selection(result, snapshots)
+    scores = ValidationScores(result.windows.val, config.limits.min_rate, config.limits.max_rate,
+                              conditions=config.execution.training_conditions())
+    scores.set_model(result.model)
+    assert scores.scores()[TRACKING_KEY] == pytest.approx(result.history[TRACKING_KEY][0], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
 def test_selection_by_loss_keeps_the_lowest_val_loss():
     result = train(_tiny_config(max_steps=8, patience=0, seed=4, selection="loss", learning_rate=2e-2), verbose=0)
     assert result.monitor == "val_loss"
@@ -204,6 +224,7 @@ def test_selection_by_loss_keeps_the_lowest_val_loss():
     assert TRACKING_KEY in result.history  # the reported numbers are recorded either way
 
 
+@pytest.mark.slow
 def test_validation_scores_in_chunks_equal_one_pass(monkeypatch):
     import lems.training as training
 
@@ -216,6 +237,7 @@ def test_validation_scores_in_chunks_equal_one_pass(monkeypatch):
     assert scores.scores() == pytest.approx(whole, rel=1e-6, abs=1e-6)  # float32 forward passes of other shapes
 
 
+@pytest.mark.slow
 def test_empty_validation_split_warns():
     windows = build_windows(_tiny_config())
     cut = str(windows.origin[len(windows) // 2])
@@ -228,6 +250,7 @@ def test_empty_validation_split_warns():
 # --------------------------------------------------------------------------------------------------------
 # Budgets and determinism
 # --------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_max_steps_is_exact_and_reproducible():
     """The same seed and step count give the same losses and weights (the demo's reproducibility)."""
     import keras
@@ -259,6 +282,7 @@ class _BatchClock(keras.callbacks.Callback):
         self.batch_ends.append(time.perf_counter() - self.start)
 
 
+@pytest.mark.slow
 def test_train_stops_within_time_budget():
     config = _tiny_config(epochs=10_000, time_budget_s=2.0, patience=0, seed=5)
     clock = _BatchClock()
@@ -279,6 +303,7 @@ def test_train_stops_within_time_budget():
     assert np.isfinite(result.history["loss"]).all()
 
 
+@pytest.mark.slow
 def test_early_stopping_when_neither_score_improves():
     result = train(_tiny_config(epochs=60, patience=1, seed=1, learning_rate=5e-2), verbose=0)
     tracking, flexible = result.history[TRACKING_KEY], [result.untrained_flexible_bps, *result.history[FLEXIBLE_KEY]]
@@ -405,6 +430,7 @@ def test_weight_soup_arguments():
         TrainConfig(weight_soup=0).validate()
 
 
+@pytest.mark.slow
 def test_train_with_a_weight_soup_keeps_weights_at_least_as_good_on_validation():
     config = _tiny_config(epochs=4, patience=0, seed=2, learning_rate=2e-2, weight_soup=4)
     result = train(config, verbose=0)
@@ -468,6 +494,7 @@ def test_rule_prior_tuning_checks_its_arguments_and_skips_models_without_the_pri
         model.decoder.rule_thresholds = 0.5
 
 
+@pytest.mark.slow
 def test_train_tunes_the_rule_prior_unless_told_not_to():
     from lems.training import RULE_THRESHOLD_GRID
 
@@ -497,6 +524,7 @@ def test_split_windows_fractions_and_dates():
         split_windows(_tiny_config(train_end="2000-01-01", val_end="2000-01-02"), windows)
 
 
+@pytest.mark.slow
 def test_train_runs_extra_callbacks_and_weight_averaging():
     import keras
 
@@ -512,6 +540,7 @@ def test_train_runs_extra_callbacks_and_weight_averaging():
     assert result.model.optimizer.use_ema and np.isfinite(result.history["loss"]).all()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "jax") != "jax", reason="JAX compilation cache")
 def test_compilation_cache_is_opt_in_and_set_process_wide(tmp_path):
     code = ("import lems, jax; from lems.training import enable_compilation_cache; "
@@ -610,6 +639,7 @@ def test_several_sizes_need_a_train_size():
     assert conditions.size.participation == 0.2
 
 
+@pytest.mark.slow
 @pytest.mark.backend
 def test_cost_aware_training_scores_validation_net_of_costs():
     """Sizes and a cost model: the cost-aware loss on extended targets; the validation scores are the costed
@@ -657,6 +687,7 @@ def _partitioned_market(tmp_path):
     return str(write_partitioned(bars, tmp_path / "universe")), bars
 
 
+@pytest.mark.slow
 def test_stream_trains_on_universe_batches(tmp_path):
     import keras
 
