@@ -175,6 +175,7 @@ def test_no_module_is_over_700_lines():
     assert not problems, "\n".join(problems)
 
 
+@RESTRUCTURE
 def test_no_module_imports_a_deprecated_shim():
     problems = shim_imports()
     assert not problems, "\n".join(problems)
