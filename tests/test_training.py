@@ -198,15 +198,29 @@ def test_selection_scores_match_the_report_and_best_weights_are_kept():
     assert flexible == pytest.approx(flexible_scores[result.best_flexible_epoch], rel=1e-6, abs=1e-9)
 
 
+def _two_steps(**execution):
+    """``(result, snapshots)`` of two optimizer steps of the tiny model (``execution``: cost settings)."""
+    snapshots = _Snapshots()
+    config = _tiny_config(max_steps=2, patience=0, seed=2, learning_rate=2e-2, **execution)
+    return train(config, verbose=0, callbacks=[snapshots]), snapshots
+
+
+@pytest.fixture(scope="module")
+def two_steps():
+    """Two frictionless steps, shared by the tests that only read a trained result (none changes its model)."""
+    return _two_steps()
+
+
 @pytest.mark.backend
 @pytest.mark.parametrize("costed", [False, True], ids=["frictionless", "costed"])
-def test_train_takes_steps_scores_validation_and_keeps_the_selected_weights(costed):
+def test_train_takes_steps_scores_validation_and_keeps_the_selected_weights(costed, request):
     """The training loop on the active backend, small enough for every backend run: two steps, the validation
     scores (net of costs with a cost model), split selection and the kept weights' scores."""
-    execution = dict(sizes=[0.2], impact_coef=1.0, half_spread_bps=2.0) if costed else {}
-    config = _tiny_config(max_steps=2, patience=0, seed=2, learning_rate=2e-2, **execution)
-    snapshots = _Snapshots()
-    result = train(config, verbose=0, callbacks=[snapshots])
+    if costed:
+        result, snapshots = _two_steps(sizes=[0.2], impact_coef=1.0, half_spread_bps=2.0)
+    else:
+        result, snapshots = request.getfixturevalue("two_steps")
+    config = result.config
     assert result.stopped_by == "max_steps" and result.epochs_run == 1 and result.best_epoch == 1
     assert np.isfinite(result.history["loss"]).all() and np.isfinite(result.history["val_loss"]).all()
     _assert_split_selection(result, snapshots)
@@ -224,12 +238,10 @@ def test_selection_by_loss_keeps_the_lowest_val_loss():
     assert TRACKING_KEY in result.history  # the reported numbers are recorded either way
 
 
-@pytest.mark.slow
-def test_validation_scores_in_chunks_equal_one_pass(monkeypatch):
+def test_validation_scores_in_chunks_equal_one_pass(monkeypatch, two_steps):
     import lems.training as training
 
-    config = _tiny_config(max_steps=2, patience=0)
-    result = train(config, verbose=0)
+    result, _ = two_steps
     scores = ValidationScores(result.windows.val, 0.0, 1.0, batch_size=64)
     scores.set_model(result.model)
     whole = scores.scores()
@@ -495,10 +507,10 @@ def test_rule_prior_tuning_checks_its_arguments_and_skips_models_without_the_pri
 
 
 @pytest.mark.slow
-def test_train_tunes_the_rule_prior_unless_told_not_to():
+def test_train_tunes_the_rule_prior_unless_told_not_to(two_steps):
     from lems.training import RULE_THRESHOLD_GRID
 
-    tuned = train(_tiny_config(max_steps=1, patience=0), verbose=0)
+    tuned, _ = two_steps
     assert set(np.unique(tuned.rule_prior_thresholds)) <= set(RULE_THRESHOLD_GRID)
     assert tuned.untrained_flexible_bps is not None
     plain = train(_tiny_config(max_steps=1, patience=0, tune_rule_prior=False), verbose=0)
