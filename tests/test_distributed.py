@@ -59,6 +59,7 @@ PAYLOAD = textwrap.dedent(f"""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution data parallelism is JAX-only here")
 def test_four_devices_follow_one_device_trajectory():
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
@@ -75,15 +76,10 @@ def test_four_devices_follow_one_device_trajectory():
     assert result["weights_close"]
 
 
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="the single-process helpers are JAX-only")
 def test_errors_and_single_process_helpers():
     from lems import distributed
 
-    if keras.backend.backend() != "jax":
-        with pytest.raises(RuntimeError, match="JAX backend"):
-            distributed.data_parallel()
-        with pytest.warns(UserWarning, match="one device"):
-            assert distributed.data_parallel(strict=False) is None
-        return
     info = distributed.process_info()
     assert info.process_id == 0 and info.num_processes == 1
     assert distributed.agree_num_batches(7) == 7
@@ -94,3 +90,18 @@ def test_errors_and_single_process_helpers():
         distributed.initialize("localhost", 2, 0)
     with pytest.raises(ValueError, match="process_id"):
         distributed.initialize("localhost:1234", 2, 2)
+
+
+@pytest.mark.backend
+@pytest.mark.skipif(keras.backend.backend() == "jax", reason="the error other backends get (run on PyTorch and TF)")
+def test_other_backends_get_a_clear_error():
+    from lems import distributed
+
+    with pytest.raises(RuntimeError, match="JAX backend"):
+        distributed.data_parallel()
+    with pytest.warns(UserWarning, match="one device"):
+        assert distributed.data_parallel(strict=False) is None
+    with pytest.raises(RuntimeError, match="JAX backend"):
+        distributed.process_info()
+    with pytest.raises(RuntimeError, match="JAX backend"):
+        distributed.initialize("localhost:1234", 2, 0)

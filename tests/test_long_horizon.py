@@ -125,6 +125,7 @@ def test_training_step_scores_sampled_columns_and_evaluation_all_of_them():
     assert not custom._scores_sampled_columns()
 
 
+@pytest.mark.slow
 def test_h390_on_minute_bars_trains_a_step_and_backtests():
     """The issue's long horizon, small: a session of 1-minute bars, one training step, a backtest within limits."""
     from lems.backtest import backtest

@@ -166,6 +166,7 @@ def test_compile_with_all_seed_metrics_and_reload(windows, tmp_path):
         assert after[key] == pytest.approx(before[key], rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_learns_and_beats_twap_on_vwap_tracking():
     """A real learning test: without the static-curve prior the model starts as TWAP and must learn the volume
     pattern itself; on a held-out synthetic period it then tracks VWAP better than TWAP."""
@@ -184,6 +185,7 @@ def test_learns_and_beats_twap_on_vwap_tracking():
     assert model_te < 0.95 * twap_te, f"VWAP tracking error {model_te * 1e4:.2f} bps vs TWAP {twap_te * 1e4:.2f} bps"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(backend_name() != "jax", reason="JAX writes, PyTorch reads")
 def test_weights_saved_on_jax_load_on_torch(trained, windows, tmp_path):
     pytest.importorskip("torch")
@@ -374,6 +376,7 @@ def test_evaluation_loss_is_lem_loss_and_training_adds_the_auxiliary_terms(windo
     assert extra > 0 and divergence > 0
 
 
+@pytest.mark.slow
 def test_learns_to_track_better_than_the_static_curve_when_volume_shocks_persist():
     """A market whose day-level volume shocks persist (the first bars after a shock predict the next ones): the
     trained model, whose schedule starts from its dynamic volume forecast, tracks VWAP better than the static

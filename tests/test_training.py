@@ -38,6 +38,27 @@ def _tiny_config(**changes) -> TrainConfig:
     return TrainConfig(**{**values, **changes})
 
 
+class _Snapshots(keras.callbacks.Callback):
+    """The model's weights after the built-in callbacks' start of training (index 0: untrained, after rule-prior
+    tuning) and at the end of every epoch (index e: epoch e, 1-based, as the best epochs are reported)."""
+
+    def on_train_begin(self, logs=None):
+        self.weights = [self.model.get_weights()]
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.get_weights())
+
+
+def _assert_split_selection(result, snapshots: _Snapshots) -> None:
+    """The kept weights are the best tracking epoch's, except the flexible-only entries: the best flexible
+    epoch's (whichever epochs these are, the same one or not)."""
+    tracked, flexed = snapshots.weights[result.best_epoch], snapshots.weights[result.best_flexible_epoch]
+    masks = result.model.flexible_weight_masks()
+    assert any(mask is not None and mask.any() for mask in masks)
+    for kept, t, f, mask in zip(result.model.get_weights(), tracked, flexed, masks):
+        np.testing.assert_array_equal(kept, t if mask is None else np.where(mask, f, t))
+
+
 # --------------------------------------------------------------------------------------------------------
 # Config: sections, flat names, files
 # --------------------------------------------------------------------------------------------------------
@@ -146,13 +167,16 @@ def test_bar_minutes_reaches_the_synthetic_market_and_the_windows(monkeypatch):
 # --------------------------------------------------------------------------------------------------------
 # Selection on what is reported
 # --------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.backend
 def test_selection_scores_match_the_report_and_best_weights_are_kept():
     from lems.backtest import backtest
     from lems.baselines import ModelPolicy
     from lems.report import headline
 
-    result = train(_tiny_config(max_steps=12, patience=0, seed=2, learning_rate=2e-2), verbose=0)
+    snapshots = _Snapshots()
+    result = train(_tiny_config(max_steps=12, patience=0, seed=2, learning_rate=2e-2), verbose=0,
+                   callbacks=[snapshots])
     history = result.history
     for key in (TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY, "val_loss"):
         assert len(history[key]) == result.epochs_run, key
@@ -165,12 +189,48 @@ def test_selection_scores_match_the_report_and_best_weights_are_kept():
     # column), and the scores are the backtest report's numbers
     tables = headline(backtest({"model": ModelPolicy(result.model)}, result.windows.val))
     tracking = tables["fixed"].set_index("policy").loc["model", "vwap_tracking_error_bps"]
-    flexible = tables["flexible"].groupby("policy")["mean_improvement_bps"].mean().loc["model"]  # both benchmarks
     assert tracking == pytest.approx(history[TRACKING_KEY][best], rel=1e-6, abs=1e-9)
-    if result.best_flexible_epoch == result.best_epoch:
-        assert flexible == pytest.approx(history[FLEXIBLE_KEY][best], rel=1e-6, abs=1e-9)
+    _assert_split_selection(result, snapshots)
+    # the flexible score that chose the flexible-only weights is the report's number for that epoch's weights
+    result.model.set_weights(snapshots.weights[result.best_flexible_epoch])
+    tables = headline(backtest({"model": ModelPolicy(result.model)}, result.windows.val))
+    flexible = tables["flexible"].groupby("policy")["mean_improvement_bps"].mean().loc["model"]  # both benchmarks
+    assert flexible == pytest.approx(flexible_scores[result.best_flexible_epoch], rel=1e-6, abs=1e-9)
 
 
+def _two_steps(**execution):
+    """``(result, snapshots)`` of two optimizer steps of the tiny model (``execution``: cost settings)."""
+    snapshots = _Snapshots()
+    config = _tiny_config(max_steps=2, patience=0, seed=2, learning_rate=2e-2, **execution)
+    return train(config, verbose=0, callbacks=[snapshots]), snapshots
+
+
+@pytest.fixture(scope="module")
+def two_steps():
+    """Two frictionless steps, shared by the tests that only read a trained result (none changes its model)."""
+    return _two_steps()
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("costed", [False, True], ids=["frictionless", "costed"])
+def test_train_takes_steps_scores_validation_and_keeps_the_selected_weights(costed, request):
+    """The training loop on the active backend, small enough for every backend run: two steps, the validation
+    scores (net of costs with a cost model), split selection and the kept weights' scores."""
+    if costed:
+        result, snapshots = _two_steps(sizes=[0.2], impact_coef=1.0, half_spread_bps=2.0)
+    else:
+        result, snapshots = request.getfixturevalue("two_steps")
+    config = result.config
+    assert result.stopped_by == "max_steps" and result.epochs_run == 1 and result.best_epoch == 1
+    assert np.isfinite(result.history["loss"]).all() and np.isfinite(result.history["val_loss"]).all()
+    _assert_split_selection(result, snapshots)
+    scores = ValidationScores(result.windows.val, config.limits.min_rate, config.limits.max_rate,
+                              conditions=config.execution.training_conditions())
+    scores.set_model(result.model)
+    assert scores.scores()[TRACKING_KEY] == pytest.approx(result.history[TRACKING_KEY][0], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
 def test_selection_by_loss_keeps_the_lowest_val_loss():
     result = train(_tiny_config(max_steps=8, patience=0, seed=4, selection="loss", learning_rate=2e-2), verbose=0)
     assert result.monitor == "val_loss"
@@ -178,11 +238,10 @@ def test_selection_by_loss_keeps_the_lowest_val_loss():
     assert TRACKING_KEY in result.history  # the reported numbers are recorded either way
 
 
-def test_validation_scores_in_chunks_equal_one_pass(monkeypatch):
+def test_validation_scores_in_chunks_equal_one_pass(monkeypatch, two_steps):
     import lems.training as training
 
-    config = _tiny_config(max_steps=2, patience=0)
-    result = train(config, verbose=0)
+    result, _ = two_steps
     scores = ValidationScores(result.windows.val, 0.0, 1.0, batch_size=64)
     scores.set_model(result.model)
     whole = scores.scores()
@@ -190,6 +249,7 @@ def test_validation_scores_in_chunks_equal_one_pass(monkeypatch):
     assert scores.scores() == pytest.approx(whole, rel=1e-6, abs=1e-6)  # float32 forward passes of other shapes
 
 
+@pytest.mark.slow
 def test_empty_validation_split_warns():
     windows = build_windows(_tiny_config())
     cut = str(windows.origin[len(windows) // 2])
@@ -202,6 +262,7 @@ def test_empty_validation_split_warns():
 # --------------------------------------------------------------------------------------------------------
 # Budgets and determinism
 # --------------------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_max_steps_is_exact_and_reproducible():
     """The same seed and step count give the same losses and weights (the demo's reproducibility)."""
     import keras
@@ -223,23 +284,38 @@ def test_max_steps_is_exact_and_reproducible():
         np.testing.assert_array_equal(a, b)
 
 
+class _BatchClock(keras.callbacks.Callback):
+    """Seconds since the start of training at the end of every batch (started just after the budget's clock)."""
+
+    def on_train_begin(self, logs=None):
+        self.start, self.batch_ends = time.perf_counter(), []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batch_ends.append(time.perf_counter() - self.start)
+
+
+@pytest.mark.slow
 def test_train_stops_within_time_budget():
     config = _tiny_config(epochs=10_000, time_budget_s=2.0, patience=0, seed=5)
+    clock = _BatchClock()
     start = time.perf_counter()
-    result = train(config, verbose=0)
+    result = train(config, verbose=0, callbacks=[clock])
     elapsed = time.perf_counter() - start
     assert result.stopped_by == "time_budget"
     assert 1 <= result.epochs_run < 10_000
     assert len(result.history["loss"]) == result.epochs_run == len(result.history["wall_time_s"])
-    # the budget is checked after every batch: training ends within one epoch (a few small steps plus the
-    # validation pass) of the budget, compilation included
-    last_epoch = np.diff([0.0, *result.history["wall_time_s"]]).max() if result.epochs_run > 1 else 60.0
-    assert result.history["wall_time_s"][-1] <= config.time_budget_s + last_epoch + 1.0
+    # the budget is checked after every batch: the first batch to end past it is the last one trained (only the
+    # epoch's validation pass follows); compilation counts (it is inside the first batch)
+    *before, last = clock.batch_ends
+    assert last >= config.time_budget_s - 0.01  # (this clock starts a moment after the budget's)
+    assert all(end < config.time_budget_s for end in before), f"batches ran past the budget: {clock.batch_ends}"
+    assert result.history["wall_time_s"][-1] >= last
     assert result.wall_time_s <= elapsed
     assert isinstance(result.windows, Splits) and len(result.windows.test) > 0
     assert np.isfinite(result.history["loss"]).all()
 
 
+@pytest.mark.slow
 def test_early_stopping_when_neither_score_improves():
     result = train(_tiny_config(epochs=60, patience=1, seed=1, learning_rate=5e-2), verbose=0)
     tracking, flexible = result.history[TRACKING_KEY], [result.untrained_flexible_bps, *result.history[FLEXIBLE_KEY]]
@@ -366,6 +442,7 @@ def test_weight_soup_arguments():
         TrainConfig(weight_soup=0).validate()
 
 
+@pytest.mark.slow
 def test_train_with_a_weight_soup_keeps_weights_at_least_as_good_on_validation():
     config = _tiny_config(epochs=4, patience=0, seed=2, learning_rate=2e-2, weight_soup=4)
     result = train(config, verbose=0)
@@ -429,10 +506,11 @@ def test_rule_prior_tuning_checks_its_arguments_and_skips_models_without_the_pri
         model.decoder.rule_thresholds = 0.5
 
 
-def test_train_tunes_the_rule_prior_unless_told_not_to():
+@pytest.mark.slow
+def test_train_tunes_the_rule_prior_unless_told_not_to(two_steps):
     from lems.training import RULE_THRESHOLD_GRID
 
-    tuned = train(_tiny_config(max_steps=1, patience=0), verbose=0)
+    tuned, _ = two_steps
     assert set(np.unique(tuned.rule_prior_thresholds)) <= set(RULE_THRESHOLD_GRID)
     assert tuned.untrained_flexible_bps is not None
     plain = train(_tiny_config(max_steps=1, patience=0, tune_rule_prior=False), verbose=0)
@@ -458,6 +536,7 @@ def test_split_windows_fractions_and_dates():
         split_windows(_tiny_config(train_end="2000-01-01", val_end="2000-01-02"), windows)
 
 
+@pytest.mark.slow
 def test_train_runs_extra_callbacks_and_weight_averaging():
     import keras
 
@@ -473,6 +552,7 @@ def test_train_runs_extra_callbacks_and_weight_averaging():
     assert result.model.optimizer.use_ema and np.isfinite(result.history["loss"]).all()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "jax") != "jax", reason="JAX compilation cache")
 def test_compilation_cache_is_opt_in_and_set_process_wide(tmp_path):
     code = ("import lems, jax; from lems.training import enable_compilation_cache; "
@@ -571,6 +651,7 @@ def test_several_sizes_need_a_train_size():
     assert conditions.size.participation == 0.2
 
 
+@pytest.mark.slow
 @pytest.mark.backend
 def test_cost_aware_training_scores_validation_net_of_costs():
     """Sizes and a cost model: the cost-aware loss on extended targets; the validation scores are the costed
@@ -583,19 +664,21 @@ def test_cost_aware_training_scores_validation_net_of_costs():
     from lems.report import headline
 
     config = _tiny_config(max_steps=3, patience=0, sizes=[0.2], impact_coef=1.0, half_spread_bps=2.0, seed=3)
-    result = train(config, verbose=0)
+    snapshots = _Snapshots()
+    result = train(config, verbose=0, callbacks=[snapshots])
     loss = result.model.loss
     assert isinstance(loss, CostAwareLemLoss) and loss.order_participation == 0.2
     assert loss.cost_model == config.execution.cost_model()
     val = result.windows.val
     y = cost_targets(val, half_spread=2e-4)
     x = [val.X, np.zeros((len(val), 1)), np.ones((len(val), 1))]
-    predicted = result.model.predict(x, verbose=0)
-    value = keras.ops.convert_to_numpy(loss(y, predicted))  # the reduced loss over the validation windows
     best = result.best_epoch - 1
-    assert np.isfinite(value)
-    if result.best_flexible_epoch == result.best_epoch:  # the kept weights are all that epoch's: its val_loss
-        assert float(value) == pytest.approx(result.history["val_loss"][best], rel=1e-4)
+    _assert_split_selection(result, snapshots)
+    kept = result.model.get_weights()
+    result.model.set_weights(snapshots.weights[result.best_epoch])  # all of the best epoch's weights: its val_loss
+    value = keras.ops.convert_to_numpy(loss(y, result.model.predict(x, verbose=0)))  # reduced over the windows
+    assert np.isfinite(value) and float(value) == pytest.approx(result.history["val_loss"][best], rel=1e-4)
+    result.model.set_weights(kept)
     conditions = config.execution.conditions()[0]
     net = headline(backtest({"model": ModelPolicy(result.model)}, val, conditions=conditions))
     free = headline(backtest({"model": ModelPolicy(result.model)}, val))
@@ -616,6 +699,7 @@ def _partitioned_market(tmp_path):
     return str(write_partitioned(bars, tmp_path / "universe")), bars
 
 
+@pytest.mark.slow
 def test_stream_trains_on_universe_batches(tmp_path):
     import keras
 

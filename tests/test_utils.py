@@ -25,6 +25,7 @@ def test_set_random_seed_is_reproducible_and_validates():
         set_random_seed(1.5)
 
 
+@pytest.mark.slow
 def test_training_on_jax_does_not_import_tensorflow():
     code = ("import sys, lems; from lems.training import TrainConfig, train; "
             "train(TrainConfig(synthetic_assets=1, synthetic_days=6, lookback=8, n_ahead=3, hidden_size=4, "
