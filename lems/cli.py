@@ -27,8 +27,7 @@ import lems.metrics  # noqa: F401 - registers the metrics
 import lems.models  # noqa: F401 - registers the model and its layers
 from lems import __version__
 
-# TODO(lead, issue 22): ModelPolicy, TWAP, StaticVWAP, FlexibleRule from lems.policies once that package lands.
-from lems.baselines import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
+from lems.policies import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
 from lems.evaluation.backtest import PrecomputedPolicy, allocate_and_backtest, backtest, costed_backtest
 from lems.evaluation.backtest import select_sizes, split_costed
 from lems.evaluation.frames import read_frames

@@ -11,8 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-# TODO(lead, issue 22): import these from lems.data.estimates once the policies package lands.
-from lems.baselines import arrival_prices, expected_bar_volume, lookback_half_spread, lookback_volatility
+from lems.data.estimates import arrival_prices, expected_bar_volume, lookback_half_spread, lookback_volatility
 from lems.data.windows import WindowSet
 from lems.execution import ORDER_TYPES, TARGETS, ExecutionConditions, check_participation_cap
 

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# TODO(lead, issue 22): Policy, AlmgrenChriss, window_keys from lems.policies and lookback_volatility from
-# lems.data.estimates once the policies package lands.
-from lems.baselines import AlmgrenChriss, Policy, lookback_volatility, window_keys
+from lems.data.estimates import lookback_volatility
+from lems.policies import AlmgrenChriss, Policy, PrecomputedPolicy
 from lems.data.targets import ExecutionInputs, execution_inputs, seed_targets, windows_per_chunk
 from lems.data.windows import WindowSet
 from lems.evaluation.cost_parameters import ALMGREN_CHRISS, almgren_chriss_parameters, window_half_spread
@@ -306,33 +305,6 @@ def summary(frame: pd.DataFrame, metrics: Sequence[str] = _SUMMARY_METRICS) -> p
 # --------------------------------------------------------------------------------------------------------
 # Stored allocations and the costed backtest (order sizes)
 # --------------------------------------------------------------------------------------------------------
-class PrecomputedPolicy:
-    """A policy that returns allocations computed beforehand (so a policy runs once for tables and plots).
-
-    Args:
-        name: Label of the policy.
-        allocations: ``(N, H, H+1, 4, 2)`` allocations for the windows it will be asked about.
-        windows: the ``N`` windows they belong to: then any subset of them can be asked for too (the backtest asks
-            a few windows at a time at long horizons), matched by (asset, origin).
-    """
-
-    def __init__(self, name: str, allocations: np.ndarray, windows=None) -> None:
-        self.name = str(name)
-        self.allocations = np.asarray(allocations, dtype=np.float64)
-        self._rows = None if windows is None else window_keys(windows.asset, windows.origin)
-
-    def allocate(self, windows, min_rate: Any = 0.0, max_rate: Any = 1.0) -> np.ndarray:
-        """The stored allocations of ``windows`` (``ValueError`` when they do not match the windows)."""
-        if self.allocations.shape[:2] == (len(windows), windows.n_ahead):
-            return self.allocations
-        if self._rows is not None and self.allocations.shape[1] == windows.n_ahead:
-            rows = self._rows.get_indexer(window_keys(windows.asset, windows.origin))
-            if (rows >= 0).all():
-                return self.allocations[rows]
-        raise ValueError(f"stored allocations of {self.name!r} have shape {self.allocations.shape}, "
-                         f"not ({len(windows)}, {windows.n_ahead}, ...)")
-
-
 def allocate_and_backtest(policies: Sequence[Any], windows, *, min_rate: Any = 0.0,
                           max_rate: Any = 1.0) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Run each policy once: its allocations (for the figures) and the backtest frame (for the tables).

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# TODO(lead, issue 22): lookback_half_spread from lems.data.estimates once the policies package lands.
-from lems.baselines import lookback_half_spread
+from lems.data.estimates import lookback_half_spread
 from lems.execution import CompositeCost, LinearPermanentImpact, SpreadCost, SquareRootImpact
 
 __all__ = ["ALMGREN_CHRISS", "almgren_chriss_parameters", "window_half_spread"]

@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from lems.backtest import seed_targets
-from lems.baselines import static_volume_curve
+from lems.data.targets import seed_targets
+from lems.data.estimates import static_volume_curve
 from lems.data.windows import WindowSet
 from lems.execution import ORDER_TYPES, SIDES
 

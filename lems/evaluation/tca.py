@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# TODO(lead, issue 22): almgren_chriss_frontier from lems.policies once the policies package lands.
-from lems.baselines import almgren_chriss_frontier
+from lems.policies import almgren_chriss_frontier
 from lems.evaluation.cost_parameters import ALMGREN_CHRISS, almgren_chriss_parameters, window_half_spread
 from lems.evaluation.frames import _prepare, _prepare_costed
 from lems.execution import BENCHMARKS

@@ -25,14 +25,12 @@ import yaml
 from lems.execution import (
     ARRIVAL_PRICES,
     CompositeCost,
-    ExecutionConditions,
     LinearPermanentImpact,
     NoCost,
-    OrderSize,
     SpreadCost,
     SquareRootImpact,
-    check_participation_cap,
     check_rates,
+    execution_conditions,
 )
 from lems.loss import lem_loss, make_lem_loss
 from lems.training.sections import (
@@ -241,11 +239,10 @@ def conditions_from_settings(settings: Mapping[str, Any] | ExecutionConfig,
     """
     execution = _execution_section(settings)
     model = execution.cost_model()
-    return [ExecutionConditions(OrderSize(participation=float(size)), model,
+    return execution_conditions(list(execution.sizes if sizes is None else sizes), cost_model=model,
                                 max_participation=execution.max_participation,
                                 require_completion=execution.require_completion,
                                 vwap_includes_order=execution.vwap_includes_order, arrival=execution.arrival)
-            for size in (execution.sizes if sizes is None else sizes)]
 
 
 def _execution_section(settings: Mapping[str, Any] | ExecutionConfig) -> ExecutionConfig:
