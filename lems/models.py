@@ -144,16 +144,6 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             flexible columns cannot bet on the training period's price drift (default True).
         rule_decay: the rule prior's threshold shrinks with the time left as ``((H - s) / H) ** rule_decay``
             (default ``RULE_DECAY`` = 0.5: square root of the time left; 0: constant).
-        flexible_trains_forecast: let the flexible columns' loss terms train the volume forecast (and, through its
-            context read, the encoder) that the VWAP order types of every column start from. False: the flexible
-            columns still start from the forecast (same outputs), but their gradient stops there: the forecast is
-            trained by the fixed column, the tracking loss and its own divergence only (issue 25: the flexible
-            terms' price-path-driven gradient otherwise pulls the shared forecast).
-        loss_trains_tracking: let the compiled loss (``lem_loss``'s ``softplus(|diff|)`` terms) train the fixed
-            column. False: in training the compiled loss keeps its value but its gradient stops at the fixed
-            column, which is then trained by ``tracking_loss_weight`` x :func:`expected_tracking_error` alone
-            (squared tracking error without the sign of the price moves: the low-noise, spread-like target; with
-            weight 0 nothing trains it but the forecast's divergence). Evaluation and ``val_loss`` are unchanged.
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -169,8 +159,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                  kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, volume_forecast: bool = True,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, tracking_loss_weight: float = 1.0,
                  tracking_loss_pooling: str = "batch", train_columns: int | None = None, flexible_prior: str = "rule",
-                 symmetric_flexible: bool = True, rule_decay: float = RULE_DECAY,
-                 flexible_trains_forecast: bool = True, loss_trains_tracking: bool = True, **kwargs) -> None:
+                 symmetric_flexible: bool = True, rule_decay: float = RULE_DECAY, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -201,8 +190,6 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         self.flexible_prior = flexible_prior
         self.symmetric_flexible = bool(symmetric_flexible)
         self.rule_decay = float(rule_decay)
-        self.flexible_trains_forecast = bool(flexible_trains_forecast)
-        self.loss_trains_tracking = bool(loss_trains_tracking)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
         self.variable_selection = VariableSelectionNetwork(self.hidden_size, name="variable_selection")
@@ -224,7 +211,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                                          forecast_context=self.forecast_context,
                                          flexible_prior=self.flexible_prior,
                                          symmetric_flexible=self.symmetric_flexible, rule_decay=self.rule_decay,
-                                         flexible_trains_forecast=self.flexible_trains_forecast, name="decoder")
+                                         name="decoder")
 
     @property
     def window_length(self) -> int:
@@ -372,12 +359,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         """The compiled loss (and ``add_loss`` terms), plus ``tracking_loss_weight`` times
         :func:`expected_tracking_error` in training; on the sampled columns' compact layout when the step computed
         one (:meth:`sample_columns`)."""
-        scored = y_pred
-        if training and not self.loss_trains_tracking and y_pred is not None:
-            # the compiled loss's value is unchanged; its gradient no longer reaches the fixed column
-            scored = ops.concatenate([y_pred[:, :, :-1], ops.stop_gradient(y_pred[:, :, -1:])], axis=2)
         with self._compact_columns(x, y_pred):
-            loss = super().compute_loss(x, y, scored, sample_weight, training=training)
+            loss = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         if not training or self.tracking_loss_weight <= 0 or y is None or y_pred is None:
             return loss
         batch = self.tracking_loss_pooling == "batch"
@@ -464,8 +447,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             "forecast_context": self.forecast_context, "tracking_loss_weight": self.tracking_loss_weight,
             "tracking_loss_pooling": self.tracking_loss_pooling, "train_columns": self.train_columns,
             "flexible_prior": self.flexible_prior, "symmetric_flexible": self.symmetric_flexible,
-            "rule_decay": self.rule_decay, "flexible_trains_forecast": self.flexible_trains_forecast,
-            "loss_trains_tracking": self.loss_trains_tracking,
+            "rule_decay": self.rule_decay,
         })
         return config
 
@@ -483,9 +465,6 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         config.setdefault("flexible_prior", "none")
         config.setdefault("symmetric_flexible", False)
         config.setdefault("rule_decay", 0.0)
-        # saved before issue 25's gradient paths existed: trained (and fine-tuned) as then; outputs are the same
-        config.setdefault("flexible_trains_forecast", True)
-        config.setdefault("loss_trains_tracking", True)
         return cls(**config)
 
 

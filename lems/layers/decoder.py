@@ -296,9 +296,6 @@ class AllocationDecoder(keras.layers.Layer):
             mirror fall. The flexible columns cannot then bet on the training period's drift (buy early and sell
             late in a bull market), which does not carry to other periods. The tracking column is not tied (its
             objective does not depend on the side).
-        flexible_trains_forecast: let the flexible columns' gradient reach the VWAP order types' starting shift (the
-            prior / volume forecast, and what the forecast reads). False: the flexible columns start from the same
-            shift, but only the fixed column's gradient trains it (:meth:`_column_shift`; outputs unchanged).
 
     Call args:
         inputs: list ``[context, returns, log_volumes, min_rate, max_rate]``:
@@ -327,10 +324,8 @@ class AllocationDecoder(keras.layers.Layer):
     def __init__(self, n_ahead: int, hidden_dim: int = 64, head_hidden_dims=(32,), max_scale_factor: float = 1.5,
                  activation: str = "relu", flexible_context: bool = False, volume_forecast: bool = False,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, flexible_prior: str = "none",
-                 symmetric_flexible: bool = False, rule_decay: float = 0.0, flexible_trains_forecast: bool = True,
-                 **kwargs) -> None:
+                 symmetric_flexible: bool = False, rule_decay: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.flexible_trains_forecast = bool(flexible_trains_forecast)
         if flexible_prior not in FLEXIBLE_PRIORS:
             raise ValueError(f"`flexible_prior` must be one of {FLEXIBLE_PRIORS}, got {flexible_prior!r}.")
         if not (np.isfinite(rule_decay) and rule_decay >= 0):
@@ -726,16 +721,6 @@ class AllocationDecoder(keras.layers.Layer):
         adjust = ops.concatenate([raw, bounded], axis=2)  # (B, M, C)
         return ops.sigmoid(base_logit_s + adjust)
 
-    def _column_shift(self, shift_s, k):
-        """The VWAP order types' starting shift of one step for every column ``(B, M, 1 or C)``: the same value
-        everywhere; without ``flexible_trains_forecast`` only the fixed column passes gradients to it (the
-        forecast and what it reads are trained by the tracking terms and the forecast's own loss, never by the
-        flexible columns' price-path-driven terms)."""
-        if self.flexible_trains_forecast:
-            return shift_s
-        frozen = ops.stop_gradient(shift_s)
-        return frozen + k["tracking"] * (shift_s - frozen)
-
     def market_path(self, returns, log_volumes, dtype):
         """Cumulative log prices and relative volumes ``(B, H - 1)`` of the horizon bars (see ``call``)."""
         log_price = ops.cumsum(ops.cast(returns, dtype), axis=1)
@@ -785,7 +770,7 @@ class AllocationDecoder(keras.layers.Layer):
         def step(carry, x):
             state = DecoderState(*carry[full_outputs:])
             projected_s, logit_s, shift_s, remaining_s, z, v, s = x
-            _, a = self.decide(projected_s, logit_s + self._column_shift(shift_s, k), remaining_s, ops.zeros_like(state.last) + s, state, k,
+            _, a = self.decide(projected_s, logit_s + shift_s, remaining_s, ops.zeros_like(state.last) + s, state, k,
                                min_rate, max_rate)
             new_state = tuple(self.advance(state, a, z[:, None], v[:, None]))
             if full_outputs:
@@ -820,6 +805,5 @@ class AllocationDecoder(keras.layers.Layer):
                        "activation": self.activation, "flexible_context": self.flexible_context,
                        "volume_forecast": self.volume_forecast, "forecast_loss_weight": self.forecast_loss_weight,
                        "forecast_context": self.forecast_context, "flexible_prior": self.flexible_prior,
-                       "symmetric_flexible": self.symmetric_flexible, "rule_decay": self.rule_decay,
-                       "flexible_trains_forecast": self.flexible_trains_forecast})
+                       "symmetric_flexible": self.symmetric_flexible, "rule_decay": self.rule_decay})
         return config
