@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lems.data.loaders import SUPPORTED_SUFFIXES, read_bars
+from lems.data.loaders import SUPPORTED_SUFFIXES, read_bars, symbol_from_path
 from lems.data.validation import validate_bars
 
 __all__ = ["SymbolSource", "open_symbols", "write_partitioned"]
@@ -272,7 +272,7 @@ def _discover_path(path: Path, partition: str, options: _ReadOptions) -> SymbolS
     if path.suffix.lower() in _PARQUET_SUFFIXES and _has_column(path, partition):
         return _parquet_source(path, partition, hive=False, options=options)
     if path.suffix.lower() in _PARQUET_SUFFIXES:
-        return _entries_source({path.stem: path}, options, str(path))
+        return _entries_source({symbol_from_path(path): path}, options, str(path))
     return _discover(read_bars(path, format=options.format, tz=options.tz, sort=options.sort,
                                columns=dict(options.columns) or None), partition, options)
 
@@ -295,7 +295,7 @@ def _parquet_source(path: Path, partition: str, hive: bool, options: _ReadOption
 def _keyed_paths(paths) -> dict[str, Path]:
     keyed: dict[str, Path] = {}
     for p in paths:
-        key = p.name if p.is_dir() else p.stem
+        key = p.name if p.is_dir() else symbol_from_path(p)  # the symbol read_bars names the file's bars
         if key in keyed:
             raise ValueError(f"two sources for symbol '{key}': {keyed[key]} and {p} (one file or folder per symbol)")
         keyed[key] = p

@@ -45,8 +45,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from lems.data.calendar import add_calendar, to_utc_ns
+from lems.data.resample import resample_validated
 from lems.data.sources import SymbolSource, open_symbols, write_partitioned
 from lems.data.universe_batches import UniverseDataset, _ChunkBuilder, merge_states
 from lems.data.universe_index import (
@@ -181,6 +183,9 @@ class SymbolUniverse:
         stride, n_days_profile, min_history: As in :func:`lems.data.windows.make_windows`.
         bar_minutes: Nominal bar length [minutes]; ``None`` infers it per symbol (its modal spacing, as
             ``make_windows`` does for one symbol).
+        resample_minutes: Aggregate each symbol's bars to bars of this length [minutes] before counting and
+            building windows (:func:`lems.data.resample.resample_bars` with its defaults, as
+            ``read_bars(..., bar_minutes=resample_minutes)``); a multiple of the files' bar length. ``None``: as read.
         cache_symbols: Per-symbol states kept in memory for :meth:`state` (least recently used evicted): about
             ``cache_symbols`` times one symbol's compact state (:meth:`SymbolState.compact`). Batches do not use
             this cache (see :class:`UniverseDataset`).
@@ -196,7 +201,8 @@ class SymbolUniverse:
 
     def __init__(self, source: Any, lookback: int, n_ahead: int, *, tz: str = "UTC", stride: int = 1,
                  n_days_profile: int = 20, min_history: int | None = None, bar_minutes: float | None = None,
-                 cache_symbols: int = 16, cache_dir: str | Path | None = None, **source_options: Any) -> None:
+                 cache_symbols: int = 16, cache_dir: str | Path | None = None, resample_minutes: int | None = None,
+                 **source_options: Any) -> None:
         if int(lookback) < 2 or int(n_ahead) < 1:
             raise ValueError(f"lookback must be >= 2 and n_ahead >= 1, got {lookback} and {n_ahead}")
         if int(cache_symbols) < 1 or int(n_days_profile) < 1:
@@ -204,7 +210,11 @@ class SymbolUniverse:
         self.source = open_symbols(source, **source_options)
         self.lookback, self.n_ahead, self.tz = int(lookback), int(n_ahead), tz
         self.stride, self.n_days_profile, self.min_history = int(stride), int(n_days_profile), min_history
+        if resample_minutes is not None and (isinstance(resample_minutes, bool) or int(resample_minutes) < 1
+                                             or int(resample_minutes) != resample_minutes):
+            raise ValueError(f"resample_minutes must be a positive integer or None, got {resample_minutes!r}")
         self.bar_minutes = bar_minutes
+        self.resample_minutes = None if resample_minutes is None else int(resample_minutes)
         self.cache_symbols = int(cache_symbols)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.loads = 0
@@ -217,8 +227,19 @@ class SymbolUniverse:
         """The universe's symbols, sorted."""
         return self.source.symbols
 
-    def _build(self, symbol: str, compact: bool = True) -> SymbolState:
+    def bars(self, symbol: str) -> pd.DataFrame:
+        """The validated canonical bars of ``symbol`` the universe counts and builds windows from (resampled to
+        ``resample_minutes`` when set)."""
         bars = self.source.read(symbol)  # validated canonical bars of this one symbol
+        if self.resample_minutes is None:
+            return bars
+        try:
+            return resample_validated(bars, self.resample_minutes)
+        except ValueError as exc:
+            raise ValueError(f"symbol '{symbol}': {exc}") from exc
+
+    def _build(self, symbol: str, compact: bool = True) -> SymbolState:
+        bars = self.bars(symbol)
         cal = add_calendar(bars, tz=self.tz, bar_minutes=self.bar_minutes)
         state = SymbolState.from_calendar(cal, self.lookback, self.n_ahead, self.n_days_profile)
         return state.compact() if compact else state
@@ -256,7 +277,7 @@ class SymbolUniverse:
         index = None if path is None else load_index(path)
         if index is not None:
             return index
-        index = _SymbolIndex.of(self.source.read(symbol))
+        index = _SymbolIndex.of(self.bars(symbol))
         with self._lock:
             self.index_reads += 1
         if path is not None:
@@ -265,6 +286,8 @@ class SymbolUniverse:
 
     def _index_path(self, symbol: str) -> Path | None:
         key = None if self.cache_dir is None else self.source.cache_key(symbol)
+        if key is not None and self.resample_minutes is not None:  # resampled bars count other windows
+            key = [key, {"resample_minutes": self.resample_minutes}]
         return None if key is None else index_path(self.cache_dir, symbol, key)
 
     def _scan(self, rules: Mapping[str, _TimeRule], liquidity_before: int | None,
