@@ -21,6 +21,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from lems.data.nested import as_tuples
+
 
 def bucket_size(n: int, batch_size: int | None = None) -> int:
     """Rows an input of ``n`` rows is padded to for inference.
@@ -59,16 +61,6 @@ def num_rows(data: Any) -> int:
 def take_rows(data: Any, rows: np.ndarray) -> Any:
     """Rows ``rows`` of every array of ``data`` (structure kept)."""
     return keras.tree.map_structure(lambda a: a[rows], data)
-
-
-def as_tuples(data: Any) -> Any:
-    """``data`` with every list turned into a tuple (``tf.data``, behind Keras' PyDataset adapter on the
-    TensorFlow backend, accepts tuples but not lists in a batch's structure)."""
-    if isinstance(data, (list, tuple)):
-        return tuple(as_tuples(a) for a in data)
-    if isinstance(data, dict):
-        return {k: as_tuples(v) for k, v in data.items()}
-    return data
 
 
 def pad_to(data: Any, n_rows: int) -> Any:

@@ -6,6 +6,9 @@ at a time: a Parquet dataset partitioned by symbol (``root/symbol=XYZ/part-0.par
 dataset with a ``symbol`` column (filtered scan), a flat folder with one file (CSV, Binance zip, Parquet)
 or one sub-folder per symbol, or an in-memory frame.
 
+Modules: :mod:`lems.data.sources` (sources), :mod:`lems.data.universe_index` (the per-symbol split index and
+its cache), :mod:`lems.data.universe_batches` (chunks and batches); every public name is re-exported here.
+
 A :class:`SymbolUniverse` turns a source into windows. It never materialises the ``(N, lookback + H - 1, F)``
 array of all windows: :meth:`SymbolUniverse.split` makes one pass over the symbols that reads only what counting
 needs (each symbol's timestamps, where volume traded, notional per day: a small per-symbol index, optionally
@@ -34,36 +37,29 @@ remainder (``drop_remainder``).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 import threading
 import time
-import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import keras
 import numpy as np
 import pandas as pd
 
-from lems.batching import as_tuples
-from lems.data.calendar import add_calendar, timestamps_ns, to_utc_ns
-from lems.data.features import FEATURE_NAMES, build_slot_index
-from lems.data.loaders import SUPPORTED_SUFFIXES, read_bars
-from lems.data.validation import validate_bars
-from lems.data.windows import (
-    _CHUNK,
-    SymbolState,
-    WindowSet,
-    _empty_set,
-    build_batch,
-    rate_arrays,
-    valid_origin_indices,
+from lems.data.calendar import add_calendar, to_utc_ns
+from lems.data.resample import resample_validated
+from lems.data.sources import SymbolSource, open_symbols, write_partitioned
+from lems.data.universe_batches import UniverseDataset, _ChunkBuilder, merge_states
+from lems.data.universe_index import (
+    _SymbolIndex,
+    _TimeRule,
+    default_cache_dir,
+    index_path,
+    load_index,
+    save_index,
 )
+from lems.data.windows import SymbolState, WindowSet, _empty_set, valid_origin_indices
 
 __all__ = [
     "WEIGHTINGS",
@@ -80,376 +76,8 @@ __all__ = [
     "write_partitioned",
 ]
 
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 
-
-# ----------------------------------------------------------------------------------------------
-# Sources: the symbols of a folder / dataset, read one at a time
-# ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _ReadOptions:
-    """Options of :func:`lems.data.loaders.read_bars` applied to every symbol."""
-
-    format: str | None = None
-    tz: str | None = None
-    columns: tuple[tuple[str, str], ...] = ()
-    sort: bool = False
-
-    def read(self, data: Any, symbol: str, where: str) -> pd.DataFrame:
-        """Canonical bars of ONE symbol named ``symbol``, errors prefixed with ``where``."""
-        try:
-            bars = read_bars(data, symbol=symbol, format=self.format, tz=self.tz, sort=self.sort,
-                             columns=dict(self.columns) or None)
-        except ValueError as exc:
-            raise ValueError(f"{where} (symbol '{symbol}'): {exc}") from exc
-        found = pd.unique(bars["symbol"])
-        if len(found) != 1 or found[0] != symbol:
-            raise ValueError(f"{where}: expected the bars of symbol '{symbol}' only, found symbol(s) "
-                             f"{list(found)[:5]} (one file, folder or partition per symbol)")
-        return bars
-
-
-class _ParquetReader:
-    """One symbol's rows of a Parquet dataset: a hive partition ``<field>=<symbol>`` or a column filter."""
-
-    def __init__(self, path: Path, field: str, hive: bool, options: _ReadOptions) -> None:
-        import pyarrow as pa
-        import pyarrow.dataset as ds
-
-        self.path, self.field, self.hive, self.options = path, field, hive, options
-        partitioning = ds.partitioning(pa.schema([(field, pa.string())]), flavor="hive") if hive else None
-        try:
-            self.dataset = ds.dataset(str(path), format="parquet", partitioning=partitioning)
-        except (OSError, ValueError, TypeError) as exc:  # pyarrow's Arrow* errors derive from these
-            raise ValueError(f"{path}: unreadable Parquet dataset ({type(exc).__name__}: {exc})") from exc
-        if field not in self.dataset.schema.names:
-            raise ValueError(f"{path}: the Parquet dataset has no '{field}' column or partition")
-
-    def symbols(self) -> list[str]:
-        """The dataset's symbols (partition keys, or the distinct values of the symbol column)."""
-        import pyarrow.compute as pc
-        import pyarrow.dataset as ds
-
-        if self.hive:
-            keys = [ds.get_partition_keys(f.partition_expression).get(self.field)
-                    for f in self.dataset.get_fragments()]
-            if any(k is None for k in keys):
-                raise ValueError(f"{self.path}: a file lies outside the '{self.field}=<symbol>' partitions")
-            return sorted(set(keys))
-        found: set[str] = set()
-        for batch in self.dataset.to_batches(columns=[self.field]):
-            column = batch.column(0)
-            if column.null_count:
-                raise ValueError(f"{self.path}: missing symbol in column '{self.field}'")
-            found.update(str(s) for s in pc.unique(column).to_pylist())
-        return sorted(found)
-
-    def __call__(self, symbol: str) -> pd.DataFrame:
-        import pyarrow.dataset as ds
-
-        table = self.dataset.to_table(filter=ds.field(self.field) == symbol)
-        where = f"{self.path} [{self.field}={symbol}]"
-        if table.num_rows == 0:
-            raise ValueError(f"{where}: no rows")
-        frame = table.drop_columns([self.field]).to_pandas()
-        return self.options.read(frame, symbol, where)
-
-
-class _EntryReader:
-    """Symbols from ``{symbol: file, folder or frame}`` entries, each read by ``read_bars``."""
-
-    def __init__(self, entries: Mapping[str, Any], options: _ReadOptions) -> None:
-        self.entries, self.options = dict(entries), options
-
-    def __call__(self, symbol: str) -> pd.DataFrame:
-        entry = self.entries[symbol]
-        where = str(entry) if isinstance(entry, (str, Path)) else type(entry).__name__
-        return self.options.read(entry, symbol, where)
-
-    def cache_key(self, symbol: str) -> list | None:
-        """What identifies the symbol's bars on disk: every file's resolved path, size and modification time
-        [ns], and the read options; None for an in-memory entry."""
-        entry = self.entries[symbol]
-        if not isinstance(entry, (str, Path)):
-            return None
-        path = Path(entry)
-        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
-        stats = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-        return [symbol, stats, repr(self.options)]
-
-
-class _FrameReader:
-    """Symbols of a canonical bars frame already in memory."""
-
-    def __init__(self, bars: pd.DataFrame) -> None:
-        self.bars = bars
-        codes, names = pd.factorize(bars["symbol"], sort=True)
-        bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(bars)]
-        self.rows = {str(n): (int(lo), int(hi)) for n, lo, hi in zip(names, bounds[:-1], bounds[1:])}
-
-    def __call__(self, symbol: str) -> pd.DataFrame:
-        lo, hi = self.rows[symbol]
-        return self.bars.iloc[lo:hi].reset_index(drop=True)
-
-
-class SymbolSource:
-    """The bars of a universe of symbols, read one symbol at a time (see :func:`open_symbols`).
-
-    Attributes:
-        symbols: Sorted symbol names.
-        description: Where the bars come from.
-    """
-
-    def __init__(self, symbols: Sequence[str], reader: Any, description: str) -> None:
-        self.symbols = tuple(sorted(str(s) for s in symbols))
-        if not self.symbols:
-            raise ValueError(f"{description}: no symbol")
-        if len(set(self.symbols)) != len(self.symbols):
-            raise ValueError(f"{description}: duplicated symbol names")
-        self._reader, self.description = reader, description
-
-    def __len__(self) -> int:
-        return len(self.symbols)
-
-    def __repr__(self) -> str:
-        return f"SymbolSource({len(self)} symbols from {self.description})"
-
-    def read(self, symbol: str) -> pd.DataFrame:
-        """Canonical bars of one symbol (validated).
-
-        Raises:
-            ValueError: an unknown symbol, or invalid bars (naming the file or partition).
-        """
-        if symbol not in self.symbols:
-            raise ValueError(f"unknown symbol '{symbol}' (the source has {len(self)} symbols)")
-        return self._reader(symbol)
-
-    def cache_key(self, symbol: str) -> list | None:
-        """A JSON-able key that changes whenever the bars of ``symbol`` may change (files and read options), or
-        None when the source cannot tell (Parquet datasets, frames in memory: never cached)."""
-        key = getattr(self._reader, "cache_key", None)
-        return None if key is None else key(symbol)
-
-    def subset(self, symbols: Sequence[str] | None = None, exclude: Sequence[str] = ()) -> SymbolSource:
-        """The source restricted to ``symbols`` (default all) minus ``exclude`` (e.g. leave one symbol out).
-
-        Raises:
-            ValueError: a named symbol the source does not have, or nothing left.
-        """
-        chosen = self.symbols if symbols is None else tuple(str(s) for s in symbols)
-        unknown = sorted(set(chosen).union(map(str, exclude)) - set(self.symbols))
-        if unknown:
-            raise ValueError(f"unknown symbol(s) {unknown[:5]} (the source has {len(self)} symbols)")
-        kept = [s for s in chosen if s not in set(map(str, exclude))]
-        return SymbolSource(kept, self._reader, self.description)
-
-    def shard(self, index: int, count: int) -> SymbolSource:
-        """Shard ``index`` of ``count``: every ``count``-th symbol of the sorted list from ``index``.
-
-        Every process of a multi-process run calls it with its own process index and the process count, and
-        reads disjoint symbols that together cover the universe.
-
-        Raises:
-            ValueError: ``index`` outside ``[0, count)`` or more shards than symbols.
-        """
-        if int(count) < 1 or not 0 <= int(index) < int(count):
-            raise ValueError(f"shard index must lie in [0, count), got index {index} and count {count}")
-        if int(count) > len(self):
-            raise ValueError(f"cannot cut {len(self)} symbols into {count} non-empty shards")
-        return SymbolSource(self.symbols[int(index)::int(count)], self._reader,
-                            f"{self.description}, shard {index}/{count}")
-
-
-def open_symbols(
-    source: Any,
-    *,
-    symbols: Sequence[str] | None = None,
-    exclude: Sequence[str] = (),
-    partition: str = "symbol",
-    format: str | None = None,
-    tz: str | None = None,
-    columns: Mapping[str, str] | None = None,
-    sort: bool = False,
-) -> SymbolSource:
-    """List the symbols of a folder, a Parquet dataset, a dict or a frame, without reading their bars.
-
-    Args:
-        source: One of
-            * a folder of hive partitions ``<partition>=<symbol>/`` holding Parquet files (``pyarrow.dataset``);
-            * a Parquet file, or a folder of Parquet files, with a ``<partition>`` column holding the symbol
-              (pass the folder as ``pyarrow.dataset`` would read it: files whose names end in ``.parquet``);
-              a folder is read this way only when its Parquet files have that column;
-            * a flat folder: one file per symbol (``.csv``, ``.zip``, ``.parquet``; symbol = file stem) or one
-              sub-folder per symbol (symbol = folder name; every file inside, e.g. monthly Binance files);
-            * a list of such files, a dict ``{symbol: path or frame}``, or a bars frame (in memory).
-        symbols: Keep only these symbols. exclude: Drop these symbols (e.g. the one left out).
-        partition: Name of the partition key / column holding the symbol.
-        format, tz, columns, sort: Passed to :func:`lems.data.loaders.read_bars` for every symbol.
-
-    Returns:
-        A :class:`SymbolSource`.
-
-    Raises:
-        ValueError: a missing path, an empty folder, an unknown symbol, or an unreadable dataset.
-    """
-    options = _ReadOptions(format=format, tz=tz, columns=tuple((columns or {}).items()), sort=bool(sort))
-    found = source if isinstance(source, SymbolSource) else _discover(source, partition, options)
-    return found.subset(symbols, exclude)
-
-
-def _discover(source: Any, partition: str, options: _ReadOptions) -> SymbolSource:
-    if isinstance(source, pd.DataFrame) or type(source).__module__.split(".")[0] == "polars":
-        bars = read_bars(source, format=options.format, tz=options.tz, columns=dict(options.columns) or None,
-                         sort=options.sort)
-        reader = _FrameReader(bars)
-        return SymbolSource(list(reader.rows), reader, "a bars frame in memory")
-    if isinstance(source, Mapping):
-        return SymbolSource([str(k) for k in source], _EntryReader({str(k): v for k, v in source.items()},
-                                                                   options), "a dict of sources")
-    if isinstance(source, (str, Path)):
-        return _discover_path(Path(source), partition, options)
-    if isinstance(source, Sequence) and not isinstance(source, (bytes, bytearray)):
-        return _entries_source(_keyed_paths(Path(p) for p in source), options, f"{len(source)} paths")
-    raise ValueError(f"unsupported source type {type(source).__name__}: pass a folder, a Parquet dataset, a "
-                     "list of files, a dict {symbol: path or frame} or a bars frame")
-
-
-def _discover_path(path: Path, partition: str, options: _ReadOptions) -> SymbolSource:
-    if not path.exists():
-        raise ValueError(f"{path}: no such file or folder")
-    if path.is_dir():
-        children = sorted(path.iterdir())
-        if any(c.is_dir() and c.name.startswith(f"{partition}=") for c in children):
-            return _parquet_source(path, partition, hive=True, options=options)
-        parquet = [c for c in children if c.is_file() and c.suffix.lower() in _PARQUET_SUFFIXES]
-        if parquet and _has_column(parquet[0], partition):
-            return _parquet_source(path, partition, hive=False, options=options)
-        entries = [c for c in children if c.is_dir() or (c.is_file() and c.suffix.lower() in SUPPORTED_SUFFIXES)]
-        if not entries:
-            raise ValueError(f"{path}: folder holds no partitions, sub-folders or supported files "
-                             f"({', '.join(SUPPORTED_SUFFIXES)})")
-        return _entries_source(_keyed_paths(entries), options, str(path))
-    if path.suffix.lower() in _PARQUET_SUFFIXES and _has_column(path, partition):
-        return _parquet_source(path, partition, hive=False, options=options)
-    if path.suffix.lower() in _PARQUET_SUFFIXES:
-        return _entries_source({path.stem: path}, options, str(path))
-    return _discover(read_bars(path, format=options.format, tz=options.tz, sort=options.sort,
-                               columns=dict(options.columns) or None), partition, options)
-
-
-def _has_column(path: Path, name: str) -> bool:
-    import pyarrow.parquet as pq
-
-    try:
-        return name in pq.read_schema(path).names
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable Parquet file ({type(exc).__name__}: {exc})") from exc
-
-
-def _parquet_source(path: Path, partition: str, hive: bool, options: _ReadOptions) -> SymbolSource:
-    reader = _ParquetReader(path, partition, hive, options)
-    kind = "partitioned" if hive else "with a symbol column"
-    return SymbolSource(reader.symbols(), reader, f"{path} (Parquet, {kind})")
-
-
-def _keyed_paths(paths) -> dict[str, Path]:
-    keyed: dict[str, Path] = {}
-    for p in paths:
-        key = p.name if p.is_dir() else p.stem
-        if key in keyed:
-            raise ValueError(f"two sources for symbol '{key}': {keyed[key]} and {p} (one file or folder per symbol)")
-        keyed[key] = p
-    return keyed
-
-
-def _entries_source(entries: Mapping[str, Path], options: _ReadOptions, description: str) -> SymbolSource:
-    return SymbolSource(list(entries), _EntryReader(entries, options), description)
-
-
-def write_partitioned(bars: pd.DataFrame, path: str | Path, partition: str = "symbol") -> Path:
-    """Write canonical bars as a Parquet dataset partitioned by symbol (``path/<partition>=<symbol>/``).
-
-    Call it once per group of symbols (e.g. chunk by chunk for a large universe); writing the same symbol twice
-    replaces its file.
-
-    Args:
-        bars: Canonical bars frame (validated here).
-        path: Root folder of the dataset.
-        partition: Partition key.
-
-    Returns:
-        ``path``.
-    """
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    canon = validate_bars(bars).rename(columns={"symbol": partition})
-    table = pa.Table.from_pandas(canon, preserve_index=False)
-    scheme = ds.partitioning(pa.schema([(partition, pa.string())]), flavor="hive")
-    ds.write_dataset(table, str(path), format="parquet", partitioning=scheme,
-                     existing_data_behavior="delete_matching", basename_template="part-{i}.parquet")
-    return Path(path)
-
-
-# ----------------------------------------------------------------------------------------------
-# Universe: a cheap per-symbol index for the split, per-symbol states in a bounded cache
-# ----------------------------------------------------------------------------------------------
-_DAY_NS = 86_400_000_000_000
-_CACHE_VERSION = 1  # bump when _SymbolIndex or its computation changes: old cache files are then ignored
 WEIGHTINGS = ("window", "symbol", "notional")
-
-
-class _SymbolIndex(NamedTuple):
-    """What the split pass needs of one symbol: timestamps, where volume traded, daily notional (no features)."""
-
-    ns: np.ndarray  # (T,) bar open times [UTC ns]
-    traded: np.ndarray  # (T + 1,) prefix counts of bars with positive volume
-    day: np.ndarray  # (D,) UTC days (days since 1970-01-01) holding bars
-    day_notional: np.ndarray  # (D,) notional traded per UTC day [quote currency]
-
-    @classmethod
-    def of(cls, bars: pd.DataFrame) -> _SymbolIndex:
-        """The index of one symbol's validated canonical bars."""
-        ns = timestamps_ns(bars["timestamp"]).astype(np.int64)
-        volume = bars["volume"].to_numpy(np.float64)
-        day, first = np.unique(ns // _DAY_NS, return_index=True)
-        notional = bars["notional"].to_numpy(np.float64)
-        day_notional = np.add.reduceat(notional, first) if ns.size else np.zeros(0)
-        return cls(ns, np.r_[0, np.cumsum(volume > 0)].astype(np.int64), day.astype(np.int64), day_notional)
-
-    def liquidity(self, before_ns: int | None) -> float:
-        """Median notional per UTC day over the complete days ending at or before ``before_ns`` [quote currency];
-        every day when ``None``; 0.0 when there is no such day (a symbol listed after ``before_ns``)."""
-        days = self.day_notional if before_ns is None else self.day_notional[(self.day + 1) * _DAY_NS <= before_ns]
-        return float(np.median(days)) if days.size else 0.0
-
-
-def default_cache_dir() -> Path:
-    """The per-user cache folder of universe indexes: ``$LEMS_CACHE_DIR``, else ``$XDG_CACHE_HOME/lems/universe``,
-    else ``~/.cache/lems/universe`` (never inside the data folder or the repository)."""
-    if os.environ.get("LEMS_CACHE_DIR"):
-        return Path(os.environ["LEMS_CACHE_DIR"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
-    return base / "lems" / "universe"
-
-
-@dataclass(frozen=True)
-class _TimeRule:
-    """Which windows a part keeps (the purged split of :meth:`WindowSet.split`), UTC ns bounds, then every
-    ``every``-th of a symbol's windows (:meth:`UniverseWindows.thin`)."""
-
-    origin_from: int | None = None  # origin >= origin_from
-    last_before: int | None = None  # open of the last horizon bar < last_before
-    every: int = 1
-
-    def select(self, ns: np.ndarray, origins: np.ndarray, n_ahead: int) -> np.ndarray:
-        """The kept origins (positions in the symbol's bars) among the valid ``origins``."""
-        keep = np.ones(origins.shape, dtype=bool)
-        if self.origin_from is not None:
-            keep &= ns[origins] >= self.origin_from
-        if self.last_before is not None:
-            keep &= ns[origins + n_ahead - 1] < self.last_before
-        return origins[keep][:: self.every]
 
 
 class UniverseSplit(NamedTuple):
@@ -555,6 +183,9 @@ class SymbolUniverse:
         stride, n_days_profile, min_history: As in :func:`lems.data.windows.make_windows`.
         bar_minutes: Nominal bar length [minutes]; ``None`` infers it per symbol (its modal spacing, as
             ``make_windows`` does for one symbol).
+        resample_minutes: Aggregate each symbol's bars to bars of this length [minutes] before counting and
+            building windows (:func:`lems.data.resample.resample_bars` with its defaults, as
+            ``read_bars(..., bar_minutes=resample_minutes)``); a multiple of the files' bar length. ``None``: as read.
         cache_symbols: Per-symbol states kept in memory for :meth:`state` (least recently used evicted): about
             ``cache_symbols`` times one symbol's compact state (:meth:`SymbolState.compact`). Batches do not use
             this cache (see :class:`UniverseDataset`).
@@ -570,7 +201,8 @@ class SymbolUniverse:
 
     def __init__(self, source: Any, lookback: int, n_ahead: int, *, tz: str = "UTC", stride: int = 1,
                  n_days_profile: int = 20, min_history: int | None = None, bar_minutes: float | None = None,
-                 cache_symbols: int = 16, cache_dir: str | Path | None = None, **source_options: Any) -> None:
+                 cache_symbols: int = 16, cache_dir: str | Path | None = None, resample_minutes: int | None = None,
+                 **source_options: Any) -> None:
         if int(lookback) < 2 or int(n_ahead) < 1:
             raise ValueError(f"lookback must be >= 2 and n_ahead >= 1, got {lookback} and {n_ahead}")
         if int(cache_symbols) < 1 or int(n_days_profile) < 1:
@@ -578,7 +210,11 @@ class SymbolUniverse:
         self.source = open_symbols(source, **source_options)
         self.lookback, self.n_ahead, self.tz = int(lookback), int(n_ahead), tz
         self.stride, self.n_days_profile, self.min_history = int(stride), int(n_days_profile), min_history
+        if resample_minutes is not None and (isinstance(resample_minutes, bool) or int(resample_minutes) < 1
+                                             or int(resample_minutes) != resample_minutes):
+            raise ValueError(f"resample_minutes must be a positive integer or None, got {resample_minutes!r}")
         self.bar_minutes = bar_minutes
+        self.resample_minutes = None if resample_minutes is None else int(resample_minutes)
         self.cache_symbols = int(cache_symbols)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
         self.loads = 0
@@ -591,8 +227,19 @@ class SymbolUniverse:
         """The universe's symbols, sorted."""
         return self.source.symbols
 
-    def _build(self, symbol: str, compact: bool = True) -> SymbolState:
+    def bars(self, symbol: str) -> pd.DataFrame:
+        """The validated canonical bars of ``symbol`` the universe counts and builds windows from (resampled to
+        ``resample_minutes`` when set)."""
         bars = self.source.read(symbol)  # validated canonical bars of this one symbol
+        if self.resample_minutes is None:
+            return bars
+        try:
+            return resample_validated(bars, self.resample_minutes)
+        except ValueError as exc:
+            raise ValueError(f"symbol '{symbol}': {exc}") from exc
+
+    def _build(self, symbol: str, compact: bool = True) -> SymbolState:
+        bars = self.bars(symbol)
         cal = add_calendar(bars, tz=self.tz, bar_minutes=self.bar_minutes)
         state = SymbolState.from_calendar(cal, self.lookback, self.n_ahead, self.n_days_profile)
         return state.compact() if compact else state
@@ -627,30 +274,21 @@ class SymbolUniverse:
         """The split index of ``symbol``: from the cache when ``cache_dir`` holds a current one, else read from
         its bars (validated) and, with ``cache_dir``, written there."""
         path = self._index_path(symbol)
-        if path is not None and path.is_file():
-            try:
-                with np.load(path) as stored:
-                    return _SymbolIndex(*(stored[name] for name in _SymbolIndex._fields))
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass  # an unreadable cache file (interrupted write, other version): rebuilt from the bars below
-        index = _SymbolIndex.of(self.source.read(symbol))
+        index = None if path is None else load_index(path)
+        if index is not None:
+            return index
+        index = _SymbolIndex.of(self.bars(symbol))
         with self._lock:
             self.index_reads += 1
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
-            np.savez(tmp, **index._asdict())
-            os.replace(tmp, path)
+            save_index(path, index)
         return index
 
     def _index_path(self, symbol: str) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        key = self.source.cache_key(symbol)
-        if key is None:
-            return None
-        digest = hashlib.sha256(json.dumps([_CACHE_VERSION, _lems_version(), key]).encode()).hexdigest()[:32]
-        return self.cache_dir / f"{_safe_name(symbol)}-{digest}.npz"
+        key = None if self.cache_dir is None else self.source.cache_key(symbol)
+        if key is not None and self.resample_minutes is not None:  # resampled bars count other windows
+            key = [key, {"resample_minutes": self.resample_minutes}]
+        return None if key is None else index_path(self.cache_dir, symbol, key)
 
     def _scan(self, rules: Mapping[str, _TimeRule], liquidity_before: int | None,
               progress: SplitProgress | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -778,16 +416,6 @@ class SymbolUniverse:
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} as a fraction must lie in [0, 1], got {value}")
         return int(times[min(int(value * len(times)), len(times) - 1)])
-
-
-def _lems_version() -> str:
-    from lems import __version__  # the package root is already imported whenever lems.data is
-
-    return str(__version__)
-
-
-def _safe_name(symbol: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in symbol)[:64]
 
 
 class UniverseWindows:
@@ -960,295 +588,3 @@ class UniverseWindows:
         if len(chosen) == 1:
             return ws
         return ws.subset(np.lexsort((ws.asset.astype(str), ws.origin.as_unit("ns").asi8)))
-
-
-class _ChunkBuilder:
-    """A :class:`WindowSet` of ``size`` rows filled symbol by symbol, each window built in place."""
-
-    def __init__(self, size: int, like: SymbolState, bars: bool) -> None:
-        lb, h = like.lookback, like.n_ahead
-        self.lookback, self.n_ahead, self.size, self.filled, self.with_bars = lb, h, int(size), 0, bool(bars)
-        self.x = np.empty((size, lb + h - 1, len(FEATURE_NAMES)), np.float32)
-        self.y = np.empty((size, h, 2), np.float32)
-        self.ref, self.prices, self.volumes = np.empty(size), np.empty((size, h)), np.empty((size, h))
-        self.origin_ns, self.end_ns = np.empty(size, np.int64), np.empty(size, np.int64)
-        self.origin_index, self.asset = np.empty(size, np.int64), np.empty(size, dtype=object)
-        self.bars: dict[str, pd.DataFrame] = {}
-
-    @property
-    def room(self) -> int:
-        """Rows still free."""
-        return self.size - self.filled
-
-    def add(self, state: SymbolState, origins: np.ndarray) -> int:
-        """Build the windows of ``state`` at ``origins`` (at most :attr:`room`) into the next rows; their count."""
-        origins = origins[: self.room]
-        lo = self.filled
-        for start in range(0, origins.size, _CHUNK):
-            part = origins[start:start + _CHUNK]
-            rows = slice(lo + start, lo + start + part.size)
-            self.x[rows], self.y[rows], self.ref[rows], self.prices[rows], self.volumes[rows] = build_batch(state, part)
-        rows = slice(lo, lo + origins.size)
-        self.origin_ns[rows], self.end_ns[rows] = state.ns[origins], state.ns[origins + self.n_ahead - 1]
-        self.origin_index[rows], self.asset[rows] = origins, state.symbol
-        if self.with_bars:
-            self.bars[state.symbol] = state.bars
-        self.filled += origins.size
-        return int(origins.size)
-
-    def finish(self) -> WindowSet:
-        """The filled :class:`WindowSet`."""
-        return WindowSet(X=self.x, y=self.y, origin=_utc(self.origin_ns), asset=self.asset,
-                         origin_index=self.origin_index, reference_price=self.ref, prices=self.prices,
-                         volumes=self.volumes, horizon_end=_utc(self.end_ns), lookback=self.lookback,
-                         n_ahead=self.n_ahead, bars=self.bars)
-
-
-def _utc(ns: np.ndarray) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
-
-
-# ----------------------------------------------------------------------------------------------
-# Batches gathered on the fly
-# ----------------------------------------------------------------------------------------------
-def merge_states(states: Sequence[SymbolState]) -> tuple[SymbolState, np.ndarray]:
-    """One state holding the bars of several symbols back to back, so one :func:`build_batch` call gathers
-    windows of all of them.
-
-    A window never crosses from one symbol into the next (its bars lie inside its symbol's segment), and the
-    seasonal profile is indexed by (symbol, slot), so a merged window is bit-identical to the window built from
-    its own symbol's state.
-
-    Args:
-        states: States of distinct symbols with the same lookback, horizon and profile length.
-
-    Returns:
-        ``(merged, offsets)``: origin index ``i`` of ``states[k]`` is ``i + offsets[k]`` in ``merged``.
-    """
-    merger = _Merger([s.n_bars for s in states])
-    for state in states:
-        merger.add(state)
-    return merger.finish(), merger.offsets
-
-
-class _Merger:
-    """Builds the state of :func:`merge_states` from states added one at a time into arrays sized up front, so
-    a caller that loads each state, adds it and drops it holds the merged arrays and one state, not every state
-    plus their concatenation."""
-
-    _ROWS = ("observed", "known", "volume", "price", "ns")
-
-    def __init__(self, n_bars: Sequence[int]) -> None:
-        sizes = np.asarray(n_bars, np.int64)
-        self.offsets = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
-        self.sizes, self.total = sizes, int(sizes.sum())
-        self.added: list[str] = []
-        self._first: SymbolState | None = None
-        self._arrays: dict[str, np.ndarray] = {}
-        self._slots = np.empty(self.total, np.int64)
-        self._slot_base = 0
-
-    def add(self, state: SymbolState) -> None:
-        """Copy the next state (in the order of ``n_bars``) into the merged arrays."""
-        k = len(self.added)
-        if k >= self.sizes.size or state.n_bars != self.sizes[k]:
-            expected = "no more state" if k >= self.sizes.size else f"{self.sizes[k]} bars"
-            raise ValueError(f"merge_states: state of '{state.symbol}' has {state.n_bars} bars, expected {expected} "
-                             "(its data changed since the split)")
-        if self._first is None:
-            self._first = state
-            self._arrays = {name: np.empty((self.total, *getattr(state, name).shape[1:]), getattr(state, name).dtype)
-                            for name in self._ROWS}
-        first = self._first
-        if (state.lookback, state.n_ahead, state.n_days_profile) != (first.lookback, first.n_ahead,
-                                                                    first.n_days_profile):
-            raise ValueError("merge_states: the states differ in lookback, n_ahead or n_days_profile")
-        rows = slice(int(self.offsets[k]), int(self.offsets[k]) + state.n_bars)
-        for name, array in self._arrays.items():
-            array[rows] = getattr(state, name)
-        self._slots[rows] = state.slots.code + self._slot_base
-        self._slot_base += int(state.slots.code.max()) + 1
-        self.added.append(state.symbol)
-
-    def finish(self) -> SymbolState:
-        """The merged state (every state of ``n_bars`` added)."""
-        if len(self.added) != self.sizes.size or self._first is None:
-            raise ValueError(f"merge_states: {len(self.added)} of {self.sizes.size} states added")
-        first, arrays, volume = self._first, self._arrays, self._arrays["volume"]
-        names = ", ".join(self.added[:3]) + (f" and {len(self.added) - 3} more" if len(self.added) > 3 else "")
-        return SymbolState(
-            symbol=names, bars=first.bars.iloc[:0], lookback=first.lookback, n_ahead=first.n_ahead,
-            n_days_profile=first.n_days_profile, observed=arrays["observed"], known=arrays["known"], volume=volume,
-            price=arrays["price"], ns=arrays["ns"], slots=build_slot_index(self._slots, volume),
-            traded=np.r_[0, np.cumsum(volume > 0)],
-        )
-
-
-class _Block(NamedTuple):
-    """One shuffling block: its symbols' merged state and its rows in serving order."""
-
-    state: SymbolState
-    code: np.ndarray  # (n,) symbol code (index into the part's symbols)
-    origin: np.ndarray  # (n,) origin index in the merged state
-    local: np.ndarray  # (n,) origin index in the symbol's own bars
-
-
-class UniverseDataset(keras.utils.PyDataset):
-    """Batches of a :class:`UniverseWindows`, gathered on the fly, shuffled across symbols block by block.
-
-    Every batch has ``batch_size`` rows: ``((X, min_rate, max_rate), y, sample_weight)`` with ``X``
-    ``(B, lookback + H - 1, F)`` float32, rates ``(B, 1)`` float32, compact ``y`` ``(B, H, 2)`` float32. The
-    last partial batch is padded with copies of its first row weighted 0, its real rows weighted
-    ``B / n_real`` (so the batch's mean loss is the mean over real rows, as :class:`lems.batching.PaddedBatches`),
-    or dropped (``drop_remainder``).
-
-    Order (see the module docstring): per epoch, symbols are shuffled (``shuffle``) and cut into blocks of
-    ``block_symbols``; a block's windows are shuffled together. Without ``shuffle``, symbols stay sorted and a
-    block's windows are ordered by (origin time, symbol); with ``block_symbols >= n_symbols`` that is
-    :func:`lems.data.windows.make_windows`' order. The order of epoch ``e`` depends only on ``(seed, e)``, so
-    any batch can be built in any order (workers).
-
-    Memory: the states of at most two blocks, merged (:func:`merge_states`, so that a batch is gathered by one
-    :func:`build_batch` call per block whatever the number of symbols in it), plus their row tables
-    (20 bytes per window of the block).
-
-    Args:
-        windows: The part to serve.
-        batch_size: Rows per batch.
-        shuffle: Shuffle symbols and windows, anew each epoch.
-        seed: Seed of the order.
-        min_rate, max_rate: Trading limits [fraction of the order per bar]; ``H * max_rate >= 1``.
-        drop_remainder: Drop the last partial batch instead of padding it.
-        block_symbols: Symbols per shuffling block.
-        num_batches: Serve only the first ``num_batches`` batches of each epoch (e.g. the number every process
-            of a multi-process run has: :func:`lems.distributed.agree_num_batches`).
-        weighting: How symbols weigh in the loss (:meth:`UniverseWindows.symbol_weights`): ``"window"`` (every
-            window 1, so a symbol weighs by its number of windows), ``"symbol"`` (every symbol's windows together
-            weigh the same) or ``"notional"`` (in proportion to its training-period median daily notional). A
-            row's ``sample_weight`` is its symbol's weight (times ``B / n_real`` in the padded last batch);
-            the order of the windows does not change.
-        **kwargs: ``keras.utils.PyDataset`` options (``workers``, ``use_multiprocessing``, ``max_queue_size``).
-
-    Attributes:
-        epoch: Epochs completed (``on_epoch_end`` calls).
-        batches_per_epoch: Batches served per epoch (``len``).
-    """
-
-    def __init__(self, windows: UniverseWindows, batch_size: int = 64, *, shuffle: bool = True, seed: int = 0,
-                 min_rate: float = 0.0, max_rate: float = 1.0, drop_remainder: bool = False,
-                 block_symbols: int = 32, num_batches: int | None = None, weighting: str = "window",
-                 **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if int(batch_size) < 1 or int(block_symbols) < 1:
-            raise ValueError(f"batch_size and block_symbols must be >= 1, got {batch_size} and {block_symbols}")
-        if len(windows) == 0:
-            raise ValueError(f"no {windows.name} window to serve")
-        rate_arrays(1, min_rate, max_rate, windows.universe.n_ahead)  # validate early
-        self.windows, self.universe = windows, windows.universe
-        self.batch_size, self.block_symbols = int(batch_size), int(block_symbols)
-        self.shuffle, self.seed, self.drop_remainder = bool(shuffle), int(seed), bool(drop_remainder)
-        self.min_rate, self.max_rate = float(min_rate), float(max_rate)
-        self.weighting = weighting
-        self._symbol_weight = windows.symbol_weights(weighting)
-        self.epoch = 0
-        natural = len(windows) // self.batch_size if self.drop_remainder else -(-len(windows) // self.batch_size)
-        if natural == 0:
-            raise ValueError(f"{len(windows)} {windows.name} windows make no full batch of {batch_size}")
-        if num_batches is not None and not 1 <= int(num_batches) <= natural:
-            raise ValueError(f"num_batches must lie in [1, {natural}], got {num_batches}")
-        self.batches_per_epoch = natural if num_batches is None else int(num_batches)
-        self._blocks: OrderedDict[tuple[int, int], _Block] = OrderedDict()
-        self._lock = threading.RLock()
-
-    def __len__(self) -> int:
-        return self.batches_per_epoch
-
-    # -- order ---------------------------------------------------------------------------------
-    def _epoch_blocks(self) -> tuple[np.ndarray, np.ndarray]:
-        """Symbol codes in this epoch's order and the cumulative window count at the end of each block."""
-        n = len(self.windows.symbols)
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(n) if self.shuffle else np.arange(n)
-        sizes = np.add.reduceat(self.windows.counts[order], np.arange(0, n, self.block_symbols))
-        return order, np.cumsum(sizes)
-
-    def _block(self, b: int, order: np.ndarray) -> _Block:
-        key = (self.epoch, b)
-        with self._lock:
-            if key not in self._blocks:
-                while len(self._blocks) > 1:  # evict before building: at most two blocks in the cache, ever
-                    self._blocks.popitem(last=False)
-                self._blocks[key] = self._build_block(b, order)
-            return self._blocks[key]
-
-    def _build_block(self, b: int, order: np.ndarray) -> _Block:
-        codes = order[b * self.block_symbols:(b + 1) * self.block_symbols]
-        code, local = [], []
-        merger = None if self.windows.n_bars is None else _Merger(self.windows.n_bars[codes])
-        states = []
-        for c in codes:  # with the split's bar counts, each state is copied into the block and dropped
-            state = self.universe.load(self.windows.symbols[c])
-            o = self.windows.select(state)
-            if o.size != self.windows.counts[c]:
-                raise ValueError(f"symbol '{state.symbol}' has {o.size} {self.windows.name} windows, counted "
-                                 f"{self.windows.counts[c]}: its data changed during training")
-            code.append(np.full(o.size, c, np.int32))
-            local.append(o)
-            if merger is None:
-                states.append(state)
-            else:
-                merger.add(state)
-            del state
-        merged, offsets = merge_states(states) if merger is None else (merger.finish(), merger.offsets)
-        code_arr, local_arr = np.concatenate(code), np.concatenate(local)
-        origin = local_arr + np.repeat(offsets, [o.size for o in local])
-        rows = np.lexsort((code_arr, merged.ns[origin]))
-        if self.shuffle:
-            rows = rows[np.random.default_rng([self.seed, self.epoch, b + 1]).permutation(rows.size)]
-        return _Block(merged, code_arr[rows], origin[rows], local_arr[rows])
-
-    def _segments(self, index: int) -> list[tuple[_Block, slice]]:
-        """The blocks and row slices that make the real rows of batch ``index``."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch index {index} out of range [0, {len(self)})")
-        order, ends = self._epoch_blocks()
-        lo, hi = index * self.batch_size, min((index + 1) * self.batch_size, int(ends[-1]))
-        starts = np.r_[0, ends[:-1]]
-        out = []
-        for b in range(int(np.searchsorted(ends, lo, side="right")), ends.size):
-            if starts[b] >= hi:
-                break
-            out.append((self._block(b, order), slice(max(lo - starts[b], 0), hi - starts[b])))
-        return out
-
-    def rows(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(symbol names, origin indices in each symbol's bars)`` of the real rows of batch ``index``."""
-        segments = self._segments(index)
-        code = np.concatenate([block.code[sl] for block, sl in segments])
-        local = np.concatenate([block.local[sl] for block, sl in segments])
-        return np.asarray(self.windows.symbols, dtype=object)[code], local
-
-    def origin_times(self, index: int) -> pd.DatetimeIndex:
-        """UTC origin times of the real rows of batch ``index``."""
-        return _utc(np.concatenate([block.state.ns[block.origin[sl]] for block, sl in self._segments(index)]))
-
-    # -- batches -------------------------------------------------------------------------------
-    def __getitem__(self, index: int):
-        segments = self._segments(index)
-        parts = [build_batch(block.state, block.origin[sl]) for block, sl in segments]
-        x = np.concatenate([p.X for p in parts]) if len(parts) > 1 else parts[0].X
-        y = np.concatenate([p.y for p in parts]) if len(parts) > 1 else parts[0].y
-        real, n = x.shape[0], self.batch_size
-        code = np.concatenate([block.code[sl] for block, sl in segments])
-        weights = (self._symbol_weight[code] * (n / real)).astype(np.float32)
-        if real < n:
-            pad = np.r_[np.arange(real), np.zeros(n - real, np.int64)]
-            x, y = x[pad], y[pad]
-            weights = np.r_[weights, np.zeros(n - real, np.float32)]
-        lo, hi = rate_arrays(n, self.min_rate, self.max_rate, self.universe.n_ahead)
-        return as_tuples(((x, lo, hi), y, weights))
-
-    def on_epoch_end(self) -> None:
-        """Next epoch: a new symbol and window order (when ``shuffle``)."""
-        with self._lock:
-            self.epoch += 1
-            self._blocks.clear()

@@ -341,16 +341,21 @@ def _validate(
     estimated = _estimated_flags(df, has_notional, n)
     _check_values(cols, where)
 
-    out = pd.DataFrame({"symbol": pd.Series(symbols, dtype="str"), "timestamp": ts})
+    # Rows grouped by symbol (stable, symbols in code point order as a string sort) with numpy on the symbol
+    # codes: a pyarrow-backed string column is converted to numpy only here, never again below.
+    codes = pd.factorize(symbols, sort=True)[0]
+    order = np.argsort(codes, kind="stable")
+    codes = codes[order]
+    out = pd.DataFrame({"symbol": pd.Series(symbols[order], dtype="str"),
+                        "timestamp": ts.iloc[order].reset_index(drop=True)})
     for c in (*PRICE_COLUMNS, "volume", "notional"):
-        out[c] = cols[c]
-    out["notional_estimated"] = estimated
-    out["trades"] = cols["trades"]
-    out["_row"] = np.arange(n)
-    out = out.sort_values("symbol", kind="stable").reset_index(drop=True)
-    _check_order(out, row_label)
+        out[c] = cols[c][order]
+    out["notional_estimated"] = estimated[order]
+    out["trades"] = cols["trades"][order]
+    out["_row"] = order
+    _check_order(out, codes, symbols[order], row_label)
 
-    starts = np.r_[True, out["symbol"].to_numpy()[1:] != out["symbol"].to_numpy()[:-1]]
+    starts = np.r_[True, codes[1:] != codes[:-1]]
     fallback = (out["high"].to_numpy() + out["low"].to_numpy() + out["close"].to_numpy()) / 3.0
     out["price"] = _carried_vwap(
         out["volume"].to_numpy(), out["notional"].to_numpy(), fallback, starts
@@ -386,11 +391,11 @@ def _estimated_flags(df: pd.DataFrame, has_notional: bool, n: int) -> np.ndarray
     return flags.to_numpy(dtype=bool)
 
 
-def _check_order(out: pd.DataFrame, row_label: RowLabel) -> None:
-    """Within each symbol, timestamps must be strictly increasing (no silent sorting)."""
-    sym = out["symbol"].to_numpy()
+def _check_order(out: pd.DataFrame, codes: np.ndarray, sym: np.ndarray, row_label: RowLabel) -> None:
+    """Within each symbol, timestamps must be strictly increasing (no silent sorting); ``codes`` and ``sym`` are
+    the symbol codes and names of ``out``'s rows."""
     t = _epoch_ns(out["timestamp"])
-    same = sym[1:] == sym[:-1]
+    same = codes[1:] == codes[:-1]
     step = np.diff(t)
     for mask, word in ((same & (step < 0), "unsorted"), (same & (step == 0), "duplicated")):
         if mask.any():
