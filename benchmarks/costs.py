@@ -35,8 +35,8 @@ are checkpointed under ``--work`` (a rerun resumes); the data is never copied in
 
 Usage (from the repository root)::
 
-    nohup python benchmarks/costs.py --dataset crypto_1h > /tmp/costs_1h.log 2>&1 &
-    nohup python benchmarks/costs.py --dataset crypto_1m > /tmp/costs_1m.log 2>&1 &
+    nohup python -m benchmarks.costs --dataset crypto_1h > /tmp/costs_1h.log 2>&1 &
+    nohup python -m benchmarks.costs --dataset crypto_1m > /tmp/costs_1m.log 2>&1 &
 
 Writes ``benchmarks/results/costs_<dataset>.md`` and ``.csv`` (one row per condition x policy).
 """
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -54,23 +53,20 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.real_data import md_table, span, thin
+from benchmarks.common import DEFAULT_DATA, command_line, md_table, results_dir, span, thin
+from lems.execution import IS_VWAP_ORDER
 
-RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+RESULTS = results_dir("costs")
 SIZES = (0.01, 0.05, 0.20)
 IMPACT_COEF, IMPACT_DELTA, HALF_SPREAD_BPS = 1.0, 0.5, 1.0
 #: Almgren-Chriss urgencies tried on validation: kappa * H (0 = TWAP).
 AC_URGENCIES = (0.0, 0.5, 1.0, 2.0, 4.0)
 FRICTIONLESS = "frictionless"
-VWAP_TYPES, TWAP_TYPES = [0, 2], [1, 3]  # order types buy-VWAP, buy-TWAP, sell-VWAP, sell-TWAP
+VWAP_TYPES, TWAP_TYPES = IS_VWAP_ORDER, ~IS_VWAP_ORDER  # masks over the seed layout's order types
 
 
 @dataclass(frozen=True)
@@ -257,7 +253,7 @@ def window_numbers(frame: pd.DataFrame, n: int, horizon: int) -> dict[str, np.nd
 
 def evaluate(policy, windows, size: float | None) -> dict[str, np.ndarray]:
     """Per-window numbers of one policy on windows, frictionless (``size`` None) or net of costs."""
-    from lems.backtest import backtest
+    from lems.evaluation.backtest import backtest
 
     frame = backtest({"p": policy}, windows, conditions=None if size is None else conditions(size))
     return window_numbers(frame, len(windows), int(windows.n_ahead))
@@ -273,14 +269,14 @@ def ac_eta(size: float, sigma: float, horizon: int) -> float:
 
 
 def ac_lambda(urgency: float, sigma: float, eta: float, horizon: int) -> float:
-    """Risk aversion giving ``kappa H = urgency`` (inverse of :func:`lems.baselines.almgren_chriss_kappa`)."""
+    """Risk aversion giving ``kappa H = urgency`` (inverse of :func:`lems.policies.almgren_chriss_kappa`)."""
     kappa = urgency / horizon
     return float((2.0 * np.sinh(kappa / 2.0)) ** 2 * eta / sigma**2)
 
 
 def choose_ac(val, size: float, sigma: float) -> tuple[Any, pd.DataFrame]:
     """Almgren-Chriss for one size: ``lambda`` with the lowest validation mean shortfall (fixed VWAP orders)."""
-    from lems.baselines import AlmgrenChriss
+    from lems.policies import AlmgrenChriss
 
     horizon = int(val.n_ahead)
     eta = ac_eta(size, sigma, horizon)
@@ -299,7 +295,7 @@ def choose_ac(val, size: float, sigma: float) -> tuple[Any, pd.DataFrame]:
 
 def summarise(numbers: dict[str, np.ndarray], days: np.ndarray) -> dict[str, float]:
     """Means over windows, risks (std of the buy orders) and the 95 % half-width of the flexible gain."""
-    from lems.report import clustered_mean_ci
+    from lems.evaluation.stats import clustered_mean_ci
 
     out = {}
     for key, values in numbers.items():
@@ -314,7 +310,7 @@ def summarise(numbers: dict[str, np.ndarray], days: np.ndarray) -> dict[str, flo
 
 def paired(a: np.ndarray, b: np.ndarray, days: np.ndarray) -> str:
     """``mean [low, high]`` of the per-window paired difference ``a - b`` (clustered by origin time) [bps]."""
-    from lems.report import clustered_mean_ci
+    from lems.evaluation.stats import clustered_mean_ci
 
     ci = clustered_mean_ci(a - b, days)
     return f"{ci['mean']:+.2f} [{ci['ci_low']:+.2f}, {ci['ci_high']:+.2f}]"
@@ -349,7 +345,7 @@ def gains(numbers: dict[str, dict[str, np.ndarray]], days: np.ndarray) -> dict[s
     Gain = the policy's flexible improvement vs VWAP minus TWAP's on the same window (TWAP pays its own costs at
     the same size), averaged over windows; the interval is clustered by origin time (``Setup.cluster``).
     """
-    from lems.report import clustered_mean_ci
+    from lems.evaluation.stats import clustered_mean_ci
 
     twap = numbers["twap"]["flex_vwap_imp"]
     return {p: clustered_mean_ci(numbers[p]["flex_vwap_imp"] - twap, days) for p in GAIN_POLICIES if p in numbers}
@@ -453,15 +449,9 @@ def checkpointed(path: Path, compute):
 
 
 def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
-    from lems.backtest import cost_targets
-    from lems.baselines import (
-        TWAP,
-        FlexibleRule,
-        ModelPolicy,
-        StaticVWAP,
-        lookback_half_spread,
-        lookback_volatility,
-    )
+    from lems.data.targets import cost_targets
+    from lems.data.estimates import lookback_half_spread, lookback_volatility
+    from lems.policies import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
 
     t0 = time.perf_counter()
     work = args.work / setup.name
@@ -538,7 +528,7 @@ def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = "python benchmarks/costs.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("costs", argv)
     for name in (list(SETUPS) if args.dataset == "both" else [args.dataset]):
         run_dataset(args, SETUPS[name], command)
 

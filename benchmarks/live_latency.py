@@ -8,7 +8,7 @@ market (24/7, hourly). Both paths are compiled once and warmed up before timing:
 * live decision: ``next_allocation()`` = calendar features of the coming bar + the window as known now + one
   compiled forward of the live step (encoder + one decoder step from the actual fills) + the exact limits.
 
-Usage: ``python benchmarks/live_latency.py [--repeats 30] [--out benchmarks/results/live_latency.md]``.
+Usage: ``python -m benchmarks.live_latency [--repeats 30] [--out benchmarks/results/live_latency.md]``.
 Prints the table and writes it (markdown) to ``--out``.
 """
 
@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Live decision latency",
         "",
-        f"Command: `KERAS_BACKEND={keras.backend.backend()} python benchmarks/live_latency.py "
+        f"Command: `KERAS_BACKEND={keras.backend.backend()} python -m benchmarks.live_latency "
         f"--repeats {args.repeats}`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible (shared), "

@@ -6,7 +6,7 @@ for ``--steps`` steps of batch 32 (time to the first trained batches, compile in
 ``--more-steps`` compiled steps (training throughput), then the live ``next_allocation()`` latency at the largest
 horizon (a session of ``--live`` decisions, the first one compiling).
 
-Usage: ``python benchmarks/long_horizon.py [--horizons 60 240 390] [--steps 2] [--more-steps 6] [--live 40]
+Usage: ``python -m benchmarks.long_horizon [--horizons 60 240 390] [--steps 2] [--more-steps 6] [--live 40]
 [--out FILE]``
 """
 
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 CASE = r'''
@@ -113,7 +111,7 @@ def markdown(rows: list[dict], argv) -> str:
         lines += ["", f"Live `next_allocation()` at H = {r['horizon']}: median {r['live_median_ms']:.1f} ms, P90 "
                       f"{r['live_p90_ms']:.1f} ms over {r['live_decisions']} decisions (the first one, which "
                       f"compiles: {r['live_first_ms'] / 1e3:.1f} s)."]
-    command = " ".join(["python benchmarks/long_horizon.py", *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m benchmarks.long_horizon", *(argv if argv is not None else sys.argv[1:])])
     return "\n".join([f"Command: `{command}`", "", *lines, ""])
 
 

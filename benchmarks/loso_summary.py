@@ -4,7 +4,7 @@ Each file is written by ``benchmarks/real_data.py --dataset <set> --holdout <SYM
 early-stopped on the other symbols of the set only, tested on the held-out symbol's test period. This script only
 reads those files (no training) and writes ``benchmarks/results/leave_one_symbol_out.md``.
 
-Usage (from the repository root): ``python benchmarks/loso_summary.py``
+Usage (from the repository root): ``python -m benchmarks.loso_summary``
 """
 
 from __future__ import annotations
@@ -55,11 +55,11 @@ def main() -> int:
     lines = [
         "# Leave one symbol out: a universal model on symbols it never saw",
         "",
-        "Each row: `python benchmarks/real_data.py --dataset <data> --holdout <symbol> --minutes 6 --seed 0`: one model "
+        "Each row: `python -m benchmarks.real_data --dataset <data> --holdout <symbol> --minutes 6 --seed 0`: one model "
         "trained and early-stopped on the OTHER symbols of the data set (their train and validation periods), then "
         "tested on the held-out symbol's test period (the same split dates as `real_data_<data>.md`). Details, "
         "budgets and every table: `real_data_<data>_holdout_<symbol>.md`. This page is written by "
-        "`python benchmarks/loso_summary.py` from the committed JSON files.",
+        "`python -m benchmarks.loso_summary` from the committed JSON files.",
         "",
         "Fixed duration: VWAP tracking mean |diff| [bps] of the model vs the static curve (relative change, paired "
         "95 % CI of static - model clustered by day); spread ratio = the model's (or the validation-fitted blend's) "

@@ -15,7 +15,7 @@ difference between the two rows is the part of the published gain that is look-a
 
 Usage::
 
-    /work/venv/bin/python benchmarks/reference_leak.py [--data synthetic|crypto] [--budget 300]
+    /work/venv/bin/python -m benchmarks.reference_leak [--data synthetic|crypto] [--budget 300]
         [--out benchmarks/results/reference_leak.md]
 
 ``--data crypto`` uses the last ``--days`` days of ``/work/shared/data/crypto_1h/BTCUSDT.csv`` (read, never
@@ -34,7 +34,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np
@@ -215,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     data = (f"built-in synthetic market (1 asset, 24/7 hourly, {args.days} days, seed {args.seed})"
             if args.data == "synthetic" else f"BTCUSDT hourly, last {args.days} days of the shared data")
     meta = {
-        "command": "/work/venv/bin/python benchmarks/reference_leak.py " + " ".join(argv or sys.argv[1:]),
+        "command": "/work/venv/bin/python -m benchmarks.reference_leak " + " ".join(argv or sys.argv[1:]),
         "data": data, "n_test": len(y), "offset": offset, "corr": corr, "config": args.config,
         "budget": args.budget, "seed": args.seed, "epochs_published": int(ref["epochs_published"]),
         "epochs_shifted": int(ref["epochs_shifted"]), "wall": time.perf_counter() - start,

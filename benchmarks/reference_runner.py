@@ -506,6 +506,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     repo_root = os.path.dirname(here)
+    # The one sys.path edit under benchmarks/ (documented isolation): this script runs in a SEPARATE virtual
+    # environment with the reference package (lems 0.1.1) installed, as `<refvenv>/bin/python reference_runner.py`
+    # from a temporary folder. Dropping this folder and our repository root from the path makes `import lems` below
+    # resolve to the reference package, never to ours; the check after the import enforces it.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) not in (here, repo_root)]
     import lems  # the REFERENCE package (black box)
 

@@ -12,8 +12,8 @@ The block sits in ``README.md`` between ``<!-- results:begin -->`` and ``<!-- re
 
 Usage (from the repository root)::
 
-    python benchmarks/render_readme.py           # rewrite the block in README.md
-    python benchmarks/render_readme.py --check   # exit 1 if README.md differs from the files
+    python -m benchmarks.render_readme           # rewrite the block in README.md
+    python -m benchmarks.render_readme --check   # exit 1 if README.md differs from the files
 """
 
 from __future__ import annotations
