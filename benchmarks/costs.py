@@ -38,7 +38,7 @@ Usage (from the repository root)::
     nohup python -m benchmarks.costs --dataset crypto_1h > /tmp/costs_1h.log 2>&1 &
     nohup python -m benchmarks.costs --dataset crypto_1m > /tmp/costs_1m.log 2>&1 &
 
-Writes ``benchmarks/results/costs_<dataset>.md`` and ``.csv`` (one row per condition x policy).
+Writes ``benchmarks/results/costs/costs_<dataset>.md`` and ``.csv`` (one row per condition x policy).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ market (24/7, hourly). Both paths are compiled once and warmed up before timing:
 * live decision: ``next_allocation()`` = calendar features of the coming bar + the window as known now + one
   compiled forward of the live step (encoder + one decoder step from the actual fills) + the exact limits.
 
-Usage: ``python -m benchmarks.live_latency [--repeats 30] [--out benchmarks/results/live_latency.md]``.
+Usage: ``python -m benchmarks.live_latency [--repeats 30] [--out benchmarks/results/live_latency/live_latency.md]``.
 Prints the table and writes it (markdown) to ``--out``.
 """
 
@@ -89,7 +89,7 @@ def time_live(model: LargeExecutionModel, bars, origin: int, repeats: int) -> tu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30, help="sessions replayed (12 decisions each)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "live_latency.md"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "live_latency" / "live_latency.md"))
     args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(0)

@@ -2,7 +2,7 @@
 
 Each file is written by ``benchmarks/real_data.py --dataset <set> --holdout <SYMBOL>``: a model trained and
 early-stopped on the other symbols of the set only, tested on the held-out symbol's test period. This script only
-reads those files (no training) and writes ``benchmarks/results/leave_one_symbol_out.md``.
+reads those files (no training) and writes ``benchmarks/results/loso_summary/leave_one_symbol_out.md``.
 
 Usage (from the repository root): ``python -m benchmarks.loso_summary``
 """
@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import RESULTS, results_dir
+
 TARGET = 0.70
 
 
@@ -48,9 +48,9 @@ def row(path: Path) -> str:
 
 
 def main() -> int:
-    files = sorted(RESULTS.glob("real_data_*_holdout_*.json"))
+    files = sorted((RESULTS / "real_data").glob("real_data_*_holdout_*.json"))
     if not files:
-        print("no real_data_*_holdout_*.json in benchmarks/results: run real_data.py --holdout first", file=sys.stderr)
+        print("no real_data_*_holdout_*.json in benchmarks/results/real_data: run real_data.py --holdout first", file=sys.stderr)
         return 1
     lines = [
         "# Leave one symbol out: a universal model on symbols it never saw",
@@ -73,7 +73,7 @@ def main() -> int:
         *[row(p) for p in files],
         "",
     ]
-    out = RESULTS / "leave_one_symbol_out.md"
+    out = results_dir("loso_summary") / "leave_one_symbol_out.md"
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out}")
     return 0

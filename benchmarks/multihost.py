@@ -17,7 +17,7 @@ partitioned by symbol under ``--root`` (default ``/tmp/lems_multihost``, never i
 Reported: each run's per-step loss (from Keras' running mean), the largest relative difference to the
 1-device run, and throughput (windows/s after the first, compiling, step).
 
-Usage: ``python -m benchmarks.multihost [--steps 12] [--global-batch 32] [--out benchmarks/results/multihost.md]``
+Usage: ``python -m benchmarks.multihost [--steps 12] [--global-batch 32] [--out benchmarks/results/multihost/multihost.md]``
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--root", type=Path, default=Path("/tmp/lems_multihost"))
     parser.add_argument("--timeout", type=float, default=1200.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "multihost.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "multihost" / "multihost.md")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--process-id", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

@@ -21,7 +21,7 @@ numpy float32 2048² matmul GFLOP/s (the machine's practical 2-core peak) in eve
 
 Usage::
 
-    /work/venv/bin/python -m benchmarks.perf [--quick] [--rounds 1] [--out benchmarks/results/perf_cpu.md]
+    /work/venv/bin/python -m benchmarks.perf [--quick] [--rounds 1] [--out benchmarks/results/perf/perf_cpu.md]
     /work/venv/bin/python -m benchmarks.perf --profile     # per-sub-module timing of the README train step
 
 Rounds interleave the three subprocesses (ours-readme, reference, ours-default, ...); medians over rounds.
@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the three subprocesses")
     parser.add_argument("--only", nargs="*", default=list(ORDER), choices=ORDER)
-    parser.add_argument("--out", default=str(HERE / "results" / "perf_cpu.md"))
+    parser.add_argument("--out", default=str(HERE / "results" / "perf" / "perf_cpu.md"))
     parser.add_argument("--profile", action="store_true", help="per-sub-module timing of one training step")
     parser.add_argument("--profile-config", default="ours-readme", choices=list(CONFIGS))
     parser.add_argument("--profile-batch", type=int, default=BATCH)

@@ -38,7 +38,7 @@ Usage (from the repository root)::
     python -m benchmarks.real_data --dataset crypto --minutes 12 --seed 0
     python -m benchmarks.real_data --dataset equities --data ../shared/data --minutes 12
 
-Writes ``benchmarks/results/real_data_<dataset>.md`` and ``.csv`` (the full distribution table of
+Writes ``benchmarks/results/real_data/real_data_<dataset>.md`` and ``.csv`` (the full distribution table of
 :func:`lems.evaluation.backtest.summary`), ``real_data_<dataset>.json`` (the README's numbers, read by
 ``benchmarks/render_readme.py``) and ``real_data_<dataset>_duration.png``. ``--summary-only`` rebuilds the
 JSON of a committed run from its ``.csv`` and ``.md`` without training.

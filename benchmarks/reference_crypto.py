@@ -40,7 +40,7 @@ Usage (from the repository root; data never copied)::
 
 ``--stage reference`` (both variants at once, two processes) and ``--stage ours`` (``--only LABEL`` for one of
 the two) can run at the same time, as the budgets are CPU time; then ``--stage score``.
-Large arrays stay in ``--work`` (default ``/work/ref_results``); writes ``benchmarks/results/reference_crypto.md``,
+Large arrays stay in ``--work`` (default ``/work/ref_results``); writes ``benchmarks/results/reference_crypto/reference_crypto.md``,
 ``reference_crypto.json`` (read by ``benchmarks/render_readme.py``) and ``reference_crypto_curve.csv``.
 """
 
@@ -59,12 +59,13 @@ HERE = Path(__file__).resolve().parent
 import numpy as np
 import pandas as pd
 from benchmarks import real_data
-from benchmarks.common import command_line, md_table, thin
+from benchmarks.common import command_line, md_table, results_dir, thin
 from benchmarks.reference_runner import FAIR_CONFIG, budget_callback
 from lems.evaluation.stats import fixed_vwap_diffs, spread_ratios, with_fixed_column
 
 REF_PYTHON = os.environ.get("LEMS_REF_PYTHON", "/work/refvenv/bin/python")
 WORK = Path("/work/ref_results")
+RESULTS = results_dir("reference_crypto")
 VAL_STRIDE = 4
 VARIANTS = ("shifted", "published")
 REF_VAL_STEPS, REF_PATIENCE = 400, 4  # reference: batches between validation checks, patience [checks]
@@ -577,7 +578,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", choices=tuple(OURS), default=None, help="stage ours: train only this one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=WORK, help="folder of the large intermediate arrays")
-    p.add_argument("--out", type=Path, default=real_data.RESULTS)
+    p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
 

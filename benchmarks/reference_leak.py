@@ -16,7 +16,7 @@ difference between the two rows is the part of the published gain that is look-a
 Usage::
 
     /work/venv/bin/python -m benchmarks.reference_leak [--data synthetic|crypto] [--budget 300]
-        [--out benchmarks/results/reference_leak.md]
+        [--out benchmarks/results/reference_leak/reference_leak.md]
 
 ``--data crypto`` uses the last ``--days`` days of ``/work/shared/data/crypto_1h/BTCUSDT.csv`` (read, never
 copied); missing hours become zero-volume bars in the panels given to both packages.
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="total reference training time [s]")
     parser.add_argument("--config", choices=("small", "readme"), default="small")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(HERE / "results" / "reference_leak.md"))
+    parser.add_argument("--out", default=str(HERE / "results" / "reference_leak" / "reference_leak.md"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
     vol, notional = market_panels(args.data, args.days, args.seed)

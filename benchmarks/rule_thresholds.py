@@ -19,7 +19,7 @@ with a 95 % CI clustered by origin day, and the model's mean from the committed 
 model minus ``rule_tuned`` is a difference of means on the same orders, without an interval).
 
 Usage (from the repository root): ``python -m benchmarks.rule_thresholds [--dataset crypto ...]``; writes
-``benchmarks/results/rule_thresholds.md``. Needs ``../shared/data``.
+``benchmarks/results/rule_thresholds/rule_thresholds.md``. Needs ``../shared/data``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Peak RSS is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after each phase. For 
 path (``make_windows``) of the same data is measured on the 4-symbol case and its array size computed for
 400 symbols.
 
-Usage: ``python -m benchmarks.universe_memory [--symbols 4 100 400] [--batches 300] [--out benchmarks/results/universe_memory.md]``
+Usage: ``python -m benchmarks.universe_memory [--symbols 4 100 400] [--batches 300] [--out benchmarks/results/universe_memory/universe_memory.md]``
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--block-symbols", type=int, default=32)
     parser.add_argument("--root", type=Path, default=Path("/tmp/lems_universe"))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "universe_memory.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "universe_memory" / "universe_memory.md")
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--symbols-case", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--materialise", action="store_true", help=argparse.SUPPRESS)
