@@ -79,9 +79,14 @@ def provenance(command: str, cpu_s: float | None = None) -> list[str]:
         command: what reproduces the file (:func:`command_line`).
         cpu_s: process CPU seconds the run took (default: :func:`cpu_seconds` now, i.e. since the process start).
     """
+    return [f"- **command**: `{command}`", *(f"- **{k}**: {v}" for k, v in provenance_fields(cpu_s).items())]
+
+
+def provenance_fields(cpu_s: float | None = None) -> dict[str, str]:
+    """Commit, date and process CPU seconds as ``{label: value}`` (for scripts that write a ``- **label**: value``
+    header from a dict; the same labels as :func:`provenance`)."""
     cpu_s = cpu_seconds() if cpu_s is None else cpu_s
-    return [f"- **command**: `{command}`", f"- **commit**: {git_commit()}", f"- **date**: {utc_now()}",
-            f"- **cpu seconds**: {cpu_s:.0f} (process CPU time, all threads)"]
+    return {"commit": git_commit(), "date": utc_now(), "cpu seconds": f"{cpu_s:.0f} (process CPU time, all threads)"}
 
 
 def write_result(path: Path, title: str, command: str, body: list[str] | str, cpu_s: float | None = None) -> Path:

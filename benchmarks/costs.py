@@ -57,7 +57,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, results_dir, span, thin
+from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance_fields, results_dir, span, thin
 from lems.execution import IS_VWAP_ORDER
 
 RESULTS = results_dir("costs")
@@ -496,7 +496,7 @@ def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
     pair_table = pair_table[[c for c in [FRICTIONLESS] + [size_tag(s) for s in SIZES] if c in pair_table]]
     spread_cs = np.median(lookback_half_spread(test)) * 1e4
     meta = {
-        "command": f"`{command}`",
+        "command": f"`{command}`", **provenance_fields(),
         "data": f"{', '.join(setup.symbols)} ({setup.folder}), UTC; n_ahead {setup.n_ahead}, lookback "
                 f"{setup.lookback} bars; no trading limits, no participation cap",
         "train": f"{len(train)} windows ({span(train)}), one origin every {setup.train_stride} bar(s) per asset",

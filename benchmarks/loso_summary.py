@@ -9,6 +9,7 @@ Usage (from the repository root): ``python -m benchmarks.loso_summary``
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -47,7 +48,8 @@ def row(path: Path) -> str:
             f"{flex('twap')} |")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     files = sorted((RESULTS / "real_data").glob("real_data_*_holdout_*.json"))
     if not files:
         print("no real_data_*_holdout_*.json in benchmarks/results/real_data: run real_data.py --holdout first", file=sys.stderr)

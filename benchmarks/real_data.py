@@ -60,7 +60,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, results_dir, span, thin
+from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance_fields, results_dir, span, thin
 from lems.evaluation.stats import spread_ratios
 
 RESULTS = results_dir("real_data")
@@ -740,7 +740,7 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
     curves = curve_error(schedules, test_set)
     tuning = pd.DataFrame(trials).set_index("variant")
     meta = {
-        "command": f"`{command}`",
+        "command": f"`{command}`", **provenance_fields(),
         "data": f"{', '.join(setup.symbols)} ({setup.folder}, {setup.bar_label} bars), tz {setup.tz}"
                 + ("" if args.holdout is None else f"; leave one symbol out: {args.holdout} only in test, never "
                                                    f"in training or validation"),

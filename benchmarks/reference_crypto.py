@@ -59,7 +59,7 @@ HERE = Path(__file__).resolve().parent
 import numpy as np
 import pandas as pd
 from benchmarks import real_data
-from benchmarks.common import command_line, md_table, results_dir, thin
+from benchmarks.common import command_line, md_table, provenance_fields, results_dir, thin
 from benchmarks.reference_runner import FAIR_CONFIG, budget_callback
 from lems.evaluation.stats import fixed_vwap_diffs, spread_ratios, with_fixed_column
 
@@ -481,6 +481,7 @@ def write(args, result: dict, curve: pd.DataFrame) -> None:
         (f"- **command**: `{result['command']}`" + ("" if "--stage score" not in result["command"] else
                                                       " (after `--stage reference` and `--stage ours` with the same "
                                                       "`--budget` and `--work`, run at the same time)")),
+        *(f"- **{k}**: {v}" for k, v in provenance_fields().items()),  # of this (scoring) invocation
         (f"- **data**: BTCUSDT + ETHUSDT 1h; train through 2020-06, validate 2020-07..12 (every {VAL_STRIDE}th "
         f"origin per asset for early stopping, both packages), test 2021: {result['test_windows']} test windows "
         f"common to both packages (windows spanning an hour missing from the data are left out: there the "

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 
-from benchmarks.common import DEFAULT_DATA, md_table, results_dir, thin
+from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance, results_dir, thin
 from benchmarks.real_data import SETUPS, build_splits, data_files
 
 RESULTS = results_dir("rule_thresholds")
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
              "## Thresholds on validation (mean flexible improvement [bps]; the highest is `rule_tuned`)", "",
              md_table(pd.DataFrame(choices)), "",
              "## Test, per benchmark and side [bps]", "", md_table(pd.concat(tables, ignore_index=True)), "",
-             f"Command: `python -m benchmarks.rule_thresholds`; {time.perf_counter() - start:.0f} s wall.", ""]
+             f"{time.perf_counter() - start:.0f} s wall.", "", *provenance(command_line("rule_thresholds", argv)), ""]
     out = RESULTS / "rule_thresholds.md"
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out}")

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import real_data
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, results_dir, span, thin
+from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance, results_dir, span, thin
 from lems.evaluation.stats import day_bootstrap_spreads, fixed_vwap_diffs, origin_days, with_fixed_column
 
 RESULTS = results_dir("tracking_anatomy")
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     profile_row = profile[0, :, 0, 0] * horizon  # the buy-VWAP quantity order's, relative to uniform
     lines = [
         f"# Tracking anatomy: {args.dataset}", "",
-        f"- **command**: `{command}`",
+        *provenance(command),
         f"- **model**: `{args.model.name}` (lookback {model.lookback}, H {horizon})"
         + (f", trained and saved by `{args.trained_by}`" if args.trained_by else ""),
         f"- **validation**: {len(val_set)} windows (every {args.val_stride}-th origin, as early stopping); "

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import real_data
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, results_dir, thin
+from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance, results_dir, thin
 from lems.evaluation.stats import fixed_vwap_diffs, with_fixed_column
 
 RESULTS = results_dir("tracking_selection")
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
                "test_best_mean_abs", "test_soup_mean_abs", "test_best_ratio", "test_soup_ratio",
                "test_spread_selected_ratio"]
     lines = [f"# Tracking selection: best epoch, weight soup, spread selection, seed ensemble: {args.dataset}", "",
-             f"- **command**: `{command}`",
+             *provenance(command),
              f"- **setup**: as `benchmarks/real_data.py --dataset {args.dataset}` (same splits, model, optimizer, "
              f"train stride {setup.train_stride}), {args.minutes:g} min wall-clock budget per seed, "
              f"`weight_soup={args.soup}`, `weight_averaging={args.weight_averaging}`; test windows: {len(splits[2])}",
