@@ -89,6 +89,11 @@ def provenance_fields(cpu_s: float | None = None) -> dict[str, str]:
     return {"commit": git_commit(), "date": utc_now(), "cpu seconds": f"{cpu_s:.0f} (process CPU time, all threads)"}
 
 
+def provenance_fields_md(cpu_s: float | None = None) -> list[str]:
+    """:func:`provenance_fields` as Markdown bullets (for files whose command line is written separately)."""
+    return [f"- **{k}**: {v}" for k, v in provenance_fields(cpu_s).items()]
+
+
 def write_result(path: Path, title: str, command: str, body: list[str] | str, cpu_s: float | None = None) -> Path:
     """Write a Markdown result file: ``# title``, the :func:`provenance` lines, then ``body``."""
     text = body if isinstance(body, str) else "\n".join(body)

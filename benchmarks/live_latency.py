@@ -20,6 +20,8 @@ import platform
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Command: `KERAS_BACKEND={keras.backend.backend()} python -m benchmarks.live_latency "
         f"--repeats {args.repeats}`",
+        "",
+        *provenance_fields_md(),
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible (shared), "
         f"Python {platform.python_version()}, keras {keras.__version__}, backend {keras.backend.backend()}, "

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 CASE = r'''
 import json, resource, sys, time
 t0 = time.perf_counter()
@@ -112,7 +114,7 @@ def markdown(rows: list[dict], argv) -> str:
                       f"{r['live_p90_ms']:.1f} ms over {r['live_decisions']} decisions (the first one, which "
                       f"compiles: {r['live_first_ms'] / 1e3:.1f} s)."]
     command = " ".join(["python -m benchmarks.long_horizon", *(argv if argv is not None else sys.argv[1:])])
-    return "\n".join([f"Command: `{command}`", "", *lines, ""])
+    return "\n".join([f"Command: `{command}`", "", *provenance_fields_md(), "", *lines, ""])
 
 
 if __name__ == "__main__":

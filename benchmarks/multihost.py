@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -215,6 +217,8 @@ def report(args, procs: list[dict], ref: dict, ref4: dict, wall_s: float) -> str
         "",
         f"Command: `KERAS_BACKEND=jax python -m benchmarks.multihost --steps {args.steps} --global-batch "
         f"{args.global_batch} --symbols {args.symbols} --days {args.days}`",
+        "",
+        *provenance_fields_md(),  # CPU seconds of the driver process (the workers are separate processes)
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores visible (shared by other jobs), Python "
         f"{platform.python_version()}, keras {keras.__version__}, backend jax, CPU only; both processes on this "

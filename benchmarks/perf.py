@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -242,6 +244,8 @@ def write_report(path: Path, med: dict, rounds: dict, args, wall: float, peak: f
         "# CPU performance: ours vs the reference package (lems 0.1.1)",
         "",
         f"Command: `{cmd}` (reference run as a black box in `/work/refvenv` by `benchmarks/reference_runner.py`).",
+        "",
+        *provenance_fields_md(),  # CPU seconds of the parent process (the timed runs are separate processes)
         "",
         (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared, noisy); "
         f"Python {platform.python_version()}, JAX CPU, float32. numpy 2048² f32 matmul peak measured by the "

@@ -32,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -149,6 +151,8 @@ def report(rows: dict[str, np.ndarray], meta: dict, path: Path) -> str:
         "# Reference package (lems 0.1.1): how much of its flexible-duration gain is look-ahead",
         "",
         f"Command: `{meta['command']}`",
+        "",
+        *provenance_fields_md(),
         "",
         f"Data: {meta['data']}; lookback {LOOKBACK}, n_ahead {N_AHEAD}; test windows scored: {meta['n_test']} "
         f"(aligned on origin, reference date offset {meta['offset']} bar(s), volume-share correlation "

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -170,6 +172,8 @@ def report(results: list[dict], args: argparse.Namespace, gen_s: dict[int, str])
         "",
         f"Command: `KERAS_BACKEND=jax python -m benchmarks.universe_memory --symbols {' '.join(map(str, args.symbols))} "
         f"--batches {args.batches} --batch-size {args.batch_size} --block-symbols {args.block_symbols}`",
+        "",
+        *provenance_fields_md(),  # CPU seconds of the driver process (each case runs in its own process)
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores visible (shared), Python "
         f"{platform.python_version()}, keras {keras.__version__}, backend jax, CPU only.",
