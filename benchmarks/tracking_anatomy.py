@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     profile, log_tilt = shape
     val_days, test_days = origin_days(val_set.origin, setup.tz), origin_days(test_set.origin, setup.tz)
     day_label = np.array([f"{pd.Timestamp(d):%Y-%m-%d %a}" for d in test_days])
-    weekend = np.where(pd.DatetimeIndex(test_days).dayofweek >= 5, "weekend", "weekday")
+    weekend = np.where(pd.DatetimeIndex(test_days).day_of_week >= 5, "weekend", "weekday")
     horizon = int(test_set.n_ahead)
     profile_row = profile[0, :, 0, 0] * horizon  # the buy-VWAP quantity order's, relative to uniform
     lines = [
