@@ -57,8 +57,42 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance_fields, results_dir, span, thin
-from lems.execution import IS_VWAP_ORDER
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance_fields,
+    results_dir,
+    span,
+    thin,
+)
+from lems.batching import PaddedBatches
+from lems.data.estimates import lookback_half_spread, lookback_volatility
+from lems.data.loaders import read_bars
+from lems.data.targets import cost_targets
+from lems.data.windows import make_windows
+from lems.evaluation.backtest import backtest
+from lems.evaluation.stats import clustered_mean_ci
+from lems.execution import (
+    IS_VWAP_ORDER,
+    ExecutionConditions,
+    OrderSize,
+    SpreadCost,
+    SquareRootImpact,
+)
+from lems.loss import lem_loss, make_lem_loss
+from lems.policies import TWAP, AlmgrenChriss, FlexibleRule, ModelPolicy, StaticVWAP
+from lems.training import (
+    TRACKING_KEY,
+    BestWeights,
+    RulePriorTuning,
+    StepBudget,
+    TimeBudget,
+    TrainConfig,
+    ValidationScores,
+    build_model,
+)
+from lems.utils import set_random_seed
 
 RESULTS = results_dir("costs")
 SIZES = (0.01, 0.05, 0.20)
@@ -109,15 +143,11 @@ SETUPS = {
 
 def cost_model():
     """The benchmark's cost model (module docstring)."""
-    from lems.execution import SpreadCost, SquareRootImpact
-
     return SquareRootImpact(coef=IMPACT_COEF, delta=IMPACT_DELTA) + SpreadCost(half_spread_bps=HALF_SPREAD_BPS)
 
 
 def conditions(size: float):
     """Execution conditions of one order size (fraction of the expected horizon volume)."""
-    from lems.execution import ExecutionConditions, OrderSize
-
     return ExecutionConditions(OrderSize(participation=size), cost_model())
 
 
@@ -130,8 +160,6 @@ def size_tag(size: float | None) -> str:
 # --------------------------------------------------------------------------------------------------------
 def build_splits(data_root: Path, setup: Setup):
     """``(train, val, test)`` WindowSets, thinned as the setup says."""
-    from lems.data.loaders import read_bars
-    from lems.data.windows import make_windows
 
     files = [Path(data_root) / setup.folder / f"{s}.csv" for s in setup.symbols]
     missing = [str(p) for p in files if not p.is_file()]
@@ -147,8 +175,6 @@ def build_splits(data_root: Path, setup: Setup):
 # Models
 # --------------------------------------------------------------------------------------------------------
 def model_config(args: argparse.Namespace, setup: Setup):
-    from lems.training import TrainConfig
-
     return TrainConfig(lookback=setup.lookback, n_ahead=setup.n_ahead, hidden_size=args.hidden_size,
                        hidden_rnn_layer=1, num_heads=2, num_embedding=4, fused_mlp_hidden_dim=16, kan_basis="rbf",
                        batch_size=batch_size(args, setup), learning_rate=args.learning_rate, seed=args.seed)
@@ -160,14 +186,10 @@ def batch_size(args: argparse.Namespace, setup: Setup) -> int:
 
 def loss_for(size: float | None):
     """``lem_loss`` (frictionless) or the cost-aware loss of one order size."""
-    from lems.loss import lem_loss, make_lem_loss
-
     return lem_loss if size is None else make_lem_loss(cost_model(), order_participation=size)
 
 
 def batches(windows, targets: np.ndarray, batch_size: int, shuffle: bool, seed: int):
-    from lems.batching import PaddedBatches
-
     n = len(windows)
     x = (np.asarray(windows.X, np.float32), np.zeros((n, 1), np.float32), np.ones((n, 1), np.float32))
     return PaddedBatches(x, targets.astype(np.float32), batch_size, shuffle=shuffle, seed=seed,
@@ -177,17 +199,6 @@ def batches(windows, targets: np.ndarray, batch_size: int, shuffle: bool, seed: 
 def train_model(args, setup: Setup, splits, targets, size: float | None, work: Path):
     """Train (or reload from ``work``) the model of one size; returns ``(model, info)``."""
     import keras
-
-    from lems.training import (
-        TRACKING_KEY,
-        BestWeights,
-        RulePriorTuning,
-        StepBudget,
-        TimeBudget,
-        ValidationScores,
-        build_model,
-    )
-    from lems.utils import set_random_seed
 
     path, info_path = work / f"{setup.name}_{size_tag(size)}.keras", work / f"{setup.name}_{size_tag(size)}.json"
     if path.is_file() and info_path.is_file():
@@ -253,8 +264,6 @@ def window_numbers(frame: pd.DataFrame, n: int, horizon: int) -> dict[str, np.nd
 
 def evaluate(policy, windows, size: float | None) -> dict[str, np.ndarray]:
     """Per-window numbers of one policy on windows, frictionless (``size`` None) or net of costs."""
-    from lems.evaluation.backtest import backtest
-
     frame = backtest({"p": policy}, windows, conditions=None if size is None else conditions(size))
     return window_numbers(frame, len(windows), int(windows.n_ahead))
 
@@ -276,8 +285,6 @@ def ac_lambda(urgency: float, sigma: float, eta: float, horizon: int) -> float:
 
 def choose_ac(val, size: float, sigma: float) -> tuple[Any, pd.DataFrame]:
     """Almgren-Chriss for one size: ``lambda`` with the lowest validation mean shortfall (fixed VWAP orders)."""
-    from lems.policies import AlmgrenChriss
-
     horizon = int(val.n_ahead)
     eta = ac_eta(size, sigma, horizon)
     rows, best = [], None
@@ -295,8 +302,6 @@ def choose_ac(val, size: float, sigma: float) -> tuple[Any, pd.DataFrame]:
 
 def summarise(numbers: dict[str, np.ndarray], days: np.ndarray) -> dict[str, float]:
     """Means over windows, risks (std of the buy orders) and the 95 % half-width of the flexible gain."""
-    from lems.evaluation.stats import clustered_mean_ci
-
     out = {}
     for key, values in numbers.items():
         if "buy" in key:
@@ -310,8 +315,6 @@ def summarise(numbers: dict[str, np.ndarray], days: np.ndarray) -> dict[str, flo
 
 def paired(a: np.ndarray, b: np.ndarray, days: np.ndarray) -> str:
     """``mean [low, high]`` of the per-window paired difference ``a - b`` (clustered by origin time) [bps]."""
-    from lems.evaluation.stats import clustered_mean_ci
-
     ci = clustered_mean_ci(a - b, days)
     return f"{ci['mean']:+.2f} [{ci['ci_low']:+.2f}, {ci['ci_high']:+.2f}]"
 
@@ -345,8 +348,6 @@ def gains(numbers: dict[str, dict[str, np.ndarray]], days: np.ndarray) -> dict[s
     Gain = the policy's flexible improvement vs VWAP minus TWAP's on the same window (TWAP pays its own costs at
     the same size), averaged over windows; the interval is clustered by origin time (``Setup.cluster``).
     """
-    from lems.evaluation.stats import clustered_mean_ci
-
     twap = numbers["twap"]["flex_vwap_imp"]
     return {p: clustered_mean_ci(numbers[p]["flex_vwap_imp"] - twap, days) for p in GAIN_POLICIES if p in numbers}
 
@@ -449,9 +450,6 @@ def checkpointed(path: Path, compute):
 
 
 def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
-    from lems.data.targets import cost_targets
-    from lems.data.estimates import lookback_half_spread, lookback_volatility
-    from lems.policies import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
 
     t0 = time.perf_counter()
     work = args.work / setup.name

@@ -60,8 +60,30 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pandas as pd
 
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance_fields, results_dir, span, thin
-from lems.evaluation.stats import spread_ratios
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance_fields,
+    results_dir,
+    span,
+    thin,
+)
+from lems.data.loaders import read_bars
+from lems.data.targets import seed_targets
+from lems.data.windows import make_windows
+from lems.evaluation.backtest import backtest, summary
+from lems.evaluation.figures import plot_improvement_by_duration
+from lems.evaluation.stats import paired_comparison, spread_ratios
+from lems.execution import IS_VWAP_ORDER, ORDER_TYPES, allocate_step, rate_columns
+from lems.policies import (
+    TWAP,
+    FlexibleRule,
+    ModelPolicy,
+    StaticVWAP,
+    fit_blended_policy,
+)
+from lems.training import Splits, TrainConfig, train
 
 RESULTS = results_dir("real_data")
 POLICY_ORDER = ("model", "static_vwap", "flexible_rule", "twap")
@@ -132,8 +154,6 @@ def build_splits(files: list[Path], setup: DataSetup, lookback: int, holdout: st
     The test split keeps every ``setup.test_stride``-th origin per asset. With ``holdout``, train and validation
     hold the other symbols only and the test split that symbol only (leave one symbol out).
     """
-    from lems.data.loaders import read_bars
-    from lems.data.windows import make_windows
 
     bars = read_bars([str(p) for p in files])
     windows = make_windows(bars, lookback, setup.n_ahead, tz=setup.tz)
@@ -152,8 +172,6 @@ def build_splits(files: list[Path], setup: DataSetup, lookback: int, holdout: st
 # --------------------------------------------------------------------------------------------------------
 def base_config(args: argparse.Namespace, setup: DataSetup, files: list[Path]):
     """The :class:`lems.training.TrainConfig` of the command line (before variants)."""
-    from lems.training import TrainConfig
-
     return TrainConfig(
         data=[str(p) for p in files], tz=setup.tz, lookback=args.lookback or setup.lookback,
         n_ahead=setup.n_ahead, stride=1, train_end=setup.train_end, val_end=setup.val_end,
@@ -188,8 +206,6 @@ def split_changes(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
 def train_one(config, splits, train_stride: int, val_stride: int, verbose: int,
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one configuration; returns the model, history and validation numbers."""
-    from lems.training import Splits, train
-
     train_set, val_set, test_set = splits
     fit_splits = Splits(thin(train_set, train_stride), thin(val_set, val_stride), test_set)
     start, cpu = time.perf_counter(), time.process_time()
@@ -230,8 +246,6 @@ def _flexible_epoch_words(epoch: int | None) -> str:
 def validation_tracking(model, val_set) -> dict[str, float]:
     """Fixed-column VWAP tracking error [bps: mean |diff| and spread, the std of the signed diff] of model /
     static VWAP / TWAP, and the model's flexible improvement, on the validation split (the choice of variant)."""
-    from lems.evaluation.backtest import backtest
-    from lems.policies import TWAP, ModelPolicy, StaticVWAP
 
     frame = backtest({"model": ModelPolicy(model), "static_vwap": StaticVWAP(), "twap": TWAP()}, val_set)
     fixed = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
@@ -274,8 +288,6 @@ class ForecastSchedule:
 
     def allocate(self, windows, min_rate=0.0, max_rate=1.0) -> np.ndarray:
         """Allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`lems.policies.Policy`)."""
-        from lems.execution import IS_VWAP_ORDER, ORDER_TYPES, allocate_step, rate_columns
-
         n, horizon = len(windows), int(windows.n_ahead)
         lo, hi = rate_columns(n, min_rate, max_rate, horizon)
         uniform = 1.0 / (horizon - np.arange(horizon))
@@ -305,8 +317,6 @@ def forecast_parameters(model) -> str:
 
 def blend_components(model) -> dict[str, Any]:
     """The schedules the blend combines: the model, its volume forecast alone, the static curve and TWAP."""
-    from lems.policies import TWAP, ModelPolicy, StaticVWAP
-
     components = {"model": ModelPolicy(model), "static_vwap": StaticVWAP(), "twap": TWAP()}
     if getattr(model, "volume_forecast", False):
         components["dynamic_forecast"] = ForecastSchedule(model)
@@ -317,16 +327,12 @@ def fit_blend(model, val_set):
     """:class:`lems.policies.BlendedPolicy` ``model_blend``: the fixed-duration schedules of :func:`blend_components`
     combined with the weights of least mean square tracking error on the VALIDATION windows; flexible columns: the
     model's."""
-    from lems.policies import fit_blended_policy
-
     return fit_blended_policy(blend_components(model), val_set, flexible_from="model", name="model_blend")
 
 
 def evaluate(model, test_set, blend=None) -> pd.DataFrame:
     """Backtest frame of the model, its volume forecast alone, the validation-fitted blend and the classical
     baselines on the test windows (no trading limits)."""
-    from lems.evaluation.backtest import backtest
-    from lems.policies import FlexibleRule
 
     policies = {**blend_components(model), "flexible_rule": FlexibleRule()}
     if blend is not None:
@@ -339,8 +345,6 @@ def curve_error(policies: dict[str, Any], test_set) -> pd.DataFrame:
     """Volume-curve error of each schedule: mean over windows and decisions ``s = 0 .. H-2`` of ``|cumulative
     allocation - cumulative realised volume share|`` after bar ``s`` [percent of the order], for the fixed-duration
     buy-VWAP quantity order (what drives the VWAP tracking error), with its ratio to the static curve's."""
-    from lems.data.targets import seed_targets
-
     realised = np.cumsum(seed_targets(test_set)[:, :, 0], axis=1)[:, :-1]
     rows = {}
     for name, policy in policies.items():
@@ -368,8 +372,6 @@ def spread_ratio_ci(frame: pd.DataFrame, model: str = "model", n_boot: int = 500
 
 def fixed_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Fixed-duration VWAP tracking error [bps] per policy (both sides and targets), model's reduction [%]."""
-    from lems.evaluation.stats import paired_comparison
-
     rows = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
     g = rows.groupby("policy", observed=True)["tracking_error_bps"]
     table = pd.DataFrame({"mean_bps": g.mean(), "std_bps": g.std(), "median_bps": g.median(),
@@ -393,8 +395,6 @@ def fixed_table(frame: pd.DataFrame) -> pd.DataFrame:
 def flexible_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Flexible-duration mean improvement [bps] per benchmark × min duration: model, FlexibleRule, TWAP,
     static VWAP, and the paired model - FlexibleRule difference with its 95 % interval (day clusters)."""
-    from lems.evaluation.stats import paired_comparison
-
     flex = frame[frame["objective"] == "beat"]
     means = (flex.groupby(["benchmark", "min_duration", "policy"], observed=True)["improvement_bps"].mean()
              .unstack("policy"))
@@ -412,8 +412,6 @@ def flexible_table(frame: pd.DataFrame) -> pd.DataFrame:
 def flexible_by_side(frame: pd.DataFrame) -> pd.DataFrame:
     """Flexible improvement [bps] pooled over min durations, per benchmark and side, with the paired model -
     FlexibleRule interval (day clusters)."""
-    from lems.evaluation.stats import paired_comparison
-
     flex = frame[frame["objective"] == "beat"]
     means = (flex.groupby(["benchmark", "side", "policy"], observed=True)["improvement_bps"].mean()
              .unstack("policy"))
@@ -430,8 +428,6 @@ def flexible_by_side(frame: pd.DataFrame) -> pd.DataFrame:
 
 def pooled_flexible(frame: pd.DataFrame) -> pd.DataFrame:
     """Flexible improvement [bps] pooled over all min durations, per benchmark, with the paired interval."""
-    from lems.evaluation.stats import paired_comparison
-
     flex = frame[frame["objective"] == "beat"]
     means = flex.groupby(["benchmark", "policy"], observed=True)["improvement_bps"].mean().unstack("policy")
     means.index, means.columns = means.index.astype(str), means.columns.astype(str)
@@ -479,14 +475,10 @@ def write_results(out: Path, name: str, meta: dict[str, Any], fixed: pd.DataFram
                   pooled: pd.DataFrame, tuning: pd.DataFrame, frame: pd.DataFrame,
                   curves: pd.DataFrame | None = None, by_side: pd.DataFrame | None = None) -> None:
     """Markdown page, CSV distribution table and a PNG of improvement vs min duration."""
-    from lems.evaluation.backtest import summary
-
     out.mkdir(parents=True, exist_ok=True)
     summary(frame).to_csv(out / f"real_data_{name}.csv", index=False, float_format="%.6g")
     png = out / f"real_data_{name}_duration.png"
     try:
-        from lems.evaluation.figures import plot_improvement_by_duration
-
         plot_improvement_by_duration(frame, png)
     except (ImportError, OSError, RuntimeError, ValueError) as exc:  # figures are optional
         print(f"figure skipped: {exc}", file=sys.stderr)
@@ -731,8 +723,6 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
     frame = evaluate(run["model"], test_set, blend)
     fixed, flex, pooled = fixed_table(frame), flexible_table(frame), pooled_flexible(frame)
     by_side = flexible_by_side(frame)
-    from lems.policies import TWAP, ModelPolicy, StaticVWAP
-
     schedules = {"model": ModelPolicy(run["model"]), "static_vwap": StaticVWAP(), "twap": TWAP()}
     if getattr(run["model"], "volume_forecast", False):
         schedules["dynamic_forecast"] = ForecastSchedule(run["model"])
@@ -782,8 +772,6 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
     if args.save_model is not None:
         args.save_model.mkdir(parents=True, exist_ok=True)
         run["model"].save(args.save_model / f"{label}.keras")
-    from lems.evaluation.backtest import summary
-
     write_summary(args.out, label, headline_summary(setup, summary(frame), fixed, pooled, by_side))
     print(f"[{label}] fixed VWAP tracking error (bps):\n{fixed.round(3).to_string()}", flush=True)
     print(f"[{label}] volume-curve error:\n{curves.round(4).to_string()}", flush=True)

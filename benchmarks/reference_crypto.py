@@ -58,10 +58,30 @@ HERE = Path(__file__).resolve().parent
 
 import numpy as np
 import pandas as pd
+
 from benchmarks import real_data
-from benchmarks.common import command_line, md_table, provenance_fields, results_dir, thin
+from benchmarks.common import (
+    command_line,
+    md_table,
+    provenance_fields,
+    results_dir,
+    thin,
+)
 from benchmarks.reference_runner import FAIR_CONFIG, budget_callback
-from lems.evaluation.stats import fixed_vwap_diffs, spread_ratios, with_fixed_column
+from lems.batching import PaddedBatches
+from lems.data.targets import seed_targets
+from lems.evaluation.backtest import backtest
+from lems.evaluation.stats import (
+    fixed_vwap_diffs,
+    paired_comparison,
+    spread_ratios,
+    with_fixed_column,
+)
+from lems.loss import lem_loss
+from lems.models import LargeExecutionModel
+from lems.policies import TWAP, FlexibleRule, ModelPolicy, ScheduleTable, StaticVWAP
+from lems.training import TRACKING_KEY, BestWeights, RulePriorTuning, ValidationScores
+from lems.utils import set_random_seed
 
 REF_PYTHON = os.environ.get("LEMS_REF_PYTHON", "/work/refvenv/bin/python")
 WORK = Path("/work/ref_results")
@@ -171,8 +191,6 @@ def our_config(args, setup, files):
 
 
 def _batches(windows, cfg, shuffle: bool):
-    from lems.batching import PaddedBatches
-
     n = len(windows)
     x = (np.asarray(windows.X, np.float32), np.zeros((n, 1), np.float32), np.ones((n, 1), np.float32))
     return PaddedBatches(x, np.asarray(windows.y, np.float32), cfg.batch_size, shuffle=shuffle, seed=cfg.seed,
@@ -184,11 +202,6 @@ def fit_ours(cfg, train_set, val_set, use_prior: bool, budget_s: float) -> dict[
     ``use_prior`` and a CPU budget; checkpoints: the fixed column on ``val_set`` at every epoch end."""
     import keras
 
-    from lems.policies import ModelPolicy
-    from lems.loss import lem_loss
-    from lems.models import LargeExecutionModel
-    from lems.training import TRACKING_KEY, BestWeights, RulePriorTuning, ValidationScores
-    from lems.utils import set_random_seed
 
     set_random_seed(cfg.seed)
     model = LargeExecutionModel(
@@ -222,8 +235,6 @@ def fit_ours(cfg, train_set, val_set, use_prior: bool, budget_s: float) -> dict[
 
 def run_ours(args, cfg, train_set, val_fit, test_set) -> None:
     """Both of ours, one after the other; each saved to ``args.work/<label>.npz`` with its test allocations."""
-    from lems.policies import ModelPolicy
-
     for label, use_prior in OURS.items():
         if args.only and label != args.only:
             continue
@@ -289,8 +300,6 @@ def curves(ref: dict, runs: dict, val, ref_rows: np.ndarray, our_rows: np.ndarra
     """Validation tracking error [bps] at every checkpoint of every learned model, and of the baselines, on the
     common validation windows ``val`` (rows ``ref_rows`` of the reference's checkpoints, ``our_rows`` of ours);
     ``*_ratio`` = relative to the static curve."""
-    from lems.policies import TWAP, StaticVWAP
-
     rows = []
     for name in ("static_vwap", "twap"):
         policy = StaticVWAP() if name == "static_vwap" else TWAP()
@@ -352,8 +361,6 @@ PAIRS = [("ours", "static_vwap"), ("ours", "twap"), ("ours", "flexible_rule"), (
 def paired(frame: pd.DataFrame) -> pd.DataFrame:
     """Paired mean differences with 95 % CIs clustered by origin day: fixed VWAP |diff| (baseline - policy) and
     flexible improvement vs VWAP and vs TWAP (policy - baseline)."""
-    from lems.evaluation.stats import paired_comparison
-
     parts = [paired_comparison(frame, a, b, by=("benchmark",), cluster="day").assign(policy=a) for a, b in PAIRS]
     out = pd.concat(parts, ignore_index=True)
     base, objective = out["baseline"], out["objective"].astype(str)
@@ -395,9 +402,6 @@ def common_windows(assets, origin_ns, windows):
 
 def score(args, setup, splits, val_fit) -> None:
     """Stage 3: alignment, every policy on the common test windows, curves, then the results files."""
-    from lems.data.targets import seed_targets
-    from lems.evaluation.backtest import backtest
-    from lems.policies import TWAP, FlexibleRule, ScheduleTable, StaticVWAP
 
     ref = load_reference(args.work)
     runs = {}

@@ -32,9 +32,19 @@ from pathlib import Path
 
 import pandas as pd
 
-
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance, results_dir, thin
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance,
+    results_dir,
+    thin,
+)
 from benchmarks.real_data import SETUPS, build_splits, data_files
+from lems.evaluation.backtest import backtest
+from lems.evaluation.stats import paired_comparison
+from lems.layers.decoder import RULE_DECAY, RULE_THRESHOLD
+from lems.policies import FlexibleRule
 
 RESULTS = results_dir("rule_thresholds")
 
@@ -50,10 +60,6 @@ def flexible_mean(frame: pd.DataFrame) -> pd.Series:
 
 
 def run(name: str, data: Path) -> tuple[pd.DataFrame, dict]:
-    from lems.evaluation.backtest import backtest
-    from lems.policies import FlexibleRule
-    from lems.layers.decoder import RULE_DECAY, RULE_THRESHOLD
-    from lems.evaluation.stats import paired_comparison
 
     setup = SETUPS[name]
     _, val_set, test_set = build_splits(data_files(data, setup), setup, setup.lookback)

@@ -40,8 +40,22 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import real_data
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance, results_dir, span, thin
-from lems.evaluation.stats import day_bootstrap_spreads, fixed_vwap_diffs, origin_days, with_fixed_column
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance,
+    results_dir,
+    span,
+    thin,
+)
+from lems.evaluation.stats import (
+    day_bootstrap_spreads,
+    fixed_vwap_diffs,
+    origin_days,
+    with_fixed_column,
+)
+from lems.policies import TWAP, ModelPolicy, StaticVWAP
 
 RESULTS = results_dir("tracking_anatomy")
 CLASSICAL = ("twap", "static_vwap")
@@ -67,8 +81,6 @@ def tilted(static_fixed: np.ndarray, log_tilt: np.ndarray) -> np.ndarray:
 def schedules(model, windows) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Signed fixed VWAP diffs [bps] ``(N, 4)`` of the model, TWAP and the static curve, and the fixed-column
     allocations ``(N, H, 4, 2)`` of the model and of the static curve."""
-    from lems.policies import TWAP, ModelPolicy, StaticVWAP
-
     allocations, static = ModelPolicy(model).allocate(windows), StaticVWAP().allocate(windows)
     diffs = {"model": fixed_vwap_diffs(allocations, windows),
              "twap": fixed_vwap_diffs(TWAP().allocate(windows), windows),

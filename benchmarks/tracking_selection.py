@@ -37,8 +37,17 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import real_data
-from benchmarks.common import DEFAULT_DATA, command_line, md_table, provenance, results_dir, thin
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance,
+    results_dir,
+    thin,
+)
 from lems.evaluation.stats import fixed_vwap_diffs, with_fixed_column
+from lems.policies import TWAP, ModelPolicy, StaticVWAP
+from lems.training import Splits, train
 
 RESULTS = results_dir("tracking_selection")
 
@@ -60,8 +69,6 @@ def epoch_recorder():
 
 def classical_diffs(windows) -> dict[str, np.ndarray]:
     """Signed fixed VWAP diffs [bps] of TWAP and the static curve (the same for every seed)."""
-    from lems.policies import TWAP, StaticVWAP
-
     return {"twap": fixed_vwap_diffs(TWAP().allocate(windows), windows),
             "static_vwap": fixed_vwap_diffs(StaticVWAP().allocate(windows), windows)}
 
@@ -73,8 +80,6 @@ def best_classical_spread(classical: dict[str, np.ndarray]) -> float:
 def column_scores(model, best_weights: list, windows, classical: dict[str, np.ndarray]):
     """Signed fixed VWAP diffs [bps] of the soup (the model as kept), the best epoch and ``classical``, and the
     best epoch's fixed-column allocations ``(N, H, 4, 2)``."""
-    from lems.policies import ModelPolicy
-
     kept = model.get_weights()
     diffs = {"soup": fixed_vwap_diffs(ModelPolicy(model).allocate(windows), windows)}
     model.set_weights(best_weights)
@@ -94,8 +99,6 @@ def ensemble_ratio(fixed_columns: list[np.ndarray], windows, classical_spread: f
 def per_epoch(model, snapshots: list, parts: dict[str, tuple]) -> pd.DataFrame:
     """Fixed-column VWAP tracking of every epoch's weights on each part (``name -> (windows, best classical
     spread)``); the model is restored after."""
-    from lems.policies import ModelPolicy
-
     kept, rows = model.get_weights(), []
     for epoch, weights in enumerate(snapshots):
         model.set_weights(weights)
@@ -121,8 +124,6 @@ def summarise(diffs: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def run_seed(args: argparse.Namespace, seed: int, splits, val_fit, classical: dict) -> dict[str, object]:
-    from lems.training import Splits, train
-
     rd_args = real_data.parse_args(["--dataset", args.dataset, "--minutes", str(args.minutes), "--seed", str(seed),
                                     "--data", str(args.data)])
     setup = real_data.SETUPS[args.dataset]
