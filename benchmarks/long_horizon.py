@@ -26,6 +26,8 @@ t0 = time.perf_counter()
 import numpy as np
 import lems  # noqa: F401  (JAX default)
 from lems.data.synthetic import synthetic_market
+from lems.execution import OrderSpec
+from lems.live import ExecutionSession
 from lems.data.windows import make_windows
 from lems.data_formater import add_config_to_X
 from lems.loss import lem_loss
@@ -51,8 +53,6 @@ model.fit(Xm, ym, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
 out["train_windows_per_s"] = m / (time.perf_counter() - start)
 out["peak_rss_after_throughput_mib"] = rss()
 if LIVE:
-    from lems.execution import OrderSpec
-    from lems.live import ExecutionSession
     origin = int(win.origin_index[len(win) // 2])
     order = OrderSpec(side="buy", horizon=H, target="quantity", benchmark="vwap", min_duration=H // 2,
                       objective="beat", min_rate=0.0, max_rate=0.05)

@@ -34,6 +34,9 @@ from pathlib import Path
 
 from benchmarks.common import provenance_fields_md
 
+# lems is imported inside the functions: the coordinator and each worker are separate processes that set their
+# JAX devices and distributed runtime before the first lems/Keras import.
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KERAS_BACKEND", "jax")
 

@@ -40,13 +40,22 @@ from pathlib import Path
 
 from benchmarks.common import provenance_fields_md
 
+# lems is imported inside the worker functions: each timed model runs in a fresh process that blocks TensorFlow
+# (and, for the reference, runs in another venv) before the first lems/Keras import.
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np
 
-from benchmarks.reference_runner import README_CONFIG, bench_model, load_panels, matmul_gflops, save_result
+from benchmarks.reference_runner import (
+    README_CONFIG,
+    bench_model,
+    load_panels,
+    matmul_gflops,
+    save_result,
+)
 
 REF_PYTHON = os.environ.get("LEMS_REF_PYTHON", "/work/refvenv/bin/python")
 LOOKBACK, N_AHEAD, BATCH = 120, 12, 64

@@ -41,6 +41,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pandas as pd
 
+from lems.data.synthetic import synthetic_market
 from lems.data_formater import full_generate
 from lems.execution import seed_outcome, uniform_allocations
 
@@ -53,7 +54,6 @@ TARGETS = ("quantity", "notional")
 def market_panels(data: str, days: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Wide hourly volume and notional panels (UTC index, one column)."""
     if data == "synthetic":
-        from lems.data.synthetic import synthetic_market
 
         bars = synthetic_market(n_assets=1, n_days=days, calendar="24/7", seed=seed)
         vol = bars.pivot(index="timestamp", columns="symbol", values="volume")

@@ -38,6 +38,9 @@ import tempfile
 import time
 from pathlib import Path
 
+# lems is imported inside the case functions: each case runs in a fresh process whose import time and memory are
+# part of what is measured.
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KERAS_BACKEND", "jax")
 

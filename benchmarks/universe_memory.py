@@ -34,6 +34,9 @@ from pathlib import Path
 
 from benchmarks.common import provenance_fields_md
 
+# lems is imported inside the case functions: each case runs in a fresh process whose peak memory (imports
+# included) is what is measured.
+
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
