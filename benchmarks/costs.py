@@ -1,6 +1,6 @@
 """Execution costs benchmark (issue 11): does the flexible-duration gain survive order size and market impact?
 
-Setups (time splits with purging, EXECUTION.md semantics, no trading limits):
+Setups (time splits with purging, docs/execution.md semantics, no trading limits):
 
 * ``crypto_1h``: BTCUSDT + ETHUSDT 1h (Binance spot), ``n_ahead`` 12, lookback 48; train through 2020-06-30,
   validate 2020-07..2020-12, test 2021 (the split of ``benchmarks/real_data.py``).

@@ -1,6 +1,6 @@
 """Real-data quality benchmark: the LargeExecutionModel vs classical schedules on hourly crypto and equities.
 
-Setups (one model per data set, trained on all its assets, time split with purging, EXECUTION.md semantics):
+Setups (one model per data set, trained on all its assets, time split with purging, docs/execution.md semantics):
 
 * ``crypto``: BTCUSDT + ETHUSDT 1h (Binance spot), tz UTC, ``n_ahead`` 12 bars, lookback 48 bars;
   train through 2020-06-30, validate 2020-07..2020-12, test 2021 (to the end of the data).

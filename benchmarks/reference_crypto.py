@@ -10,7 +10,7 @@ Issue 14 §4. BTCUSDT + ETHUSDT 1h with the split of ``real_data.py`` (train thr
   hidden_size=50, hidden_rnn_layer=1, num_heads=4, num_embedding=8, fused_mlp_hidden_dim=32)``, Adam 1e-3,
   batch 64, early stopping on the validation loss (checked every 400 batches, patience 4 checks, best weights
   restored). Two variants with the same seed and budget: ``published`` (its ``X`` as built, where decision
-  ``s`` reads position ``lookback + s``, i.e. bar ``t0 + s``: look-ahead, EXECUTION.md §3) and ``shifted``
+  ``s`` reads position ``lookback + s``, i.e. bar ``t0 + s``: look-ahead, docs/execution.md §3) and ``shifted``
   (the observed channels of ``X`` moved one bar later; its calendar channels, known in advance, stay at their
   own bar). Which channels are observed is measured by the runner (a perturbation of the bars), not assumed.
 * **Ours**: ``real_data.py``'s crypto recipe, its command-line defaults (hidden 32, Adam 2e-3, batch 128,

@@ -1,6 +1,6 @@
 """How much of the reference package's flexible-duration gain is look-ahead?
 
-EXECUTION.md §3: the reference implementation decides bar ``t0 + s`` from ``X`` position ``lookback + s``,
+docs/execution.md §3: the reference implementation decides bar ``t0 + s`` from ``X`` position ``lookback + s``,
 i.e. it sees the return and volume of the bar it trades in. This script trains the reference (lems 0.1.1,
 black box in ``/work/refvenv`` via ``benchmarks/reference_runner.py --leak-budget``) twice with the same
 budget and seed:
@@ -10,7 +10,7 @@ budget and seed:
   bars ``<= t0 + s - 1`` - what an honest model is allowed to know;
 
 and scores both test allocations with OUR :func:`lems.execution.seed_outcome` on OUR targets of the same
-origins (float64 numpy, hard benchmark windows, EXECUTION.md §4), beside the uniform (TWAP) schedule. The
+origins (float64 numpy, hard benchmark windows, docs/execution.md §4), beside the uniform (TWAP) schedule. The
 difference between the two rows is the part of the published gain that is look-ahead.
 
 Usage::
@@ -146,7 +146,7 @@ def report(rows: dict[str, np.ndarray], meta: dict, path: Path) -> str:
                    "larger `--budget` (the reference trains slowly on 2 CPU cores).")
     else:
         verdict = (f"**{share:.0%} of the published gain is look-ahead** (it disappears when decision s may only "
-                   "see bars <= s-1, EXECUTION.md §3).")
+                   "see bars <= s-1, docs/execution.md §3).")
     text = "\n".join([
         "# Reference package (lems 0.1.1): how much of its flexible-duration gain is look-ahead",
         "",
@@ -170,7 +170,7 @@ def report(rows: dict[str, np.ndarray], meta: dict, path: Path) -> str:
         f"{meta['loss_shifted'][0]:.4f} -> {meta['loss_shifted'][1]:.4f}. " + verdict,
         "",
         ("Caveats: a short training budget on 2 shared CPU cores (the models are far from converged); one seed; windows "
-        "overlap (stride 1 bar), so the standard errors are optimistic; the notional-vs-TWAP columns carry a small skill-free gain for any schedule (EXECUTION.md §4), which is why "
+        "overlap (stride 1 bar), so the standard errors are optimistic; the notional-vs-TWAP columns carry a small skill-free gain for any schedule (docs/execution.md §4), which is why "
         "the uniform row is shown."),
         "",
     ])

@@ -292,7 +292,7 @@ def observed_channels(full_generate, volumes, notionals, lookback: int, n_ahead:
     changed; a channel that changes anywhere is observed, the others (calendar fields, constants) are known in
     advance. Also checks that a horizon bar ``t0 + k`` enters ``X`` no earlier than at its own position
     ``lookback + k`` (so that shifting the observed channels one bar later removes exactly the look-ahead of
-    EXECUTION.md §3; lookback bars may affect every position: normalisation by the lookback).
+    docs/execution.md §3; lookback bars may affect every position: normalisation by the lookback).
 
     Returns:
         Boolean mask over the channels of ``X``.
@@ -333,7 +333,7 @@ def shift_observed(x: np.ndarray, observed: np.ndarray) -> np.ndarray:
     values, position 0 repeated); known-in-advance channels stay at their own bar.
 
     Decision ``s`` reads positions ``<= lookback + s``: it then sees observed bars ``<= t0 + s - 1`` and the
-    calendar of bar ``t0 + s``, what EXECUTION.md §3 allows.
+    calendar of bar ``t0 + s``, what docs/execution.md §3 allows.
     """
     out = np.array(x, copy=True)
     out[:, 1:, observed] = x[:, :-1, observed]
