@@ -1,6 +1,6 @@
 """Execution costs benchmark (issue 11): does the flexible-duration gain survive order size and market impact?
 
-Setups (time splits with purging, EXECUTION.md semantics, no trading limits):
+Setups (time splits with purging, docs/execution.md semantics, no trading limits):
 
 * ``crypto_1h``: BTCUSDT + ETHUSDT 1h (Binance spot), ``n_ahead`` 12, lookback 48; train through 2020-06-30,
   validate 2020-07..2020-12, test 2021 (the split of ``benchmarks/real_data.py``).
@@ -35,10 +35,10 @@ are checkpointed under ``--work`` (a rerun resumes); the data is never copied in
 
 Usage (from the repository root)::
 
-    nohup python benchmarks/costs.py --dataset crypto_1h > /tmp/costs_1h.log 2>&1 &
-    nohup python benchmarks/costs.py --dataset crypto_1m > /tmp/costs_1m.log 2>&1 &
+    nohup python -m benchmarks.costs --dataset crypto_1h > /tmp/costs_1h.log 2>&1 &
+    nohup python -m benchmarks.costs --dataset crypto_1m > /tmp/costs_1m.log 2>&1 &
 
-Writes ``benchmarks/results/costs_<dataset>.md`` and ``.csv`` (one row per condition x policy).
+Writes ``benchmarks/results/costs/costs_<dataset>.md`` and ``.csv`` (one row per condition x policy).
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -54,23 +53,54 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.real_data import md_table, span, thin
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance_fields,
+    results_dir,
+    span,
+    thin,
+)
+from lems.batching import PaddedBatches
+from lems.data.estimates import lookback_half_spread, lookback_volatility
+from lems.data.loaders import read_bars
+from lems.data.targets import cost_targets
+from lems.data.windows import make_windows
+from lems.evaluation.backtest import backtest
+from lems.evaluation.stats import clustered_mean_ci
+from lems.execution import (
+    IS_VWAP_ORDER,
+    ExecutionConditions,
+    OrderSize,
+    SpreadCost,
+    SquareRootImpact,
+)
+from lems.loss import lem_loss, make_lem_loss
+from lems.policies import TWAP, AlmgrenChriss, FlexibleRule, ModelPolicy, StaticVWAP
+from lems.training import (
+    TRACKING_KEY,
+    BestWeights,
+    RulePriorTuning,
+    StepBudget,
+    TimeBudget,
+    TrainConfig,
+    ValidationScores,
+    build_model,
+)
+from lems.utils import set_random_seed
 
-RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+RESULTS = results_dir("costs")
 SIZES = (0.01, 0.05, 0.20)
 IMPACT_COEF, IMPACT_DELTA, HALF_SPREAD_BPS = 1.0, 0.5, 1.0
 #: Almgren-Chriss urgencies tried on validation: kappa * H (0 = TWAP).
 AC_URGENCIES = (0.0, 0.5, 1.0, 2.0, 4.0)
 FRICTIONLESS = "frictionless"
-VWAP_TYPES, TWAP_TYPES = [0, 2], [1, 3]  # order types buy-VWAP, buy-TWAP, sell-VWAP, sell-TWAP
+VWAP_TYPES, TWAP_TYPES = IS_VWAP_ORDER, ~IS_VWAP_ORDER  # masks over the seed layout's order types
 
 
 @dataclass(frozen=True)
@@ -113,15 +143,11 @@ SETUPS = {
 
 def cost_model():
     """The benchmark's cost model (module docstring)."""
-    from lems.execution import SpreadCost, SquareRootImpact
-
     return SquareRootImpact(coef=IMPACT_COEF, delta=IMPACT_DELTA) + SpreadCost(half_spread_bps=HALF_SPREAD_BPS)
 
 
 def conditions(size: float):
     """Execution conditions of one order size (fraction of the expected horizon volume)."""
-    from lems.execution import ExecutionConditions, OrderSize
-
     return ExecutionConditions(OrderSize(participation=size), cost_model())
 
 
@@ -134,8 +160,6 @@ def size_tag(size: float | None) -> str:
 # --------------------------------------------------------------------------------------------------------
 def build_splits(data_root: Path, setup: Setup):
     """``(train, val, test)`` WindowSets, thinned as the setup says."""
-    from lems.data.loaders import read_bars
-    from lems.data.windows import make_windows
 
     files = [Path(data_root) / setup.folder / f"{s}.csv" for s in setup.symbols]
     missing = [str(p) for p in files if not p.is_file()]
@@ -151,8 +175,6 @@ def build_splits(data_root: Path, setup: Setup):
 # Models
 # --------------------------------------------------------------------------------------------------------
 def model_config(args: argparse.Namespace, setup: Setup):
-    from lems.training import TrainConfig
-
     return TrainConfig(lookback=setup.lookback, n_ahead=setup.n_ahead, hidden_size=args.hidden_size,
                        hidden_rnn_layer=1, num_heads=2, num_embedding=4, fused_mlp_hidden_dim=16, kan_basis="rbf",
                        batch_size=batch_size(args, setup), learning_rate=args.learning_rate, seed=args.seed)
@@ -164,14 +186,10 @@ def batch_size(args: argparse.Namespace, setup: Setup) -> int:
 
 def loss_for(size: float | None):
     """``lem_loss`` (frictionless) or the cost-aware loss of one order size."""
-    from lems.loss import lem_loss, make_lem_loss
-
     return lem_loss if size is None else make_lem_loss(cost_model(), order_participation=size)
 
 
 def batches(windows, targets: np.ndarray, batch_size: int, shuffle: bool, seed: int):
-    from lems.batching import PaddedBatches
-
     n = len(windows)
     x = (np.asarray(windows.X, np.float32), np.zeros((n, 1), np.float32), np.ones((n, 1), np.float32))
     return PaddedBatches(x, targets.astype(np.float32), batch_size, shuffle=shuffle, seed=seed,
@@ -181,17 +199,6 @@ def batches(windows, targets: np.ndarray, batch_size: int, shuffle: bool, seed: 
 def train_model(args, setup: Setup, splits, targets, size: float | None, work: Path):
     """Train (or reload from ``work``) the model of one size; returns ``(model, info)``."""
     import keras
-
-    from lems.training import (
-        TRACKING_KEY,
-        BestWeights,
-        RulePriorTuning,
-        StepBudget,
-        TimeBudget,
-        ValidationScores,
-        build_model,
-    )
-    from lems.utils import set_random_seed
 
     path, info_path = work / f"{setup.name}_{size_tag(size)}.keras", work / f"{setup.name}_{size_tag(size)}.json"
     if path.is_file() and info_path.is_file():
@@ -257,8 +264,6 @@ def window_numbers(frame: pd.DataFrame, n: int, horizon: int) -> dict[str, np.nd
 
 def evaluate(policy, windows, size: float | None) -> dict[str, np.ndarray]:
     """Per-window numbers of one policy on windows, frictionless (``size`` None) or net of costs."""
-    from lems.backtest import backtest
-
     frame = backtest({"p": policy}, windows, conditions=None if size is None else conditions(size))
     return window_numbers(frame, len(windows), int(windows.n_ahead))
 
@@ -273,15 +278,13 @@ def ac_eta(size: float, sigma: float, horizon: int) -> float:
 
 
 def ac_lambda(urgency: float, sigma: float, eta: float, horizon: int) -> float:
-    """Risk aversion giving ``kappa H = urgency`` (inverse of :func:`lems.baselines.almgren_chriss_kappa`)."""
+    """Risk aversion giving ``kappa H = urgency`` (inverse of :func:`lems.policies.almgren_chriss_kappa`)."""
     kappa = urgency / horizon
     return float((2.0 * np.sinh(kappa / 2.0)) ** 2 * eta / sigma**2)
 
 
 def choose_ac(val, size: float, sigma: float) -> tuple[Any, pd.DataFrame]:
     """Almgren-Chriss for one size: ``lambda`` with the lowest validation mean shortfall (fixed VWAP orders)."""
-    from lems.baselines import AlmgrenChriss
-
     horizon = int(val.n_ahead)
     eta = ac_eta(size, sigma, horizon)
     rows, best = [], None
@@ -299,8 +302,6 @@ def choose_ac(val, size: float, sigma: float) -> tuple[Any, pd.DataFrame]:
 
 def summarise(numbers: dict[str, np.ndarray], days: np.ndarray) -> dict[str, float]:
     """Means over windows, risks (std of the buy orders) and the 95 % half-width of the flexible gain."""
-    from lems.report import clustered_mean_ci
-
     out = {}
     for key, values in numbers.items():
         if "buy" in key:
@@ -314,8 +315,6 @@ def summarise(numbers: dict[str, np.ndarray], days: np.ndarray) -> dict[str, flo
 
 def paired(a: np.ndarray, b: np.ndarray, days: np.ndarray) -> str:
     """``mean [low, high]`` of the per-window paired difference ``a - b`` (clustered by origin time) [bps]."""
-    from lems.report import clustered_mean_ci
-
     ci = clustered_mean_ci(a - b, days)
     return f"{ci['mean']:+.2f} [{ci['ci_low']:+.2f}, {ci['ci_high']:+.2f}]"
 
@@ -349,8 +348,6 @@ def gains(numbers: dict[str, dict[str, np.ndarray]], days: np.ndarray) -> dict[s
     Gain = the policy's flexible improvement vs VWAP minus TWAP's on the same window (TWAP pays its own costs at
     the same size), averaged over windows; the interval is clustered by origin time (``Setup.cluster``).
     """
-    from lems.report import clustered_mean_ci
-
     twap = numbers["twap"]["flex_vwap_imp"]
     return {p: clustered_mean_ci(numbers[p]["flex_vwap_imp"] - twap, days) for p in GAIN_POLICIES if p in numbers}
 
@@ -453,15 +450,6 @@ def checkpointed(path: Path, compute):
 
 
 def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
-    from lems.backtest import cost_targets
-    from lems.baselines import (
-        TWAP,
-        FlexibleRule,
-        ModelPolicy,
-        StaticVWAP,
-        lookback_half_spread,
-        lookback_volatility,
-    )
 
     t0 = time.perf_counter()
     work = args.work / setup.name
@@ -506,7 +494,7 @@ def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
     pair_table = pair_table[[c for c in [FRICTIONLESS] + [size_tag(s) for s in SIZES] if c in pair_table]]
     spread_cs = np.median(lookback_half_spread(test)) * 1e4
     meta = {
-        "command": f"`{command}`",
+        "command": f"`{command}`", **provenance_fields(),
         "data": f"{', '.join(setup.symbols)} ({setup.folder}), UTC; n_ahead {setup.n_ahead}, lookback "
                 f"{setup.lookback} bars; no trading limits, no participation cap",
         "train": f"{len(train)} windows ({span(train)}), one origin every {setup.train_stride} bar(s) per asset",
@@ -538,7 +526,7 @@ def run_dataset(args: argparse.Namespace, setup: Setup, command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = "python benchmarks/costs.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("costs", argv)
     for name in (list(SETUPS) if args.dataset == "both" else [args.dataset]):
         run_dataset(args, SETUPS[name], command)
 

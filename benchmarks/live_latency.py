@@ -8,7 +8,7 @@ market (24/7, hourly). Both paths are compiled once and warmed up before timing:
 * live decision: ``next_allocation()`` = calendar features of the coming bar + the window as known now + one
   compiled forward of the live step (encoder + one decoder step from the actual fills) + the exact limits.
 
-Usage: ``python benchmarks/live_latency.py [--repeats 30] [--out benchmarks/results/live_latency.md]``.
+Usage: ``python -m benchmarks.live_latency [--repeats 30] [--out benchmarks/results/live_latency/live_latency.md]``.
 Prints the table and writes it (markdown) to ``--out``.
 """
 
@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
@@ -91,7 +91,7 @@ def time_live(model: LargeExecutionModel, bars, origin: int, repeats: int) -> tu
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30, help="sessions replayed (12 decisions each)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "live_latency.md"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "live_latency" / "live_latency.md"))
     args = parser.parse_args(argv)
 
     keras.utils.set_random_seed(0)
@@ -107,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Live decision latency",
         "",
-        f"Command: `KERAS_BACKEND={keras.backend.backend()} python benchmarks/live_latency.py "
+        f"Command: `KERAS_BACKEND={keras.backend.backend()} python -m benchmarks.live_latency "
         f"--repeats {args.repeats}`",
+        "",
+        *provenance_fields_md(),
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores visible (shared), "
         f"Python {platform.python_version()}, keras {keras.__version__}, backend {keras.backend.backend()}, "

@@ -6,7 +6,7 @@ for ``--steps`` steps of batch 32 (time to the first trained batches, compile in
 ``--more-steps`` compiled steps (training throughput), then the live ``next_allocation()`` latency at the largest
 horizon (a session of ``--live`` decisions, the first one compiling).
 
-Usage: ``python benchmarks/long_horizon.py [--horizons 60 240 390] [--steps 2] [--more-steps 6] [--live 40]
+Usage: ``python -m benchmarks.long_horizon [--horizons 60 240 390] [--steps 2] [--more-steps 6] [--live 40]
 [--out FILE]``
 """
 
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from benchmarks.common import provenance_fields_md
 
 CASE = r'''
 import json, resource, sys, time
@@ -26,6 +26,8 @@ t0 = time.perf_counter()
 import numpy as np
 import lems  # noqa: F401  (JAX default)
 from lems.data.synthetic import synthetic_market
+from lems.execution import OrderSpec
+from lems.live import ExecutionSession
 from lems.data.windows import make_windows
 from lems.data_formater import add_config_to_X
 from lems.loss import lem_loss
@@ -51,8 +53,6 @@ model.fit(Xm, ym, batch_size=BATCH, epochs=1, verbose=0, shuffle=False)
 out["train_windows_per_s"] = m / (time.perf_counter() - start)
 out["peak_rss_after_throughput_mib"] = rss()
 if LIVE:
-    from lems.execution import OrderSpec
-    from lems.live import ExecutionSession
     origin = int(win.origin_index[len(win) // 2])
     order = OrderSpec(side="buy", horizon=H, target="quantity", benchmark="vwap", min_duration=H // 2,
                       objective="beat", min_rate=0.0, max_rate=0.05)
@@ -113,8 +113,8 @@ def markdown(rows: list[dict], argv) -> str:
         lines += ["", f"Live `next_allocation()` at H = {r['horizon']}: median {r['live_median_ms']:.1f} ms, P90 "
                       f"{r['live_p90_ms']:.1f} ms over {r['live_decisions']} decisions (the first one, which "
                       f"compiles: {r['live_first_ms'] / 1e3:.1f} s)."]
-    command = " ".join(["python benchmarks/long_horizon.py", *(argv if argv is not None else sys.argv[1:])])
-    return "\n".join([f"Command: `{command}`", "", *lines, ""])
+    command = " ".join(["python -m benchmarks.long_horizon", *(argv if argv is not None else sys.argv[1:])])
+    return "\n".join([f"Command: `{command}`", "", *provenance_fields_md(), "", *lines, ""])
 
 
 if __name__ == "__main__":

@@ -2,19 +2,20 @@
 
 Each file is written by ``benchmarks/real_data.py --dataset <set> --holdout <SYMBOL>``: a model trained and
 early-stopped on the other symbols of the set only, tested on the held-out symbol's test period. This script only
-reads those files (no training) and writes ``benchmarks/results/leave_one_symbol_out.md``.
+reads those files (no training) and writes ``benchmarks/results/loso_summary/leave_one_symbol_out.md``.
 
-Usage (from the repository root): ``python benchmarks/loso_summary.py``
+Usage (from the repository root): ``python -m benchmarks.loso_summary``
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+from benchmarks.common import RESULTS, results_dir
+
 TARGET = 0.70
 
 
@@ -47,19 +48,20 @@ def row(path: Path) -> str:
             f"{flex('twap')} |")
 
 
-def main() -> int:
-    files = sorted(RESULTS.glob("real_data_*_holdout_*.json"))
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    files = sorted((RESULTS / "real_data").glob("real_data_*_holdout_*.json"))
     if not files:
-        print("no real_data_*_holdout_*.json in benchmarks/results: run real_data.py --holdout first", file=sys.stderr)
+        print("no real_data_*_holdout_*.json in benchmarks/results/real_data: run real_data.py --holdout first", file=sys.stderr)
         return 1
     lines = [
         "# Leave one symbol out: a universal model on symbols it never saw",
         "",
-        "Each row: `python benchmarks/real_data.py --dataset <data> --holdout <symbol> --minutes 6 --seed 0`: one model "
+        "Each row: `python -m benchmarks.real_data --dataset <data> --holdout <symbol> --minutes 6 --seed 0`: one model "
         "trained and early-stopped on the OTHER symbols of the data set (their train and validation periods), then "
         "tested on the held-out symbol's test period (the same split dates as `real_data_<data>.md`). Details, "
         "budgets and every table: `real_data_<data>_holdout_<symbol>.md`. This page is written by "
-        "`python benchmarks/loso_summary.py` from the committed JSON files.",
+        "`python -m benchmarks.loso_summary` from the committed JSON files.",
         "",
         "Fixed duration: VWAP tracking mean |diff| [bps] of the model vs the static curve (relative change, paired "
         "95 % CI of static - model clustered by day); spread ratio = the model's (or the validation-fitted blend's) "
@@ -73,7 +75,7 @@ def main() -> int:
         *[row(p) for p in files],
         "",
     ]
-    out = RESULTS / "leave_one_symbol_out.md"
+    out = results_dir("loso_summary") / "leave_one_symbol_out.md"
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out}")
     return 0

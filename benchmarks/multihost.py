@@ -17,7 +17,7 @@ partitioned by symbol under ``--root`` (default ``/tmp/lems_multihost``, never i
 Reported: each run's per-step loss (from Keras' running mean), the largest relative difference to the
 1-device run, and throughput (windows/s after the first, compiling, step).
 
-Usage: ``python benchmarks/multihost.py [--steps 12] [--global-batch 32] [--out benchmarks/results/multihost.md]``
+Usage: ``python -m benchmarks.multihost [--steps 12] [--global-batch 32] [--out benchmarks/results/multihost/multihost.md]``
 """
 
 from __future__ import annotations
@@ -32,8 +32,12 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
+# lems is imported inside the functions: the coordinator and each worker are separate processes that set their
+# JAX devices and distributed runtime before the first lems/Keras import.
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 MODEL = {"lookback": 24, "n_ahead": 6, "hidden_size": 16, "hidden_rnn_layer": 1, "num_heads": 2,
@@ -178,10 +182,10 @@ def reference(args: argparse.Namespace, steps: int, parallel: bool = False) -> d
 
 def reference_4_devices(args: argparse.Namespace, steps: int) -> dict:
     """:func:`reference` with DataParallel over 4 simulated CPU devices, in a fresh process."""
-    cmd = [sys.executable, __file__, "--reference-devices", "4", "--steps", str(steps), "--data", str(args.data),
+    cmd = [sys.executable, "-m", f"benchmarks.{Path(__file__).stem}", "--reference-devices", "4", "--steps", str(steps), "--data", str(args.data),
            "--work", str(args.work), "--global-batch", str(args.global_batch)]
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout, check=True)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout, check=True, cwd=ROOT)
     return json.loads(next(x for x in reversed(out.stdout.splitlines()) if x.startswith("{")))
 
 
@@ -190,11 +194,11 @@ def launch(args: argparse.Namespace) -> list[dict]:
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     procs = []
     for i in range(N_PROCESSES):
-        cmd = [sys.executable, __file__, "--worker", "--process-id", str(i), "--port", str(port), "--data",
+        cmd = [sys.executable, "-m", f"benchmarks.{Path(__file__).stem}", "--worker", "--process-id", str(i), "--port", str(port), "--data",
                str(args.data), "--work", str(args.work), "--steps", str(args.steps), "--global-batch",
                str(args.global_batch)]
         log = open(args.work / f"process{i}.log", "w")
-        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
+        procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log))
     results = []
     for i, (proc, log) in enumerate(procs):
         rc = proc.wait(timeout=args.timeout)
@@ -214,8 +218,10 @@ def report(args, procs: list[dict], ref: dict, ref4: dict, wall_s: float) -> str
     lines = [
         "# Multi-host recipe: 2 processes x 2 CPU devices vs 1 process",
         "",
-        f"Command: `KERAS_BACKEND=jax python benchmarks/multihost.py --steps {args.steps} --global-batch "
+        f"Command: `KERAS_BACKEND=jax python -m benchmarks.multihost --steps {args.steps} --global-batch "
         f"{args.global_batch} --symbols {args.symbols} --days {args.days}`",
+        "",
+        *provenance_fields_md(),  # CPU seconds of the driver process (the workers are separate processes)
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores visible (shared by other jobs), Python "
         f"{platform.python_version()}, keras {keras.__version__}, backend jax, CPU only; both processes on this "
@@ -275,7 +281,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--root", type=Path, default=Path("/tmp/lems_multihost"))
     parser.add_argument("--timeout", type=float, default=1200.0)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "multihost.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "multihost" / "multihost.md")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--process-id", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)

@@ -21,8 +21,8 @@ numpy float32 2048² matmul GFLOP/s (the machine's practical 2-core peak) in eve
 
 Usage::
 
-    /work/venv/bin/python benchmarks/perf.py [--quick] [--rounds 1] [--out benchmarks/results/perf_cpu.md]
-    /work/venv/bin/python benchmarks/perf.py --profile     # per-sub-module timing of the README train step
+    /work/venv/bin/python -m benchmarks.perf [--quick] [--rounds 1] [--out benchmarks/results/perf/perf_cpu.md]
+    /work/venv/bin/python -m benchmarks.perf --profile     # per-sub-module timing of the README train step
 
 Rounds interleave the three subprocesses (ours-readme, reference, ours-default, ...); medians over rounds.
 """
@@ -38,14 +38,24 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
+# lems is imported inside the worker functions: each timed model runs in a fresh process that blocks TensorFlow
+# (and, for the reference, runs in another venv) before the first lems/Keras import.
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np
 
-sys.path.insert(0, str(HERE))
-from reference_runner import README_CONFIG, bench_model, load_panels, matmul_gflops, save_result
+from benchmarks.reference_runner import (
+    README_CONFIG,
+    bench_model,
+    load_panels,
+    matmul_gflops,
+    save_result,
+)
 
 REF_PYTHON = os.environ.get("LEMS_REF_PYTHON", "/work/refvenv/bin/python")
 LOOKBACK, N_AHEAD, BATCH = 120, 12, 64
@@ -60,7 +70,6 @@ ORDER = ("ours-readme", "reference", "ours-default")
 # ------------------------------------------------------------------------------------------------------
 def write_panels(path: Path, n_days: int = 90, seed: int = 0) -> None:
     """Synthetic 1-asset 24/7 hourly market as wide panels + window settings, in ``.npz``."""
-    sys.path.insert(0, str(ROOT))
     import pandas as pd
 
     from lems.data.synthetic import synthetic_market
@@ -76,7 +85,6 @@ def write_panels(path: Path, n_days: int = 90, seed: int = 0) -> None:
 
 def our_data(panels: Path):
     """Our windows from the panels: ``([X, min_rate, max_rate], compact y)``."""
-    sys.path.insert(0, str(ROOT))
     from lems.data_formater import add_config_to_X, full_generate
 
     volumes, notionals, asset, lookback, n_ahead, split = load_panels(str(panels))
@@ -95,7 +103,6 @@ def worker(name: str, panels: Path, out: Path, quick: bool) -> None:
     (``keras.utils.set_random_seed``, ``.keras`` saving), which would add ~400 MiB and seconds to our rows.
     """
     sys.modules.setdefault("tensorflow", None)  # type: ignore[arg-type]
-    sys.path.insert(0, str(ROOT))
     from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
 
@@ -125,7 +132,7 @@ def run_one(name: str, panels: Path, tmp: Path, quick: bool, round_: int) -> dic
         cmd = [REF_PYTHON, str(HERE / "reference_runner.py"), "--panels", str(panels), "--out", str(out)]
         cwd = tmp
     else:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--panels", str(panels),
+        cmd = [sys.executable, "-m", "benchmarks.perf", "--worker", name, "--panels", str(panels),
                "--out", str(out)]
         cwd = ROOT
     cmd += ["--quick"] if quick else []
@@ -239,13 +246,15 @@ def targets(med: dict[str, dict[str, float]], name: str) -> list[str]:
 def write_report(path: Path, med: dict, rounds: dict, args, wall: float, peak: float) -> str:
     """Write (and return) the Markdown report."""
     n_rounds = {n: len([r for r in rs if r]) for n, rs in rounds.items()}
-    cmd = "/work/venv/bin/python benchmarks/perf.py" + (" --quick" if args.quick else "")
+    cmd = "/work/venv/bin/python -m benchmarks.perf" + (" --quick" if args.quick else "")
     cmd += (f" --rounds {args.rounds}" if args.rounds != 1 else "") + (
         f" --raw-dir {args.raw_dir}" if args.raw_dir else "")
     text = "\n".join([
         "# CPU performance: ours vs the reference package (lems 0.1.1)",
         "",
         f"Command: `{cmd}` (reference run as a black box in `/work/refvenv` by `benchmarks/reference_runner.py`).",
+        "",
+        *provenance_fields_md(),  # CPU seconds of the parent process (the timed runs are separate processes)
         "",
         (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared, noisy); "
         f"Python {platform.python_version()}, JAX CPU, float32. numpy 2048² f32 matmul peak measured by the "
@@ -315,7 +324,6 @@ def _time_piece(fn, layers, inputs, repeats: int) -> tuple[float, float]:
 
 def profile(quick: bool = False, config: str = "ours-readme", batch: int = BATCH) -> None:
     """Print per-sub-module forward + backward timings of one training step of a configuration."""
-    sys.path.insert(0, str(ROOT))
     from lems.loss import lem_loss
     from lems.models import LargeExecutionModel
 
@@ -378,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a few minutes less)")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of the three subprocesses")
     parser.add_argument("--only", nargs="*", default=list(ORDER), choices=ORDER)
-    parser.add_argument("--out", default=str(HERE / "results" / "perf_cpu.md"))
+    parser.add_argument("--out", default=str(HERE / "results" / "perf" / "perf_cpu.md"))
     parser.add_argument("--profile", action="store_true", help="per-sub-module timing of one training step")
     parser.add_argument("--profile-config", default="ours-readme", choices=list(CONFIGS))
     parser.add_argument("--profile-batch", type=int, default=BATCH)

@@ -1,6 +1,6 @@
 """Real-data quality benchmark: the LargeExecutionModel vs classical schedules on hourly crypto and equities.
 
-Setups (one model per data set, trained on all its assets, time split with purging, EXECUTION.md semantics):
+Setups (one model per data set, trained on all its assets, time split with purging, docs/execution.md semantics):
 
 * ``crypto``: BTCUSDT + ETHUSDT 1h (Binance spot), tz UTC, ``n_ahead`` 12 bars, lookback 48 bars;
   train through 2020-06-30, validate 2020-07..2020-12, test 2021 (to the end of the data).
@@ -16,7 +16,7 @@ loss with the best weights restored, and a wall-clock budget, compilation includ
 thinned to every ``--train-stride``-th origin of each asset; early stopping reads every ``--val-stride``-th
 validation window. The test split is never thinned and never used to choose anything.
 
-Evaluation on the test split with :func:`lems.backtest.backtest`: model vs TWAP, StaticVWAP and FlexibleRule,
+Evaluation on the test split with :func:`lems.evaluation.backtest.backtest`: model vs TWAP, StaticVWAP and FlexibleRule,
 every order type, target and min duration, no trading limits (``min_rate`` 0, ``max_rate`` 1). Headlines:
 
 1. fixed duration (track), VWAP benchmark: tracking error ``|diff|`` [bps]: mean, std, P95, and the model's
@@ -35,11 +35,11 @@ argument that the config does not carry (e.g. ``model.volume_forecast=false``).
 
 Usage (from the repository root)::
 
-    python benchmarks/real_data.py --dataset crypto --minutes 12 --seed 0
-    python benchmarks/real_data.py --dataset equities --data ../shared/data --minutes 12
+    python -m benchmarks.real_data --dataset crypto --minutes 12 --seed 0
+    python -m benchmarks.real_data --dataset equities --data ../shared/data --minutes 12
 
-Writes ``benchmarks/results/real_data_<dataset>.md`` and ``.csv`` (the full distribution table of
-:func:`lems.backtest.summary`), ``real_data_<dataset>.json`` (the README's numbers, read by
+Writes ``benchmarks/results/real_data/real_data_<dataset>.md`` and ``.csv`` (the full distribution table of
+:func:`lems.evaluation.backtest.summary`), ``real_data_<dataset>.json`` (the README's numbers, read by
 ``benchmarks/render_readme.py``) and ``real_data_<dataset>_duration.png``. ``--summary-only`` rebuilds the
 JSON of a committed run from its ``.csv`` and ``.md`` without training.
 """
@@ -47,10 +47,8 @@ JSON of a committed run from its ``.csv`` and ``.md`` without training.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -58,15 +56,36 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import pandas as pd
 
-RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance_fields,
+    results_dir,
+    span,
+    thin,
+)
+from lems.data.loaders import read_bars
+from lems.data.targets import seed_targets
+from lems.data.windows import make_windows
+from lems.evaluation.backtest import backtest, summary
+from lems.evaluation.figures import plot_improvement_by_duration
+from lems.evaluation.stats import paired_comparison, spread_ratios
+from lems.execution import IS_VWAP_ORDER, ORDER_TYPES, allocate_step, rate_columns
+from lems.policies import (
+    TWAP,
+    FlexibleRule,
+    ModelPolicy,
+    StaticVWAP,
+    fit_blended_policy,
+)
+from lems.training import Splits, TrainConfig, train
+
+RESULTS = results_dir("real_data")
 POLICY_ORDER = ("model", "static_vwap", "flexible_rule", "twap")
 
 
@@ -135,8 +154,6 @@ def build_splits(files: list[Path], setup: DataSetup, lookback: int, holdout: st
     The test split keeps every ``setup.test_stride``-th origin per asset. With ``holdout``, train and validation
     hold the other symbols only and the test split that symbol only (leave one symbol out).
     """
-    from lems.data.loaders import read_bars
-    from lems.data.windows import make_windows
 
     bars = read_bars([str(p) for p in files])
     windows = make_windows(bars, lookback, setup.n_ahead, tz=setup.tz)
@@ -150,27 +167,11 @@ def build_splits(files: list[Path], setup: DataSetup, lookback: int, holdout: st
     return train_set, val_set, test_set
 
 
-def thin(windows, stride: int):
-    """Every ``stride``-th origin of each asset (by bar index), all assets together."""
-    if stride <= 1:
-        return windows
-    return windows.subset(np.asarray(windows.origin_index) % stride == 0)
-
-
-def span(windows) -> str:
-    """``first origin .. last horizon bar`` (UTC) of a WindowSet."""
-    if len(windows) == 0:
-        return "(empty)"
-    return f"{windows.origin.min():%Y-%m-%d %H:%M} .. {windows.horizon_end.max():%Y-%m-%d %H:%M} UTC"
-
-
 # --------------------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------------------
 def base_config(args: argparse.Namespace, setup: DataSetup, files: list[Path]):
     """The :class:`lems.training.TrainConfig` of the command line (before variants)."""
-    from lems.training import TrainConfig
-
     return TrainConfig(
         data=[str(p) for p in files], tz=setup.tz, lookback=args.lookback or setup.lookback,
         n_ahead=setup.n_ahead, stride=1, train_end=setup.train_end, val_end=setup.val_end,
@@ -202,37 +203,13 @@ def split_changes(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return {k: v for k, v in changes.items() if not k.startswith("model.")}, model
 
 
-@contextlib.contextmanager
-def model_overrides(overrides: dict[str, Any]):
-    """Within the block, :func:`lems.training.train` builds its model with ``overrides`` (benchmark variants of
-    model arguments that :class:`lems.training.TrainConfig` does not carry)."""
-    import lems.models
-
-    if not overrides:
-        yield
-        return
-    original = lems.models.LargeExecutionModel
-
-    def build(*args, **kwargs):
-        return original(*args, **{**kwargs, **overrides})
-
-    lems.models.LargeExecutionModel = build
-    try:
-        yield
-    finally:
-        lems.models.LargeExecutionModel = original
-
-
 def train_one(config, splits, train_stride: int, val_stride: int, verbose: int,
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one configuration; returns the model, history and validation numbers."""
-    from lems.training import Splits, train
-
     train_set, val_set, test_set = splits
     fit_splits = Splits(thin(train_set, train_stride), thin(val_set, val_stride), test_set)
     start, cpu = time.perf_counter(), time.process_time()
-    with model_overrides(overrides or {}):
-        result = train(config, windows=fit_splits, verbose=verbose)
+    result = train(config, windows=fit_splits, verbose=verbose, model_args=overrides or None)
     val_loss = result.history.get("val_loss", [float("nan")])
     best_epoch = result.best_epoch or 0  # kept by train(): the tracking weights' epoch
     return {
@@ -269,8 +246,6 @@ def _flexible_epoch_words(epoch: int | None) -> str:
 def validation_tracking(model, val_set) -> dict[str, float]:
     """Fixed-column VWAP tracking error [bps: mean |diff| and spread, the std of the signed diff] of model /
     static VWAP / TWAP, and the model's flexible improvement, on the validation split (the choice of variant)."""
-    from lems.backtest import backtest
-    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
 
     frame = backtest({"model": ModelPolicy(model), "static_vwap": StaticVWAP(), "twap": TWAP()}, val_set)
     fixed = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
@@ -290,7 +265,7 @@ def validation_tracking(model, val_set) -> dict[str, float]:
 # Evaluation
 # --------------------------------------------------------------------------------------------------------
 class ForecastSchedule:
-    """The model's dynamic volume forecast used alone as a schedule (a :class:`lems.baselines.Policy`).
+    """The model's dynamic volume forecast used alone as a schedule (a :class:`lems.policies.Policy`).
 
     At the open of bar ``s`` it trades the forecast share of what remains
     (:meth:`lems.models.LargeExecutionModel.forecast_shares`; the last bar takes what is left) for the VWAP order
@@ -312,9 +287,7 @@ class ForecastSchedule:
         return np.concatenate([shares, np.ones((len(shares), 1))], axis=1)
 
     def allocate(self, windows, min_rate=0.0, max_rate=1.0) -> np.ndarray:
-        """Allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`lems.baselines.Policy`)."""
-        from lems.execution import IS_VWAP_ORDER, ORDER_TYPES, allocate_step, rate_columns
-
+        """Allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`lems.policies.Policy`)."""
         n, horizon = len(windows), int(windows.n_ahead)
         lo, hi = rate_columns(n, min_rate, max_rate, horizon)
         uniform = 1.0 / (horizon - np.arange(horizon))
@@ -344,8 +317,6 @@ def forecast_parameters(model) -> str:
 
 def blend_components(model) -> dict[str, Any]:
     """The schedules the blend combines: the model, its volume forecast alone, the static curve and TWAP."""
-    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
-
     components = {"model": ModelPolicy(model), "static_vwap": StaticVWAP(), "twap": TWAP()}
     if getattr(model, "volume_forecast", False):
         components["dynamic_forecast"] = ForecastSchedule(model)
@@ -353,19 +324,15 @@ def blend_components(model) -> dict[str, Any]:
 
 
 def fit_blend(model, val_set):
-    """:class:`lems.blend.BlendedPolicy` ``model_blend``: the fixed-duration schedules of :func:`blend_components`
+    """:class:`lems.policies.BlendedPolicy` ``model_blend``: the fixed-duration schedules of :func:`blend_components`
     combined with the weights of least mean square tracking error on the VALIDATION windows; flexible columns: the
     model's."""
-    from lems.blend import fit_blended_policy
-
     return fit_blended_policy(blend_components(model), val_set, flexible_from="model", name="model_blend")
 
 
 def evaluate(model, test_set, blend=None) -> pd.DataFrame:
     """Backtest frame of the model, its volume forecast alone, the validation-fitted blend and the classical
     baselines on the test windows (no trading limits)."""
-    from lems.backtest import backtest
-    from lems.baselines import FlexibleRule
 
     policies = {**blend_components(model), "flexible_rule": FlexibleRule()}
     if blend is not None:
@@ -378,8 +345,6 @@ def curve_error(policies: dict[str, Any], test_set) -> pd.DataFrame:
     """Volume-curve error of each schedule: mean over windows and decisions ``s = 0 .. H-2`` of ``|cumulative
     allocation - cumulative realised volume share|`` after bar ``s`` [percent of the order], for the fixed-duration
     buy-VWAP quantity order (what drives the VWAP tracking error), with its ratio to the static curve's."""
-    from lems.backtest import seed_targets
-
     realised = np.cumsum(seed_targets(test_set)[:, :, 0], axis=1)[:, :-1]
     rows = {}
     for name, policy in policies.items():
@@ -394,33 +359,19 @@ def curve_error(policies: dict[str, Any], test_set) -> pd.DataFrame:
 def spread_ratio_ci(frame: pd.DataFrame, model: str = "model", n_boot: int = 500, seed: int = 0,
                     alpha: float = 0.05) -> pd.DataFrame:
     """Spread (std of the signed fixed-duration VWAP diff [bps]) of every policy, and the model's spread over each
-    policy's with a paired bootstrap 95 % interval resampling origin days (all orders of a day move together)."""
-    rows = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
-    wide = rows.pivot_table(index=["window", "side", "target"], columns="policy", values="diff", observed=True)
-    day = rows[rows["policy"] == model].set_index(["window", "side", "target"])["origin"].dt.floor("D")
-    codes = pd.factorize(day.reindex(wide.index))[0]
-    values = wide.to_numpy() * 1e4
-    rng = np.random.default_rng(seed)
-    n_days = codes.max() + 1
-    members = [np.flatnonzero(codes == d) for d in range(n_days)]
-    boot = []
-    for _ in range(n_boot):
-        pick = np.concatenate([members[d] for d in rng.integers(0, n_days, n_days)])
-        boot.append(values[pick].std(axis=0, ddof=1))
-    boot = np.asarray(boot)
-    col = list(wide.columns).index(model)
-    ratios = boot[:, [col]] / boot
-    full = values.std(axis=0, ddof=1)
-    return pd.DataFrame({"spread_bps": full, "model_spread_ratio": full[col] / full,
-                         "ratio_ci_low": np.quantile(ratios, alpha / 2, axis=0),
-                         "ratio_ci_high": np.quantile(ratios, 1 - alpha / 2, axis=0)},
-                        index=pd.Index([str(c) for c in wide.columns], name="policy"))
+    policy's with its day-bootstrap 95 % interval (:func:`lems.evaluation.stats.spread_ratios`: origin days
+    resampled, all orders of a day together), one row per policy, the model's own row at ratio 1."""
+    ratios = spread_ratios(frame, model, n_boot=n_boot, seed=seed, alpha=alpha).set_index("baseline")
+    table = pd.DataFrame({"spread_bps": ratios["spread_bps"], "model_spread_ratio": ratios["ratio"],
+                          "ratio_ci_low": ratios["ci_low"], "ratio_ci_high": ratios["ci_high"]})
+    own = float(ratios["model_spread_bps"].iloc[0])
+    table.loc[model] = [own, 1.0, 1.0, 1.0]  # the model's own row (ratio to itself), as the tables list it
+    table.index.name = "policy"
+    return table
 
 
 def fixed_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Fixed-duration VWAP tracking error [bps] per policy (both sides and targets), model's reduction [%]."""
-    from lems.report import paired_comparison
-
     rows = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
     g = rows.groupby("policy", observed=True)["tracking_error_bps"]
     table = pd.DataFrame({"mean_bps": g.mean(), "std_bps": g.std(), "median_bps": g.median(),
@@ -444,8 +395,6 @@ def fixed_table(frame: pd.DataFrame) -> pd.DataFrame:
 def flexible_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Flexible-duration mean improvement [bps] per benchmark × min duration: model, FlexibleRule, TWAP,
     static VWAP, and the paired model - FlexibleRule difference with its 95 % interval (day clusters)."""
-    from lems.report import paired_comparison
-
     flex = frame[frame["objective"] == "beat"]
     means = (flex.groupby(["benchmark", "min_duration", "policy"], observed=True)["improvement_bps"].mean()
              .unstack("policy"))
@@ -463,8 +412,6 @@ def flexible_table(frame: pd.DataFrame) -> pd.DataFrame:
 def flexible_by_side(frame: pd.DataFrame) -> pd.DataFrame:
     """Flexible improvement [bps] pooled over min durations, per benchmark and side, with the paired model -
     FlexibleRule interval (day clusters)."""
-    from lems.report import paired_comparison
-
     flex = frame[frame["objective"] == "beat"]
     means = (flex.groupby(["benchmark", "side", "policy"], observed=True)["improvement_bps"].mean()
              .unstack("policy"))
@@ -481,8 +428,6 @@ def flexible_by_side(frame: pd.DataFrame) -> pd.DataFrame:
 
 def pooled_flexible(frame: pd.DataFrame) -> pd.DataFrame:
     """Flexible improvement [bps] pooled over all min durations, per benchmark, with the paired interval."""
-    from lems.report import paired_comparison
-
     flex = frame[frame["objective"] == "beat"]
     means = flex.groupby(["benchmark", "policy"], observed=True)["improvement_bps"].mean().unstack("policy")
     means.index, means.columns = means.index.astype(str), means.columns.astype(str)
@@ -496,23 +441,6 @@ def pooled_flexible(frame: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------------
-def md_table(df: pd.DataFrame, digits: int = 2) -> str:
-    """A DataFrame (index included) as a Markdown table."""
-    df = df.reset_index()
-    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
-    sep = "|" + "|".join("---" for _ in df.columns) + "|"
-
-    def cell(v: Any) -> str:
-        if isinstance(v, (bool, np.bool_)):
-            return "yes" if v else "no"
-        if isinstance(v, (float, np.floating)):
-            return "" if not np.isfinite(v) else f"{v:.{digits}f}"
-        return str(v)
-
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
-
-
 def verdict(fixed: pd.DataFrame) -> str:
     """One plain sentence on the fixed-duration VWAP headline."""
     red = fixed.loc["static_vwap", "model_reduction_pct"]
@@ -547,14 +475,10 @@ def write_results(out: Path, name: str, meta: dict[str, Any], fixed: pd.DataFram
                   pooled: pd.DataFrame, tuning: pd.DataFrame, frame: pd.DataFrame,
                   curves: pd.DataFrame | None = None, by_side: pd.DataFrame | None = None) -> None:
     """Markdown page, CSV distribution table and a PNG of improvement vs min duration."""
-    from lems.backtest import summary
-
     out.mkdir(parents=True, exist_ok=True)
     summary(frame).to_csv(out / f"real_data_{name}.csv", index=False, float_format="%.6g")
     png = out / f"real_data_{name}_duration.png"
     try:
-        from lems.report import plot_improvement_by_duration
-
         plot_improvement_by_duration(frame, png)
     except (ImportError, OSError, RuntimeError, ValueError) as exc:  # figures are optional
         print(f"figure skipped: {exc}", file=sys.stderr)
@@ -611,7 +535,7 @@ def headline_summary(setup: DataSetup, table: pd.DataFrame, fixed_ci: pd.DataFra
 
     Args:
         setup: The data set.
-        table: :func:`lems.backtest.summary` of the test frame (the ``real_data_<name>.csv`` file).
+        table: :func:`lems.evaluation.backtest.summary` of the test frame (the ``real_data_<name>.csv`` file).
         fixed_ci: Per baseline, ``paired_diff_bps``, ``ci_low``, ``ci_high`` of the fixed VWAP |diff| (baseline -
             model, :func:`fixed_table`).
         rule_ci: Per benchmark, ``model_minus_rule_mean_diff``, ``_ci_low``, ``_ci_high`` of the pooled flexible
@@ -799,8 +723,6 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
     frame = evaluate(run["model"], test_set, blend)
     fixed, flex, pooled = fixed_table(frame), flexible_table(frame), pooled_flexible(frame)
     by_side = flexible_by_side(frame)
-    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
-
     schedules = {"model": ModelPolicy(run["model"]), "static_vwap": StaticVWAP(), "twap": TWAP()}
     if getattr(run["model"], "volume_forecast", False):
         schedules["dynamic_forecast"] = ForecastSchedule(run["model"])
@@ -808,7 +730,7 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
     curves = curve_error(schedules, test_set)
     tuning = pd.DataFrame(trials).set_index("variant")
     meta = {
-        "command": f"`{command}`",
+        "command": f"`{command}`", **provenance_fields(),
         "data": f"{', '.join(setup.symbols)} ({setup.folder}, {setup.bar_label} bars), tz {setup.tz}"
                 + ("" if args.holdout is None else f"; leave one symbol out: {args.holdout} only in test, never "
                                                    f"in training or validation"),
@@ -843,15 +765,13 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
         "volume forecast (trained)": forecast_parameters(run["model"]),
         "model_blend": (f"fixed-duration VWAP orders: {blend_weights(blend, 'vwap')} (weights of least mean square "
                         f"tracking error on the {len(thin(val_set, args.val_stride))} validation windows used for early "
-                        "stopping, lems.blend); flexible columns: the model's"),
+                        "stopping, lems.policies.blend); flexible columns: the model's"),
         "total wall time": f"{time.perf_counter() - t0:.0f} s ({time.process_time() - cpu0:.0f} s CPU, all threads)",
     }
     write_results(args.out, label, meta, fixed, flex, pooled, tuning, frame, curves, by_side)
     if args.save_model is not None:
         args.save_model.mkdir(parents=True, exist_ok=True)
         run["model"].save(args.save_model / f"{label}.keras")
-    from lems.backtest import summary
-
     write_summary(args.out, label, headline_summary(setup, summary(frame), fixed, pooled, by_side))
     print(f"[{label}] fixed VWAP tracking error (bps):\n{fixed.round(3).to_string()}", flush=True)
     print(f"[{label}] volume-curve error:\n{curves.round(4).to_string()}", flush=True)
@@ -861,7 +781,7 @@ def run_dataset(args: argparse.Namespace, setup: DataSetup, command: str) -> Non
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    command = "python benchmarks/real_data.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("real_data", argv)
     names = ["crypto", "equities"] if args.dataset == "both" else [args.dataset]
     if args.summary_only:
         for name in names:

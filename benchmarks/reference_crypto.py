@@ -10,7 +10,7 @@ Issue 14 §4. BTCUSDT + ETHUSDT 1h with the split of ``real_data.py`` (train thr
   hidden_size=50, hidden_rnn_layer=1, num_heads=4, num_embedding=8, fused_mlp_hidden_dim=32)``, Adam 1e-3,
   batch 64, early stopping on the validation loss (checked every 400 batches, patience 4 checks, best weights
   restored). Two variants with the same seed and budget: ``published`` (its ``X`` as built, where decision
-  ``s`` reads position ``lookback + s``, i.e. bar ``t0 + s``: look-ahead, EXECUTION.md §3) and ``shifted``
+  ``s`` reads position ``lookback + s``, i.e. bar ``t0 + s``: look-ahead, docs/execution.md §3) and ``shifted``
   (the observed channels of ``X`` moved one bar later; its calendar channels, known in advance, stay at their
   own bar). Which channels are observed is measured by the runner (a perturbation of the bars), not assumed.
 * **Ours**: ``real_data.py``'s crypto recipe, its command-line defaults (hidden 32, Adam 2e-3, batch 128,
@@ -30,17 +30,17 @@ Issue 14 §4. BTCUSDT + ETHUSDT 1h with the split of ``real_data.py`` (train thr
   our targets: horizon volume shares (its volume channel is divided by its lookback volume, ours by the
   horizon volume: both renormalised to shares) and prices relative to the first horizon bar.
 * **Scoring**: every test order of every policy by OUR :mod:`lems.execution` through
-  :func:`lems.backtest.backtest` (the reference's allocations through :class:`lems.baselines.ScheduleTable`);
-  paired 95 % intervals clustered by origin day (:func:`lems.report.paired_comparison`); the spread (std of
+  :func:`lems.evaluation.backtest.backtest` (the reference's allocations through :class:`lems.policies.ScheduleTable`);
+  paired 95 % intervals clustered by origin day (:func:`lems.evaluation.stats.paired_comparison`); the spread (std of
   the signed diff) compared with a day-block bootstrap.
 
 Usage (from the repository root; data never copied)::
 
-    python benchmarks/reference_crypto.py [--budget 480] [--stage all|reference|ours|score] [--work DIR]
+    python -m benchmarks.reference_crypto [--budget 480] [--stage all|reference|ours|score] [--work DIR]
 
 ``--stage reference`` (both variants at once, two processes) and ``--stage ours`` (``--only LABEL`` for one of
 the two) can run at the same time, as the budgets are CPU time; then ``--stage score``.
-Large arrays stay in ``--work`` (default ``/work/ref_results``); writes ``benchmarks/results/reference_crypto.md``,
+Large arrays stay in ``--work`` (default ``/work/ref_results``); writes ``benchmarks/results/reference_crypto/reference_crypto.md``,
 ``reference_crypto.json`` (read by ``benchmarks/render_readme.py``) and ``reference_crypto_curve.csv``.
 """
 
@@ -49,23 +49,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import numpy as np
 import pandas as pd
-import real_data
-from reference_runner import FAIR_CONFIG, budget_callback
+
+from benchmarks import real_data
+from benchmarks.common import (
+    command_line,
+    md_table,
+    provenance_fields,
+    results_dir,
+    thin,
+)
+from benchmarks.reference_runner import FAIR_CONFIG, budget_callback
+from lems.batching import PaddedBatches
+from lems.data.targets import seed_targets
+from lems.evaluation.backtest import backtest
+from lems.evaluation.stats import (
+    fixed_vwap_diffs,
+    paired_comparison,
+    spread_ratios,
+    with_fixed_column,
+)
+from lems.loss import lem_loss
+from lems.models import LargeExecutionModel
+from lems.policies import TWAP, FlexibleRule, ModelPolicy, ScheduleTable, StaticVWAP
+from lems.training import TRACKING_KEY, BestWeights, RulePriorTuning, ValidationScores
+from lems.utils import set_random_seed
 
 REF_PYTHON = os.environ.get("LEMS_REF_PYTHON", "/work/refvenv/bin/python")
 WORK = Path("/work/ref_results")
+RESULTS = results_dir("reference_crypto")
 VAL_STRIDE = 4
 VARIANTS = ("shifted", "published")
 REF_VAL_STEPS, REF_PATIENCE = 400, 4  # reference: batches between validation checks, patience [checks]
@@ -85,18 +105,14 @@ OURS = {"ours": True, "ours_no_prior": False}  # label -> use_prior
 # Tracking error of fixed-duration VWAP orders
 # --------------------------------------------------------------------------------------------------------
 def fixed_vwap_diff_bps(fixed: np.ndarray, windows) -> np.ndarray:
-    """Signed ``diff`` [bps] of the fixed-duration VWAP orders (EXECUTION.md §4), ``(N, 2 sides, 2 targets)``.
+    """Signed ``diff`` [bps] of the fixed-duration VWAP orders (docs/execution.md), ``(N, 4)``: both sides and
+    targets (:func:`lems.evaluation.stats.fixed_vwap_diffs` of the fixed column alone).
 
     Args:
         fixed: ``(N, H, 4, 2)`` allocations of the fixed column (min duration H).
         windows: The N windows (our targets).
     """
-    from lems.backtest import seed_targets
-    from lems.execution import seed_outcome
-
-    n, horizon = fixed.shape[:2]
-    full = np.broadcast_to(np.asarray(fixed, np.float64)[:, :, None], (n, horizon, horizon + 1, 4, 2))
-    return np.asarray(seed_outcome(full, seed_targets(windows)).diff)[:, horizon, [0, 2], :] * 1e4
+    return fixed_vwap_diffs(with_fixed_column(np.asarray(fixed, np.float64)), windows)
 
 
 def tracking(fixed: np.ndarray, windows) -> dict[str, float]:
@@ -175,8 +191,6 @@ def our_config(args, setup, files):
 
 
 def _batches(windows, cfg, shuffle: bool):
-    from lems.batching import PaddedBatches
-
     n = len(windows)
     x = (np.asarray(windows.X, np.float32), np.zeros((n, 1), np.float32), np.ones((n, 1), np.float32))
     return PaddedBatches(x, np.asarray(windows.y, np.float32), cfg.batch_size, shuffle=shuffle, seed=cfg.seed,
@@ -188,11 +202,6 @@ def fit_ours(cfg, train_set, val_set, use_prior: bool, budget_s: float) -> dict[
     ``use_prior`` and a CPU budget; checkpoints: the fixed column on ``val_set`` at every epoch end."""
     import keras
 
-    from lems.baselines import ModelPolicy
-    from lems.loss import lem_loss
-    from lems.models import LargeExecutionModel
-    from lems.training import TRACKING_KEY, BestWeights, RulePriorTuning, ValidationScores
-    from lems.utils import set_random_seed
 
     set_random_seed(cfg.seed)
     model = LargeExecutionModel(
@@ -226,13 +235,11 @@ def fit_ours(cfg, train_set, val_set, use_prior: bool, budget_s: float) -> dict[
 
 def run_ours(args, cfg, train_set, val_fit, test_set) -> None:
     """Both of ours, one after the other; each saved to ``args.work/<label>.npz`` with its test allocations."""
-    from lems.baselines import ModelPolicy
-
     for label, use_prior in OURS.items():
         if args.only and label != args.only:
             continue
         print(f"[{label}] training, budget {args.budget:.0f} CPU s", flush=True)
-        train_fit = real_data.thin(train_set, real_data.SETUPS["crypto"].train_stride)  # real_data's recipe
+        train_fit = thin(train_set, real_data.SETUPS["crypto"].train_stride)  # real_data's recipe
         run = fit_ours(cfg, train_fit, val_fit, use_prior, args.budget)
         run["alloc_test"] = ModelPolicy(run.pop("model")).allocate(test_set).astype(np.float32)
         run["n_train"] = np.asarray(len(train_fit))
@@ -293,8 +300,6 @@ def curves(ref: dict, runs: dict, val, ref_rows: np.ndarray, our_rows: np.ndarra
     """Validation tracking error [bps] at every checkpoint of every learned model, and of the baselines, on the
     common validation windows ``val`` (rows ``ref_rows`` of the reference's checkpoints, ``our_rows`` of ours);
     ``*_ratio`` = relative to the static curve."""
-    from lems.baselines import TWAP, StaticVWAP
-
     rows = []
     for name in ("static_vwap", "twap"):
         policy = StaticVWAP() if name == "static_vwap" else TWAP()
@@ -356,8 +361,6 @@ PAIRS = [("ours", "static_vwap"), ("ours", "twap"), ("ours", "flexible_rule"), (
 def paired(frame: pd.DataFrame) -> pd.DataFrame:
     """Paired mean differences with 95 % CIs clustered by origin day: fixed VWAP |diff| (baseline - policy) and
     flexible improvement vs VWAP and vs TWAP (policy - baseline)."""
-    from lems.report import paired_comparison
-
     parts = [paired_comparison(frame, a, b, by=("benchmark",), cluster="day").assign(policy=a) for a, b in PAIRS]
     out = pd.concat(parts, ignore_index=True)
     base, objective = out["baseline"], out["objective"].astype(str)
@@ -375,31 +378,12 @@ def paired(frame: pd.DataFrame) -> pd.DataFrame:
 def spread_ratio_ci(frame: pd.DataFrame, policy: str, baseline: str, n_boot: int = 2000,
                     seed: int = 0) -> dict[str, float]:
     """``std(diff_policy) / std(diff_baseline) - 1`` of the fixed VWAP orders [fraction], with a 95 % interval
-    from a bootstrap over origin days (whole days resampled, the same days for both policies)."""
-    track = frame[(frame["objective"] == "track") & (frame["benchmark"] == "vwap")]
-    day = (track["origin"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=1)
-    sums = {}
-    for name in (policy, baseline):
-        rows = (track["policy"] == name).to_numpy()
-        x = track.loc[rows, "diff"].to_numpy(np.float64) * 1e4
-        codes = pd.Categorical(day[rows], categories=np.unique(day)).codes
-        sums[name] = np.stack([np.bincount(codes, minlength=np.unique(day).size, weights=w)
-                               for w in (np.ones_like(x), x, x * x)])
-
-    def ratio(weights: np.ndarray) -> np.ndarray:
-        stds = []
-        for name in (policy, baseline):
-            n, s1, s2 = weights @ sums[name].T[:, 0], weights @ sums[name].T[:, 1], weights @ sums[name].T[:, 2]
-            stds.append(np.sqrt((s2 - s1 ** 2 / n) / (n - 1)))
-        return stds[0] / stds[1] - 1.0
-
-    n_days = sums[policy].shape[1]
-    point = float(ratio(np.ones((1, n_days)))[0])
-    rng = np.random.default_rng(seed)
-    draws = ratio(rng.multinomial(n_days, np.full(n_days, 1.0 / n_days), size=n_boot).astype(np.float64))
-    low, high = np.quantile(draws, [0.025, 0.975])
-    return {"policy": policy, "baseline": baseline, "ratio_minus_1": point, "ci_low": float(low),
-            "ci_high": float(high), "significant": bool(low > 0 or high < 0), "days": int(n_days)}
+    from the library's day bootstrap (:func:`lems.evaluation.stats.spread_ratios`: whole origin days resampled,
+    the same days for both policies)."""
+    row = spread_ratios(frame, policy, [baseline], n_boot=n_boot, seed=seed).iloc[0]
+    low, high = float(row["ci_low"]) - 1.0, float(row["ci_high"]) - 1.0
+    return {"policy": policy, "baseline": baseline, "ratio_minus_1": float(row["ratio"]) - 1.0, "ci_low": low,
+            "ci_high": high, "significant": bool(low > 0 or high < 0), "days": int(row["days"])}
 
 
 def common_windows(assets, origin_ns, windows):
@@ -418,8 +402,6 @@ def common_windows(assets, origin_ns, windows):
 
 def score(args, setup, splits, val_fit) -> None:
     """Stage 3: alignment, every policy on the common test windows, curves, then the results files."""
-    from lems.backtest import backtest, seed_targets
-    from lems.baselines import TWAP, FlexibleRule, ScheduleTable, StaticVWAP
 
     ref = load_reference(args.work)
     runs = {}
@@ -503,6 +485,7 @@ def write(args, result: dict, curve: pd.DataFrame) -> None:
         (f"- **command**: `{result['command']}`" + ("" if "--stage score" not in result["command"] else
                                                       " (after `--stage reference` and `--stage ours` with the same "
                                                       "`--budget` and `--work`, run at the same time)")),
+        *(f"- **{k}**: {v}" for k, v in provenance_fields().items()),  # of this (scoring) invocation
         (f"- **data**: BTCUSDT + ETHUSDT 1h; train through 2020-06, validate 2020-07..12 (every {VAL_STRIDE}th "
         f"origin per asset for early stopping, both packages), test 2021: {result['test_windows']} test windows "
         f"common to both packages (windows spanning an hour missing from the data are left out: there the "
@@ -547,17 +530,17 @@ def write(args, result: dict, curve: pd.DataFrame) -> None:
         ("Fixed duration (track, VWAP benchmark): mean |diff| and std of the signed diff [bps]. Flexible duration "
         "(beat): mean improvement [bps] against the VWAP and against the TWAP benchmark, pooled over min "
         "durations 1..H, sides and targets (positive = better for the trader)."), "",
-        real_data.md_table(pol.rename(index=lambda k: f"{k}: {LABELS[k]}")), "",
+        md_table(pol.rename(index=lambda k: f"{k}: {LABELS[k]}")), "",
         ("## Paired differences (95 % CI clustered by origin day; positive = `policy` better; n.s. = not "
-        "significant)"), "", real_data.md_table(view.set_index("policy")), "",
+        "significant)"), "", md_table(view.set_index("policy")), "",
         ("Spread of the fixed VWAP orders (std of the signed diff), ratio to the baseline's minus 1, 95 % CI from "
         "a bootstrap over origin days:"), "",
-        real_data.md_table(spread[["policy", "baseline", "std ratio - 1 [95 % CI]", "days"]].set_index("policy")), "",
+        md_table(spread[["policy", "baseline", "std ratio - 1 [95 % CI]", "days"]].set_index("policy")), "",
         "## Time to quality (validation)", "",
         ("Starting from an untrained model, the CPU seconds each of ours needs to reach the leak-free reference's "
         "best validation tracking error relative to the static curve (checkpoints at every epoch end for ours, "
         f"every {REF_VAL_STEPS} batches for the reference):"), "",
-        real_data.md_table(pd.DataFrame(ttq).T.rename_axis("relative to the static curve"), 3), "",
+        md_table(pd.DataFrame(ttq).T.rename_axis("relative to the static curve"), 3), "",
         "Best validation ratio of each model over its run: " + ", ".join(
             f"{r['model']} {r['std_ratio']:.3f} (std) / {r['mean_abs_ratio']:.3f} (mean |diff|)"
             for r in result["validation_best"]) + ". Curves: `reference_crypto_curve.csv`.", "",
@@ -600,18 +583,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--only", choices=tuple(OURS), default=None, help="stage ours: train only this one")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=WORK, help="folder of the large intermediate arrays")
-    p.add_argument("--out", type=Path, default=real_data.RESULTS)
+    p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    args.command = "python benchmarks/reference_crypto.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    args.command = command_line("reference_crypto", argv)
     args.work.mkdir(parents=True, exist_ok=True)
     setup = real_data.SETUPS["crypto"]
     files = real_data.data_files(args.data, setup)
     splits = real_data.build_splits(files, setup, setup.lookback)
-    val_fit = real_data.thin(splits[1], VAL_STRIDE)
+    val_fit = thin(splits[1], VAL_STRIDE)
     print(f"windows train / val (early stopping) / test: {len(splits[0])} / {len(val_fit)} / {len(splits[2])}",
           flush=True)
     if args.stage in ("all", "reference"):

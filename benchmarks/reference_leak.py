@@ -1,6 +1,6 @@
 """How much of the reference package's flexible-duration gain is look-ahead?
 
-EXECUTION.md §3: the reference implementation decides bar ``t0 + s`` from ``X`` position ``lookback + s``,
+docs/execution.md §3: the reference implementation decides bar ``t0 + s`` from ``X`` position ``lookback + s``,
 i.e. it sees the return and volume of the bar it trades in. This script trains the reference (lems 0.1.1,
 black box in ``/work/refvenv`` via ``benchmarks/reference_runner.py --leak-budget``) twice with the same
 budget and seed:
@@ -10,13 +10,13 @@ budget and seed:
   bars ``<= t0 + s - 1`` - what an honest model is allowed to know;
 
 and scores both test allocations with OUR :func:`lems.execution.seed_outcome` on OUR targets of the same
-origins (float64 numpy, hard benchmark windows, EXECUTION.md §4), beside the uniform (TWAP) schedule. The
+origins (float64 numpy, hard benchmark windows, docs/execution.md §4), beside the uniform (TWAP) schedule. The
 difference between the two rows is the part of the published gain that is look-ahead.
 
 Usage::
 
-    /work/venv/bin/python benchmarks/reference_leak.py [--data synthetic|crypto] [--budget 300]
-        [--out benchmarks/results/reference_leak.md]
+    /work/venv/bin/python -m benchmarks.reference_leak [--data synthetic|crypto] [--budget 300]
+        [--out benchmarks/results/reference_leak/reference_leak.md]
 
 ``--data crypto`` uses the last ``--days`` days of ``/work/shared/data/crypto_1h/BTCUSDT.csv`` (read, never
 copied); missing hours become zero-volume bars in the panels given to both packages.
@@ -32,14 +32,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import numpy as np
 import pandas as pd
 
+from lems.data.synthetic import synthetic_market
 from lems.data_formater import full_generate
 from lems.execution import seed_outcome, uniform_allocations
 
@@ -52,7 +54,6 @@ TARGETS = ("quantity", "notional")
 def market_panels(data: str, days: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Wide hourly volume and notional panels (UTC index, one column)."""
     if data == "synthetic":
-        from lems.data.synthetic import synthetic_market
 
         bars = synthetic_market(n_assets=1, n_days=days, calendar="24/7", seed=seed)
         vol = bars.pivot(index="timestamp", columns="symbol", values="volume")
@@ -145,11 +146,13 @@ def report(rows: dict[str, np.ndarray], meta: dict, path: Path) -> str:
                    "larger `--budget` (the reference trains slowly on 2 CPU cores).")
     else:
         verdict = (f"**{share:.0%} of the published gain is look-ahead** (it disappears when decision s may only "
-                   "see bars <= s-1, EXECUTION.md §3).")
+                   "see bars <= s-1, docs/execution.md §3).")
     text = "\n".join([
         "# Reference package (lems 0.1.1): how much of its flexible-duration gain is look-ahead",
         "",
         f"Command: `{meta['command']}`",
+        "",
+        *provenance_fields_md(),
         "",
         f"Data: {meta['data']}; lookback {LOOKBACK}, n_ahead {N_AHEAD}; test windows scored: {meta['n_test']} "
         f"(aligned on origin, reference date offset {meta['offset']} bar(s), volume-share correlation "
@@ -167,7 +170,7 @@ def report(rows: dict[str, np.ndarray], meta: dict, path: Path) -> str:
         f"{meta['loss_shifted'][0]:.4f} -> {meta['loss_shifted'][1]:.4f}. " + verdict,
         "",
         ("Caveats: a short training budget on 2 shared CPU cores (the models are far from converged); one seed; windows "
-        "overlap (stride 1 bar), so the standard errors are optimistic; the notional-vs-TWAP columns carry a small skill-free gain for any schedule (EXECUTION.md §4), which is why "
+        "overlap (stride 1 bar), so the standard errors are optimistic; the notional-vs-TWAP columns carry a small skill-free gain for any schedule (docs/execution.md §4), which is why "
         "the uniform row is shown."),
         "",
     ])
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=300.0, help="total reference training time [s]")
     parser.add_argument("--config", choices=("small", "readme"), default="small")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(HERE / "results" / "reference_leak.md"))
+    parser.add_argument("--out", default=str(HERE / "results" / "reference_leak" / "reference_leak.md"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
     vol, notional = market_panels(args.data, args.days, args.seed)
@@ -215,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     data = (f"built-in synthetic market (1 asset, 24/7 hourly, {args.days} days, seed {args.seed})"
             if args.data == "synthetic" else f"BTCUSDT hourly, last {args.days} days of the shared data")
     meta = {
-        "command": "/work/venv/bin/python benchmarks/reference_leak.py " + " ".join(argv or sys.argv[1:]),
+        "command": "/work/venv/bin/python -m benchmarks.reference_leak " + " ".join(argv or sys.argv[1:]),
         "data": data, "n_test": len(y), "offset": offset, "corr": corr, "config": args.config,
         "budget": args.budget, "seed": args.seed, "epochs_published": int(ref["epochs_published"]),
         "epochs_shifted": int(ref["epochs_shifted"]), "wall": time.perf_counter() - start,

@@ -292,7 +292,7 @@ def observed_channels(full_generate, volumes, notionals, lookback: int, n_ahead:
     changed; a channel that changes anywhere is observed, the others (calendar fields, constants) are known in
     advance. Also checks that a horizon bar ``t0 + k`` enters ``X`` no earlier than at its own position
     ``lookback + k`` (so that shifting the observed channels one bar later removes exactly the look-ahead of
-    EXECUTION.md §3; lookback bars may affect every position: normalisation by the lookback).
+    docs/execution.md §3; lookback bars may affect every position: normalisation by the lookback).
 
     Returns:
         Boolean mask over the channels of ``X``.
@@ -333,7 +333,7 @@ def shift_observed(x: np.ndarray, observed: np.ndarray) -> np.ndarray:
     values, position 0 repeated); known-in-advance channels stay at their own bar.
 
     Decision ``s`` reads positions ``<= lookback + s``: it then sees observed bars ``<= t0 + s - 1`` and the
-    calendar of bar ``t0 + s``, what EXECUTION.md §3 allows.
+    calendar of bar ``t0 + s``, what docs/execution.md §3 allows.
     """
     out = np.array(x, copy=True)
     out[:, 1:, observed] = x[:, :-1, observed]
@@ -506,6 +506,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     here = os.path.dirname(os.path.abspath(__file__))
     repo_root = os.path.dirname(here)
+    # The one sys.path edit under benchmarks/ (documented isolation): this script runs in a SEPARATE virtual
+    # environment with the reference package (lems 0.1.1) installed, as `<refvenv>/bin/python reference_runner.py`
+    # from a temporary folder. Dropping this folder and our repository root from the path makes `import lems` below
+    # resolve to the reference package, never to ours; the check after the import enforces it.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.getcwd()) not in (here, repo_root)]
     import lems  # the REFERENCE package (black box)
 

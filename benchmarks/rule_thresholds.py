@@ -18,8 +18,8 @@ with a 95 % CI clustered by origin day, and the model's mean from the committed 
 (its paired interval against ``rule_0`` is there too; the model's per-order outcomes are not committed, so the
 model minus ``rule_tuned`` is a difference of means on the same orders, without an interval).
 
-Usage (from the repository root): ``python benchmarks/rule_thresholds.py [--dataset crypto ...]``; writes
-``benchmarks/results/rule_thresholds.md``. Needs ``../shared/data``.
+Usage (from the repository root): ``python -m benchmarks.rule_thresholds [--dataset crypto ...]``; writes
+``benchmarks/results/rule_thresholds/rule_thresholds.md``. Needs ``../shared/data``.
 """
 
 from __future__ import annotations
@@ -30,12 +30,23 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance,
+    results_dir,
+    thin,
+)
+from benchmarks.real_data import SETUPS, build_splits, data_files
+from lems.evaluation.backtest import backtest
+from lems.evaluation.stats import paired_comparison
+from lems.layers.decoder import RULE_DECAY, RULE_THRESHOLD
+from lems.policies import FlexibleRule
 
-from real_data import DEFAULT_DATA, RESULTS, SETUPS, build_splits, data_files, md_table, thin  # noqa: E402
+RESULTS = results_dir("rule_thresholds")
 
 #: Thresholds tried on validation [lookback volatilities].
 GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)
@@ -49,10 +60,6 @@ def flexible_mean(frame: pd.DataFrame) -> pd.Series:
 
 
 def run(name: str, data: Path) -> tuple[pd.DataFrame, dict]:
-    from lems.backtest import backtest
-    from lems.baselines import FlexibleRule
-    from lems.layers.decoder import RULE_DECAY, RULE_THRESHOLD
-    from lems.report import paired_comparison
 
     setup = SETUPS[name]
     _, val_set, test_set = build_splits(data_files(data, setup), setup, setup.lookback)
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
              "## Thresholds on validation (mean flexible improvement [bps]; the highest is `rule_tuned`)", "",
              md_table(pd.DataFrame(choices)), "",
              "## Test, per benchmark and side [bps]", "", md_table(pd.concat(tables, ignore_index=True)), "",
-             f"Command: `python benchmarks/rule_thresholds.py`; {time.perf_counter() - start:.0f} s wall.", ""]
+             f"{time.perf_counter() - start:.0f} s wall.", "", *provenance(command_line("rule_thresholds", argv)), ""]
     out = RESULTS / "rule_thresholds.md"
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out}")

@@ -20,35 +20,44 @@ day-bootstrap 95 % intervals (origin days resampled, 500 draws). Nothing here is
 
 Usage (from the repository root)::
 
-    python benchmarks/real_data.py --dataset crypto_1m --minutes 10 --seed 0 --save-model runs --out runs
-    python benchmarks/tracking_anatomy.py --dataset crypto_1m --model runs/crypto_1m.keras \
-        --trained-by "python benchmarks/real_data.py --dataset crypto_1m --minutes 10 --seed 0 --save-model runs"
+    python -m benchmarks.real_data --dataset crypto_1m --minutes 10 --seed 0 --save-model runs --out runs
+    python -m benchmarks.tracking_anatomy --dataset crypto_1m --model runs/crypto_1m.keras \
+        --trained-by "python -m benchmarks.real_data --dataset crypto_1m --minutes 10 --seed 0 --save-model runs"
 
-Writes ``benchmarks/results/tracking_anatomy_<dataset>.md``.
+Writes ``benchmarks/results/tracking_anatomy/tracking_anatomy_<dataset>.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import real_data
-from benchmarks.real_data import md_table, thin
-from benchmarks.tracking_selection import fixed_vwap_diffs, with_fixed_column
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance,
+    results_dir,
+    span,
+    thin,
+)
+from lems.evaluation.stats import (
+    day_bootstrap_spreads,
+    fixed_vwap_diffs,
+    origin_days,
+    with_fixed_column,
+)
+from lems.policies import TWAP, ModelPolicy, StaticVWAP
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = results_dir("tracking_anatomy")
 CLASSICAL = ("twap", "static_vwap")
 TAIL_FRACTIONS = (0.01, 0.001)
 
@@ -72,8 +81,6 @@ def tilted(static_fixed: np.ndarray, log_tilt: np.ndarray) -> np.ndarray:
 def schedules(model, windows) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Signed fixed VWAP diffs [bps] ``(N, 4)`` of the model, TWAP and the static curve, and the fixed-column
     allocations ``(N, H, 4, 2)`` of the model and of the static curve."""
-    from lems.baselines import TWAP, ModelPolicy, StaticVWAP
-
     allocations, static = ModelPolicy(model).allocate(windows), StaticVWAP().allocate(windows)
     diffs = {"model": fixed_vwap_diffs(allocations, windows),
              "twap": fixed_vwap_diffs(TWAP().allocate(windows), windows),
@@ -91,30 +98,25 @@ def shape_diffs(windows, static_fixed: np.ndarray, shape: tuple[np.ndarray, np.n
             "static_tilt": fixed_vwap_diffs(with_fixed_column(tilted(static_fixed, log_tilt)), windows)}
 
 
-def origin_days(windows, tz: str) -> np.ndarray:
-    """Local calendar day of every window's origin, ``(N,)`` datetime64[D]."""
-    return np.asarray(pd.DatetimeIndex(windows.origin).tz_convert(tz).tz_localize(None).normalize(), "datetime64[D]")
-
-
 def spread_ratios(diffs: dict[str, np.ndarray], days: np.ndarray, n_boot: int = 500,
                   seed: int = 0) -> pd.DataFrame:
-    """Per schedule: spread [bps], ratio to the best classical spread, and its day-bootstrap 95 % interval."""
+    """Per schedule: spread [bps], ratio to the best classical spread, and its day-bootstrap 95 % interval.
+
+    One bootstrap for all schedules (:func:`lems.evaluation.stats.day_bootstrap_spreads`: the same resampled
+    origin days for every spread; all orders of a window together)."""
+    names = list(diffs)
     spreads = {k: float(np.std(v, ddof=1)) for k, v in diffs.items()}
     best = min(CLASSICAL, key=spreads.get)
-    unique, inverse = np.unique(days, return_inverse=True)
-    rows_of_day = [np.flatnonzero(inverse == i) for i in range(len(unique))]
-    rng = np.random.default_rng(seed)
-    draws = {k: [] for k in diffs}
-    for _ in range(n_boot):
-        rows = np.concatenate([rows_of_day[i] for i in rng.integers(0, len(unique), len(unique))])
-        ref = np.std(diffs[best][rows], ddof=1)
-        for k, v in diffs.items():
-            draws[k].append(np.std(v[rows], ddof=1) / ref)
+    per_window = int(np.asarray(diffs[best]).reshape(len(days), -1).shape[1])
+    values = np.stack([np.asarray(diffs[k]).ravel() for k in names], axis=1)
+    draws = day_bootstrap_spreads(values, np.repeat(days, per_window), n_boot, seed)
+    ratios = draws / draws[:, [names.index(best)]]
+    lows, highs = np.quantile(ratios, 0.025, axis=0), np.quantile(ratios, 0.975, axis=0)
     return pd.DataFrame({
         "spread_bps": spreads, "mean_abs_bps": {k: float(np.mean(np.abs(v))) for k, v in diffs.items()},
         "ratio_to_best_classical": {k: spreads[k] / spreads[best] for k in diffs},
-        "ci_low": {k: float(np.quantile(d, 0.025)) for k, d in draws.items()},
-        "ci_high": {k: float(np.quantile(d, 0.975)) for k, d in draws.items()},
+        "ci_low": dict(zip(names, map(float, lows))),
+        "ci_high": dict(zip(names, map(float, highs))),
     }).rename_axis(f"schedule (best classical: {best})")
 
 
@@ -158,12 +160,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=list(real_data.SETUPS), default="crypto")
     p.add_argument("--model", type=Path, required=True, help="a .keras file saved by real_data.py --save-model")
-    p.add_argument("--data", type=Path, default=real_data.DEFAULT_DATA)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--trained-by", default="", help="the command that trained and saved the model (recorded)")
     p.add_argument("--val-stride", type=int, default=real_data.parse_args([]).val_stride)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    command = "python benchmarks/tracking_anatomy.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("tracking_anatomy", argv)
     t0 = time.perf_counter()
     setup = real_data.SETUPS[args.dataset]
     model = keras.saving.load_model(args.model)
@@ -175,18 +177,18 @@ def main(argv: list[str] | None = None) -> None:
     test_diffs, _, test_static = schedules(model, test_set)
     test_diffs.update(shape_diffs(test_set, test_static, shape))
     profile, log_tilt = shape
-    val_days, test_days = origin_days(val_set, setup.tz), origin_days(test_set, setup.tz)
+    val_days, test_days = origin_days(val_set.origin, setup.tz), origin_days(test_set.origin, setup.tz)
     day_label = np.array([f"{pd.Timestamp(d):%Y-%m-%d %a}" for d in test_days])
-    weekend = np.where(pd.DatetimeIndex(test_days).dayofweek >= 5, "weekend", "weekday")
+    weekend = np.where(pd.DatetimeIndex(test_days).day_of_week >= 5, "weekend", "weekday")
     horizon = int(test_set.n_ahead)
     profile_row = profile[0, :, 0, 0] * horizon  # the buy-VWAP quantity order's, relative to uniform
     lines = [
         f"# Tracking anatomy: {args.dataset}", "",
-        f"- **command**: `{command}`",
+        *provenance(command),
         f"- **model**: `{args.model.name}` (lookback {model.lookback}, H {horizon})"
         + (f", trained and saved by `{args.trained_by}`" if args.trained_by else ""),
         f"- **validation**: {len(val_set)} windows (every {args.val_stride}-th origin, as early stopping); "
-        f"**test**: {len(test_set)} windows ({real_data.span(test_set)})",
+        f"**test**: {len(test_set)} windows ({span(test_set)})",
         f"- **profile**: the model's mean fixed-column schedule over the validation windows, as a static "
         f"schedule; buy-VWAP quantity order, relative to uniform: {np.array2string(profile_row, precision=2)}; "
         f"its tilt of the static curve (exp of the mean log ratio): "

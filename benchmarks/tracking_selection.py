@@ -19,32 +19,37 @@ asks about. Nothing is chosen on test.
 
 Usage (from the repository root)::
 
-    python benchmarks/tracking_selection.py --dataset crypto --seeds 0 1 2 --soup 5 --minutes 6
+    python -m benchmarks.tracking_selection --dataset crypto --seeds 0 1 2 --soup 5 --minutes 6
 
-Writes ``benchmarks/results/tracking_selection_<dataset>.md``.
+Writes ``benchmarks/results/tracking_selection/tracking_selection_<dataset>.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
-import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import numpy as np
 import pandas as pd
 
 from benchmarks import real_data
-from benchmarks.real_data import md_table, thin
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    md_table,
+    provenance,
+    results_dir,
+    thin,
+)
+from lems.evaluation.stats import fixed_vwap_diffs, with_fixed_column
+from lems.policies import TWAP, ModelPolicy, StaticVWAP
+from lems.training import Splits, train
 
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = results_dir("tracking_selection")
 
 
 def epoch_recorder():
@@ -62,27 +67,8 @@ def epoch_recorder():
     return Recorder()
 
 
-def fixed_vwap_diffs(allocations: np.ndarray, windows) -> np.ndarray:
-    """Signed diffs [bps] of the fixed column's VWAP orders (both sides and targets), ``(N, 4)``-flattened."""
-    from lems.backtest import seed_targets
-    from lems.execution import IS_VWAP_ORDER, seed_outcome
-
-    horizon = int(windows.n_ahead)
-    out = seed_outcome(np.asarray(allocations, np.float64), seed_targets(windows))
-    return (np.asarray(out.diff)[:, horizon][:, IS_VWAP_ORDER] * 1e4).reshape(len(windows), -1)
-
-
-def with_fixed_column(fixed: np.ndarray) -> np.ndarray:
-    """A full seed layout ``(N, H, H + 1, 4, 2)`` whose every column is the fixed schedule ``(N, H, 4, 2)`` (for
-    scoring a fixed-duration schedule alone: only the fixed column is read)."""
-    n, horizon = fixed.shape[:2]
-    return np.broadcast_to(fixed[:, :, None], (n, horizon, horizon + 1, *fixed.shape[2:]))
-
-
 def classical_diffs(windows) -> dict[str, np.ndarray]:
     """Signed fixed VWAP diffs [bps] of TWAP and the static curve (the same for every seed)."""
-    from lems.baselines import TWAP, StaticVWAP
-
     return {"twap": fixed_vwap_diffs(TWAP().allocate(windows), windows),
             "static_vwap": fixed_vwap_diffs(StaticVWAP().allocate(windows), windows)}
 
@@ -94,8 +80,6 @@ def best_classical_spread(classical: dict[str, np.ndarray]) -> float:
 def column_scores(model, best_weights: list, windows, classical: dict[str, np.ndarray]):
     """Signed fixed VWAP diffs [bps] of the soup (the model as kept), the best epoch and ``classical``, and the
     best epoch's fixed-column allocations ``(N, H, 4, 2)``."""
-    from lems.baselines import ModelPolicy
-
     kept = model.get_weights()
     diffs = {"soup": fixed_vwap_diffs(ModelPolicy(model).allocate(windows), windows)}
     model.set_weights(best_weights)
@@ -115,8 +99,6 @@ def ensemble_ratio(fixed_columns: list[np.ndarray], windows, classical_spread: f
 def per_epoch(model, snapshots: list, parts: dict[str, tuple]) -> pd.DataFrame:
     """Fixed-column VWAP tracking of every epoch's weights on each part (``name -> (windows, best classical
     spread)``); the model is restored after."""
-    from lems.baselines import ModelPolicy
-
     kept, rows = model.get_weights(), []
     for epoch, weights in enumerate(snapshots):
         model.set_weights(weights)
@@ -142,8 +124,6 @@ def summarise(diffs: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def run_seed(args: argparse.Namespace, seed: int, splits, val_fit, classical: dict) -> dict[str, object]:
-    from lems.training import Splits, train
-
     rd_args = real_data.parse_args(["--dataset", args.dataset, "--minutes", str(args.minutes), "--seed", str(seed),
                                     "--data", str(args.data)])
     setup = real_data.SETUPS[args.dataset]
@@ -179,7 +159,7 @@ def run_seed(args: argparse.Namespace, seed: int, splits, val_fit, classical: di
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=list(real_data.SETUPS), default="crypto")
-    p.add_argument("--data", type=Path, default=real_data.DEFAULT_DATA)
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--soup", type=int, default=5, help="epoch snapshots tried by the greedy soup")
     p.add_argument("--minutes", type=float, default=6.0, help="wall-clock training budget per seed")
@@ -188,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tag", default="", help="suffix of the result file name")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    command = "python benchmarks/tracking_selection.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("tracking_selection", argv)
     setup = real_data.SETUPS[args.dataset]
     splits = real_data.build_splits(real_data.data_files(args.data, setup), setup, setup.lookback)
     t0 = time.perf_counter()
@@ -211,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
                "test_best_mean_abs", "test_soup_mean_abs", "test_best_ratio", "test_soup_ratio",
                "test_spread_selected_ratio"]
     lines = [f"# Tracking selection: best epoch, weight soup, spread selection, seed ensemble: {args.dataset}", "",
-             f"- **command**: `{command}`",
+             *provenance(command),
              f"- **setup**: as `benchmarks/real_data.py --dataset {args.dataset}` (same splits, model, optimizer, "
              f"train stride {setup.train_stride}), {args.minutes:g} min wall-clock budget per seed, "
              f"`weight_soup={args.soup}`, `weight_averaging={args.weight_averaging}`; test windows: {len(splits[2])}",

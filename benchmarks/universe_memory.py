@@ -17,7 +17,7 @@ Peak RSS is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after each phase. For 
 path (``make_windows``) of the same data is measured on the 4-symbol case and its array size computed for
 400 symbols.
 
-Usage: ``python benchmarks/universe_memory.py [--symbols 4 100 400] [--batches 300] [--out benchmarks/results/universe_memory.md]``
+Usage: ``python -m benchmarks.universe_memory [--symbols 4 100 400] [--batches 300] [--out benchmarks/results/universe_memory/universe_memory.md]``
 """
 
 from __future__ import annotations
@@ -32,8 +32,12 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import provenance_fields_md
+
+# lems is imported inside the case functions: each case runs in a fresh process whose peak memory (imports
+# included) is what is measured.
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 LOOKBACK, N_AHEAD, DAYS, CHUNK = 48, 12, 365, 4
@@ -138,11 +142,12 @@ def _materialised(universe) -> dict:
 
 
 def run_case(data: Path, n: int, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--worker", str(data), "--symbols-case", str(n), "--batches", str(args.batches),
+    cmd = [sys.executable, "-m", f"benchmarks.{Path(__file__).stem}", "--worker", str(data), "--symbols-case", str(n), "--batches", str(args.batches),
            "--batch-size", str(args.batch_size), "--block-symbols", str(args.block_symbols)]
     if n == min(args.symbols):
         cmd.append("--materialise")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": "jax"})
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "KERAS_BACKEND": "jax"})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -168,8 +173,10 @@ def report(results: list[dict], args: argparse.Namespace, gen_s: dict[int, str])
     lines = [
         "# Universe streaming: peak memory, 4 vs 100 vs 400 symbols",
         "",
-        f"Command: `KERAS_BACKEND=jax python benchmarks/universe_memory.py --symbols {' '.join(map(str, args.symbols))} "
+        f"Command: `KERAS_BACKEND=jax python -m benchmarks.universe_memory --symbols {' '.join(map(str, args.symbols))} "
         f"--batches {args.batches} --batch-size {args.batch_size} --block-symbols {args.block_symbols}`",
+        "",
+        *provenance_fields_md(),  # CPU seconds of the driver process (each case runs in its own process)
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores visible (shared), Python "
         f"{platform.python_version()}, keras {keras.__version__}, backend jax, CPU only.",
@@ -213,7 +220,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--block-symbols", type=int, default=32)
     parser.add_argument("--root", type=Path, default=Path("/tmp/lems_universe"))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "universe_memory.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "universe_memory" / "universe_memory.md")
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--symbols-case", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--materialise", action="store_true", help=argparse.SUPPRESS)
