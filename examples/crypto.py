@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> None:
     import numpy as np
     import pandas as pd
 
-    from lems.backtest import backtest
-    from lems.baselines import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
     from lems.data.loaders import read_bars
     from lems.data.windows import make_windows
-    from lems.report import headline
+    from lems.evaluation.backtest import backtest
+    from lems.evaluation.stats import headline
+    from lems.policies import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
     from lems.training import Splits, TrainConfig, train
 
     bars = read_bars(args.paths)

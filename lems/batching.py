@@ -2,7 +2,7 @@
 
 Keras compiles one program per input shape on JAX (and on TensorFlow with XLA): the final partial batch of
 an epoch and every new inference batch size used to cost a fresh compilation (13-25 s for a training step
-of the README configuration, ~3.5 s for a forward pass; ``benchmarks/results/perf_cpu.md``). Here every
+of the README configuration, ~3.5 s for a forward pass; ``benchmarks/results/perf/perf_cpu.md``). Here every
 batch has one of a few fixed shapes:
 
 * training and evaluation: every batch has exactly ``batch_size`` rows; the final partial batch is filled

@@ -1,7 +1,7 @@
 """The seed's data API (module name kept, misspelling included): wide panels -> model arrays.
 
 Built on :func:`lems.data.loaders.bars_from_wide`, :func:`lems.data.windows.make_windows` and
-:meth:`lems.data.windows.WindowSet.split` (EXECUTION.md §3, §5): windows run over actual bars,
+:meth:`lems.data.windows.WindowSet.split` (docs/execution.md §3, §5): windows run over actual bars,
 are normalised from their lookback only, and the train/test split is purged so that no
 training horizon crosses the split date.
 """

@@ -1,7 +1,7 @@
-"""Training losses built on :mod:`lems.execution`: the seed's ``lem_loss`` (EXECUTION.md §6, the default) and a
+"""Training losses built on :mod:`lems.execution`: the seed's ``lem_loss`` (docs/execution.md §6, the default) and a
 cost-aware variant that scores every order NET of execution costs (:func:`make_lem_loss`).
 
-Targets ``y`` (EXECUTION.md §5 and its extension for costs):
+Targets ``y`` (docs/execution.md §5 and its extension for costs):
 
 * compact ``(B, H, 2)`` = [volume share of the bar in the horizon, bar VWAP / reference price], or the seed's
   tiled ``(B, H, H+1, 4, 2)``: what ``lem_loss`` reads;
@@ -133,7 +133,7 @@ def seed_objective_terms(y_true, y_pred, *, smooth_scale: float = SMOOTH_WINDOW_
 @keras.saving.register_keras_serializable(package="lems")
 def lem_loss(y_true, y_pred):
     """Seed loss: mean of ``softplus(diff_buy - diff_sell)`` over flexible columns and ``softplus(|diff|)`` over
-    the fixed column's order types and targets (percent units; EXECUTION.md §6).
+    the fixed column's order types and targets (percent units; docs/execution.md §6).
 
     Rewards buying below and selling above the benchmark in the flexible columns, and tracking the benchmark
     in the fixed column (a perfect volume forecast scores strictly better than the uniform schedule there).

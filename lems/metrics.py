@@ -1,4 +1,4 @@
-"""The seed's ten metrics (EXECUTION.md §6), generated from one definition on :mod:`lems.execution`.
+"""The seed's ten metrics (docs/execution.md §6), generated from one definition on :mod:`lems.execution`.
 
 All values are in percent. ``*_avg_imp``: mean improvement over the flexible columns (positive = better).
 ``{buy,sell}_twap_avg_risk``: mean ``|diff|`` vs TWAP over the flexible columns. ``{buy,sell}_vwap_avg_risk``:

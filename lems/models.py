@@ -1,4 +1,4 @@
-"""LargeExecutionModel: the seed's model, leak-free (EXECUTION.md §3, §5, §7).
+"""LargeExecutionModel: the seed's model, leak-free (docs/execution.md §3, §5, §7).
 
 Encoder (causal at every position ``j`` of ``X``: it sees positions ``<= j`` only): per-feature embedding →
 variable selection → stacked TKAN → gated skip + norm → GRN → causal multi-head self-attention.
@@ -48,7 +48,7 @@ def expected_squared_tracking_error(y_true, y_pred):
     """Price-free estimate of the squared fixed-duration tracking error of each order [percent^2]: ``(B, 8)``.
 
     With fills at the bar VWAPs, ``diff * B = -sum_s e_s (p_{s+1} - p_s)`` where ``e_s`` is the schedule's
-    cumulative allocation minus the benchmark's cumulative volume share after bar ``s`` (EXECUTION.md §4, summation
+    cumulative allocation minus the benchmark's cumulative volume share after bar ``s`` (docs/execution.md §4, summation
     by parts). Dropping the cross terms, which have mean zero when prices are a martingale, leaves
     ``sum_s e_s^2 r_s^2`` (``r_s = p_{s+1} / p_s - 1``): an unbiased estimate of the squared tracking error whose
     noise no longer carries the SIGN of the price moves, for the fixed column's 4 order types x 2 targets (VWAP
@@ -127,7 +127,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             by the squared price moves. 0 turns it off.
         tracking_loss_pooling: "batch" (default): the RMS over the batch (an estimate of the spread, the std of the
             tracking error: weighs the windows with the largest errors most; chosen on the validation spread of
-            hourly and minute crypto, benchmarks/results/real_data_*.md); "window": the mean over windows of
+            hourly and minute crypto, benchmarks/results/real_data/real_data_*.md); "window": the mean over windows of
             each window's RMS estimate (a mean absolute tracking error).
         train_columns: number of flexible (min-duration) columns scored per training step. ``None`` (default):
             all ``H`` below ``SAMPLE_COLUMNS_MIN_HORIZON`` (64) bars, ``DEFAULT_TRAIN_COLUMNS`` (32) from there on.
@@ -150,7 +150,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
 
     Returns:
         Allocations ``(B, n_ahead, n_ahead + 1, 4, 2)``: non-negative, summing to one over steps, within the
-        limits (EXECUTION.md §2, §5).
+        limits (docs/execution.md §2, §5).
     """
 
     def __init__(self, lookback: int, n_ahead: int, hidden_size: int = 200, hidden_rnn_layer: int = 2,

@@ -35,7 +35,7 @@ def _row(block: str, start: str) -> str:
 
 
 def test_significance_follows_the_interval_in_the_files(render_readme, tmp_path):
-    for path in [*RESULTS.glob("*.json"), *RESULTS.glob("costs_*.csv")]:  # every input of the README block
+    for path in [*RESULTS.rglob("*.json"), *RESULTS.rglob("costs_*.csv")]:  # every input of the README block
         shutil.copy(path, tmp_path)
     path = tmp_path / "real_data_equities.json"
     summary = json.loads(path.read_text(encoding="utf-8"))
@@ -52,7 +52,7 @@ def test_significance_follows_the_interval_in_the_files(render_readme, tmp_path)
 
 
 def test_spread_cell_states_the_target_from_the_files(render_readme, tmp_path):
-    for path in [*RESULTS.glob("*.json"), *RESULTS.glob("costs_*.csv")]:
+    for path in [*RESULTS.rglob("*.json"), *RESULTS.rglob("costs_*.csv")]:
         shutil.copy(path, tmp_path)
     path = tmp_path / "real_data_crypto.json"
     summary = json.loads(path.read_text(encoding="utf-8"))

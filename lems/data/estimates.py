@@ -1,4 +1,4 @@
-"""Causal per-window market estimates, known at each window's origin (EXECUTION.md §3): the static volume curve,
+"""Causal per-window market estimates, known at each window's origin (docs/execution.md §3): the static volume curve,
 lookback volatility, expected bar volume, half-spread and arrival price.
 
 Data stage: read by the policies (:mod:`lems.policies`), the costed backtest and the training targets; imports

@@ -561,7 +561,7 @@ def _drop_before_first_trade(
 ) -> np.ndarray:
     """``has_bar`` without each asset's bars before its first trade (volume > 0); one warning.
 
-    Those bars carry no information and have no VWAP to carry forward (EXECUTION.md §1).
+    Those bars carry no information and have no VWAP to carry forward (docs/execution.md §1).
     """
     traded = has_bar & (vol > 0)
     names = volumes_df.columns.astype(str)

@@ -4,7 +4,7 @@ builds it, assembled online from the bars known so far (data stage: imports only
 :class:`OnlineWindow` holds the lookback part and the causal seasonal lookup from the history, appends the horizon's
 bars as they close, and builds the window as known at the open of any horizon bar: the bars not yet closed are
 zeros, the known-ahead features of the coming bar come from its open time, and the static volume curve from the
-open times of the horizon's bars (EXECUTION.md §3). :class:`lems.live.ExecutionSession` drives it.
+open times of the horizon's bars (docs/execution.md §3). :class:`lems.live.ExecutionSession` drives it.
 """
 
 from __future__ import annotations

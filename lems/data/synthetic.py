@@ -285,7 +285,7 @@ def _continuous_grid(cfg: SyntheticMarketConfig) -> pd.DataFrame:
             "phase": tod / 1440.0,
             "first": np.zeros(n, dtype=bool),
             "last": np.zeros(n, dtype=bool),
-            "dow": ts.dayofweek.to_numpy().astype(np.int64),
+            "dow": ts.day_of_week.to_numpy().astype(np.int64),
         }
     )
 

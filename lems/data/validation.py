@@ -1,7 +1,7 @@
 """Validation of market bars into the canonical long "bars" frame.
 
 The canonical bars frame is the contract every other part of lems relies on
-(EXECUTION.md §1). It is long format, has a ``RangeIndex``, is sorted by
+(docs/execution.md §1). It is long format, has a ``RangeIndex``, is sorted by
 ``(symbol, timestamp)`` and has exactly these columns, in this order:
 
 ==================== ========================== =========================================
@@ -84,7 +84,7 @@ def _default_row_label(i: int) -> str:
 # VWAP
 # ----------------------------------------------------------------------------------------------
 def bar_vwap(volume: np.ndarray, notional: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Bar VWAP of one symbol, carried forward over zero-volume bars (EXECUTION.md §1).
+    """Bar VWAP of one symbol, carried forward over zero-volume bars (docs/execution.md §1).
 
     Args:
         volume: Traded quantity per bar (base units / shares), shape ``(n,)``, ``>= 0``.

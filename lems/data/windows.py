@@ -1,4 +1,4 @@
-"""Leak-free training windows over the sequence of actual bars (EXECUTION.md §3, §5).
+"""Leak-free training windows over the sequence of actual bars (docs/execution.md §3, §5).
 
 A window has an origin bar ``t0`` (index ``i`` in its symbol's bar array). ``X`` has
 ``lookback + n_ahead - 1`` positions; position ``j`` is bar ``i - lookback + j``. The targets
@@ -124,7 +124,7 @@ class SymbolState:
 
         :func:`build_batch` gives bit-identical batches from it: the known-ahead values enter ``X`` unchanged and
         ``X`` is float32. About half the memory of a year of hourly bars (measured in
-        ``benchmarks/results/universe_memory.md``). Arrays that are views into the calendar frame's blocks (e.g.
+        ``benchmarks/results/universe_memory/universe_memory.md``). Arrays that are views into the calendar frame's blocks (e.g.
         ``volume``, ``price``) are copied, so the compact state does not keep the frame's columns alive (about a
         third more memory otherwise on 5-minute crypto bars).
         """
@@ -365,7 +365,7 @@ def _origin_table(
 
 @dataclass
 class WindowSet:
-    """Materialised windows (EXECUTION.md §5 layout).
+    """Materialised windows (docs/execution.md §5 layout).
 
     Attributes:
         X: ``(N, lookback + H - 1, F)`` float32; position ``j`` = bar ``t0 - lookback + j``;

@@ -1,12 +1,12 @@
 """Backtest of execution policies: one tidy row per (policy, window, order of the seed layout).
 
-Every number comes from :func:`lems.execution.seed_outcome` (EXECUTION.md §4) on the policy's allocations and
+Every number comes from :func:`lems.execution.seed_outcome` (docs/execution.md §4) on the policy's allocations and
 the windows' horizon prices and volumes, in float64 numpy; nothing is re-derived here. With
 :class:`~lems.execution.ExecutionConditions` (order size, cost model, participation cap), the rows come from
 :func:`lems.execution.seed_execution` instead: net of costs, with the fills the cap allows, and with the
 transaction-cost columns :data:`TCA_COLUMNS` (implementation shortfall against the arrival price and its
 Perold decomposition). :func:`summary` aggregates the rows per policy × side × benchmark × target × min
-duration × objective (EXECUTION.md §6). :func:`costed_backtest` stacks costed frames of several order sizes (the
+duration × objective (docs/execution.md §6). :func:`costed_backtest` stacks costed frames of several order sizes (the
 input of the transaction-cost analysis, :mod:`lems.evaluation.tca`).
 
 The targets the backtest scores against (:func:`lems.data.targets.seed_targets`) and the per-window cost inputs
@@ -191,7 +191,7 @@ def _window_columns(windows: WindowSet, names: list[str], per_window: int) -> di
 
 def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows: WindowSet, *,
              min_rate: Any = 0.0, max_rate: Any = 1.0, conditions: ExecutionConditions | None = None) -> pd.DataFrame:
-    """Run policies on windows and score every order of the seed layout (EXECUTION.md §4).
+    """Run policies on windows and score every order of the seed layout (docs/execution.md §4).
 
     Args:
         policies: One policy, a sequence (labelled by ``policy.name``, unique) or a dict label -> policy.

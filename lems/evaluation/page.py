@@ -197,7 +197,7 @@ def _naive_note(frame: pd.DataFrame) -> str:
                  & (frame["target"] == "notional")]
     base = ("A notional-target order measured against TWAP earns a small \"improvement\" with no skill at all: "
             "buying a fixed amount of currency per bar buys more shares when the price is low (harmonic vs "
-            "arithmetic mean of prices; EXECUTION.md §4). Compare every number with the naive TWAP schedule's "
+            "arithmetic mean of prices; docs/execution.md §4). Compare every number with the naive TWAP schedule's "
             "beside it, never with zero.")
     if len(rows):
         by_side = rows.groupby("side", observed=True)["improvement_bps"].mean()

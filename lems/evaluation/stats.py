@@ -1,7 +1,7 @@
 """Statistics of backtest frames: distribution tables, paired comparisons with clustered intervals, the report's
 headline numbers and THE fixed-duration spread ratio with its day-bootstrap interval.
 
-Conventions (EXECUTION.md §4): improvement in basis points, positive = better for the trader on both sides;
+Conventions (docs/execution.md §4): improvement in basis points, positive = better for the trader on both sides;
 tracking error ``|diff| * 1e4`` bps for fixed-duration ("track") orders. Paired comparisons are oriented so that a
 positive difference means "the model did better". The spread of a schedule is the standard deviation of the signed
 ``diff`` [bps] of its fixed-duration VWAP orders (both sides, both targets): the number the README leads with

@@ -1,4 +1,4 @@
-"""Execution semantics: the one implementation of EXECUTION.md §2 and §4.
+"""Execution semantics: the one implementation of docs/execution.md §2 and §4.
 
 Everything that turns allocations into numbers (the loss, the metrics, the policies, the backtest, the reports and
 the live session) calls this package; nothing re-derives it. The lowest stage of lems: it imports no other lems
@@ -21,7 +21,7 @@ The arithmetic is written once against an array namespace: ``keras.ops`` for bac
 TensorFlow: loss and metrics, differentiable) and ``numpy`` when every input is a numpy array or a Python
 number (backtests, in float64, exact).
 
-Conventions (EXECUTION.md):
+Conventions (docs/execution.md):
 
 * Allocations ``a_s`` are fractions of the order (of its quantity or notional, per target) on a step axis.
 * ``prices`` are bar VWAPs ``p_s`` (any positive scale, e.g. relative to a reference price), ``volumes``

@@ -1,4 +1,4 @@
-"""Execution cost models (EXECUTION.md §1: "unless an impact model is configured") and the prices they give.
+"""Execution cost models (docs/execution.md §1: "unless an impact model is configured") and the prices they give.
 
 A :class:`CostModel` says, per bar of an order, the temporary cost its own fills pay and the permanent move it
 leaves on later bars; :func:`cost_adjusted_prices` turns bar prices into the order's fill prices and the market's
@@ -49,7 +49,7 @@ def _safe_power(ops, x, exponent: float):
 
 
 class CostModel:
-    """Interface of an execution cost model (EXECUTION.md §1: "unless an impact model is configured").
+    """Interface of an execution cost model (docs/execution.md §1: "unless an impact model is configured").
 
     A cost model says, per bar ``s`` of an order, as fractions of the bar's price (never negative):
 
@@ -94,7 +94,7 @@ class CostModel:
 
 @dataclass(frozen=True)
 class NoCost(CostModel):
-    """No cost: every child order fills at the bar's VWAP (EXECUTION.md §1, the seed's convention; default)."""
+    """No cost: every child order fills at the bar's VWAP (docs/execution.md §1, the seed's convention; default)."""
 
     @property
     def is_free(self) -> bool:

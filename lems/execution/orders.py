@@ -1,4 +1,4 @@
-"""Orders and trading limits (EXECUTION.md §2): :class:`OrderSpec`, the seed layout's order types, the per-bar
+"""Orders and trading limits (docs/execution.md §2): :class:`OrderSpec`, the seed layout's order types, the per-bar
 limits ``min_rate`` / ``max_rate`` applied exactly step by step, and the flexible rule's threshold decay.
 
 Conventions: allocations ``a_s`` are fractions of the order (of its quantity or notional, per target) on a step
@@ -40,7 +40,7 @@ FEASIBILITY_SLACK = 1e-9
 
 @dataclass(frozen=True)
 class OrderSpec:
-    """A validated parent order (EXECUTION.md §2).
+    """A validated parent order (docs/execution.md §2).
 
     Attributes:
         side: "buy" or "sell".
@@ -222,7 +222,7 @@ def feasible_interval(remaining, bars_left, min_rate, max_rate):
     """Bounds on this bar's allocation that keep the order completable within its limits.
 
     ``[max(min(min_rate, R), R - (L - 1) * max_rate), min(max_rate, R)]`` with ``R`` the remaining fraction
-    and ``L`` the bars left including this one (EXECUTION.md §2).
+    and ``L`` the bars left including this one (docs/execution.md §2).
 
     Returns:
         ``(low, high)`` fractions of the order, broadcast over the inputs.
@@ -275,7 +275,7 @@ def schedule_from_weights(weights, min_rate=0.0, max_rate=1.0, axis: int = 1):
 
 
 def check_allocations(allocations, min_rate=0.0, max_rate=1.0, *, axis: int = 1, atol: float = 1e-5) -> None:
-    """Raise ``ValueError`` unless allocations obey the invariants of EXECUTION.md §2.
+    """Raise ``ValueError`` unless allocations obey the invariants of docs/execution.md §2.
 
     Checks non-negativity, completion (sum 1), ``a_s <= max_rate`` and ``a_s >= min(min_rate, remaining_s)``,
     all within ``atol``. Works on numpy arrays and backend tensors (converted to numpy).

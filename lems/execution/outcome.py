@@ -1,4 +1,4 @@
-"""Outcome of an execution (EXECUTION.md §4): benchmark window, achieved and benchmark prices, signed difference
+"""Outcome of an execution (docs/execution.md §4): benchmark window, achieved and benchmark prices, signed difference
 and improvement, implementation shortfall, and the same for every order of the seed layout at once
 (:func:`seed_outcome`, frictionless; :func:`seed_execution`, under costs and a participation cap).
 
@@ -40,7 +40,7 @@ class ExecutionOutcome(NamedTuple):
 
 def benchmark_window(allocations, min_duration, *, axis: int = 1, smooth: bool = False, tol: float = WINDOW_TOL,
                      scale: float = SMOOTH_WINDOW_SCALE):
-    """Mask of the benchmark window over the step axis (EXECUTION.md §4).
+    """Mask of the benchmark window over the step axis (docs/execution.md §4).
 
     Hard: bars ``0 .. e-1`` with ``e = max(d, 1 + last bar with a_s > tol)``.
 
@@ -76,7 +76,7 @@ def benchmark_window(allocations, min_duration, *, axis: int = 1, smooth: bool =
 
 
 def achieved_price(allocations, prices, notional=0, *, axis: int = 1, keepdims: bool = False):
-    """Average execution price P (EXECUTION.md §4), reduced over ``axis``.
+    """Average execution price P (docs/execution.md §4), reduced over ``axis``.
 
     Args:
         allocations: fractions of the order per bar.
@@ -124,7 +124,7 @@ def benchmark_price(prices, volumes, window, *, axis: int = 1, keepdims: bool = 
 def execution_outcome(allocations, prices, volumes, min_duration, *, notional=0, side=1, axis: int = 1,
                       smooth: bool = False, tol: float = WINDOW_TOL, scale: float = SMOOTH_WINDOW_SCALE,
                       market_prices=None, order_volumes=None) -> ExecutionOutcome:
-    """Achieved price, benchmark, signed difference and improvement of executions (EXECUTION.md §4).
+    """Achieved price, benchmark, signed difference and improvement of executions (docs/execution.md §4).
 
     All arguments broadcast against ``allocations``; keep the step axis (size 1 where constant) so that
     nothing is tiled in memory.
@@ -414,7 +414,7 @@ def _unfilled_outcome(ops, outcome: ExecutionOutcome, any_fill) -> ExecutionOutc
 def fixed_duration_diffs(allocations, prices, volumes) -> np.ndarray:
     """Signed differences ``P / B - 1`` [fraction] of the fixed-duration ("track") orders of the seed layout.
 
-    The benchmark window of a fixed-duration order is the whole horizon (EXECUTION.md §4); VWAP order types are
+    The benchmark window of a fixed-duration order is the whole horizon (docs/execution.md §4); VWAP order types are
     benchmarked on ``volumes``, TWAP ones on the mean price. The same numbers as the fixed column of
     :func:`seed_outcome` (to float rounding: ``diff`` does not depend on the scale of each window's prices or
     volumes, so raw bar VWAPs and volumes serve as well as relative prices and volume shares), without scoring the

@@ -15,7 +15,7 @@ order (positive, summing to one over steps) is the starting point; the fused hea
 ("beat") columns may also start from the classical flexible rule (``flexible_prior="rule"``: a soft trigger on the
 last price against the running benchmark, with learnable thresholds), and may share one policy between buy and
 sell (``symmetric_flexible``). The proposal
-is then mapped into the exact feasible interval of EXECUTION.md §2 by :func:`lems.execution.allocate_step`,
+is then mapped into the exact feasible interval of docs/execution.md §2 by :func:`lems.execution.allocate_step`,
 so every output obeys the trading limits by construction.
 """
 

@@ -1,4 +1,4 @@
-"""Temporal Kolmogorov–Arnold Network (TKAN) recurrent layer, per EXECUTION.md §7.
+"""Temporal Kolmogorov–Arnold Network (TKAN) recurrent layer, per docs/execution.md §7.
 
 Per bar `t`, with input `x_t` and states `(h, c, s^1 … s^K)` from bar `t - 1`:
 

@@ -14,7 +14,7 @@ units: shares/coins for a quantity target, quote currency for a notional target)
         session.on_bar_close(bar, filled_units=done)   # the realised bar and the actual fill
     result = session.outcome()                         # lems.execution.execution_outcome
 
-Information (EXECUTION.md §3): the decision for horizon bar ``s`` builds the model's window ``X`` exactly as
+Information (docs/execution.md §3): the decision for horizon bar ``s`` builds the model's window ``X`` exactly as
 :func:`lems.data.windows.make_windows` would for the order's origin (:class:`lems.data.online.OnlineWindow`: same
 features, same per-window normalisation from the lookback only, same causal seasonal profile), with the bars not
 yet closed left as zeros, and the known-ahead features of the coming bar from its open time (and the static volume
@@ -24,9 +24,9 @@ fills, through the decoder's per-step API (:meth:`lems.layers.decoder.Allocation
 replayed with exact fills gives the model's batch allocations, and a session whose fills differ re-plans on what
 really remains.
 
-Limits (EXECUTION.md §2): every child order goes through :func:`lems.execution.allocate_step` with the actual
+Limits (docs/execution.md §2): every child order goes through :func:`lems.execution.allocate_step` with the actual
 remaining fraction and bars left (forced catch-up when behind), and is never above ``max_rate`` nor above the
-remaining. Fills are valued at the bar VWAP (EXECUTION.md §1).
+remaining. Fills are valued at the bar VWAP (docs/execution.md §1).
 
 Modules: :mod:`~lems.live.session` (:class:`ExecutionSession`, save and restore), :mod:`~lems.live.replay`
 (:func:`schedule`: many orders on historical bars); the decision drivers (a model's compiled step, a policy's

@@ -333,7 +333,7 @@ class ExecutionSession:
             filled_units: the fill in the order's units (instead of ``filled``). With neither, the child order
                 filled exactly.
             fill_price: the average price of the fill as executed (costs included); default: the bar's VWAP
-                (EXECUTION.md §1). It enters the achieved price, the outcome and the shortfall.
+                (docs/execution.md §1). It enters the achieved price, the outcome and the shortfall.
 
         Returns:
             :meth:`status` after the bar.
@@ -474,7 +474,7 @@ class ExecutionSession:
         return units / self._volumes[-1]
 
     def outcome(self) -> ExecutionOutcome:
-        """The final result (EXECUTION.md §4) through :func:`lems.execution.execution_outcome`.
+        """The final result (docs/execution.md §4) through :func:`lems.execution.execution_outcome`.
 
         Fills are valued at their bar VWAPs; the benchmark window covers ``max(d, 1 + last bar that traded)``
         bars. An order left incomplete at the end of the horizon (fills below the plan) is scored on what it

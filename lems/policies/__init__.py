@@ -1,4 +1,4 @@
-"""Execution policies: windows and trading limits in, seed-layout allocations out (EXECUTION.md §5).
+"""Execution policies: windows and trading limits in, seed-layout allocations out (docs/execution.md §5).
 
 Modules: :mod:`~lems.policies.base` (the :class:`Policy` protocol, batch and per-bar sides),
 :mod:`~lems.policies.classical` (TWAP, the static volume curve, the static tilt, the flexible rule),

@@ -2,11 +2,11 @@
 
 A policy maps a :class:`~lems.data.windows.WindowSet` and trading limits to allocations in the seed layout
 ``(N, H, H+1, 4, 2)`` = step × min-duration column × order type (buy-VWAP, buy-TWAP, sell-VWAP, sell-TWAP)
-× target (quantity, notional) (EXECUTION.md §5). Policies are separate from the simulator and the reward
+× target (quantity, notional) (docs/execution.md §5). Policies are separate from the simulator and the reward
 (:mod:`lems.backtest` scores them with :func:`lems.execution.seed_outcome`).
 
 **Batch side** (:meth:`Policy.allocate`): the whole horizon of many windows at once, for backtests and reports.
-A policy is causal: the allocation of bar ``t0 + s`` reads only bars ``< t0 + s`` (EXECUTION.md §3), so running
+A policy is causal: the allocation of bar ``t0 + s`` reads only bars ``< t0 + s`` (docs/execution.md §3), so running
 it on a window whose bars from ``s`` on are unknown gives the same first ``s + 1`` allocations.
 
 **Per-bar side** (the live decision, :class:`lems.live.ExecutionSession`): at the open of each horizon bar ``s``

@@ -2,11 +2,11 @@
 fitted on validation windows (Bates & Granger 1969: combining forecasts whose errors are not perfectly
 correlated lowers the error's variance).
 
-A fixed-duration order's VWAP tracking error is linear in its schedule (EXECUTION.md §4: quantity targets exactly,
+A fixed-duration order's VWAP tracking error is linear in its schedule (docs/execution.md §4: quantity targets exactly,
 notional targets to first order), so the blend ``sum_k w_k a_k`` of schedules ``a_k`` has the error
 ``sum_k w_k d_k``: its mean square is ``w' M w`` with ``M`` the second-moment matrix of the policies' errors on the
 same orders. :func:`fit_blend_weights` minimises it over the simplex (``w >= 0``, ``sum w = 1``), so the blend of
-feasible schedules is feasible (the trading limits of EXECUTION.md §2 define a convex set) and never tracks worse,
+feasible schedules is feasible (the trading limits of docs/execution.md §2 define a convex set) and never tracks worse,
 on the windows it was fitted on, than the best policy it blends. Fit on validation windows, report on test ones.
 
 The flexible-duration columns are NOT blended (their outcome is not linear in the schedule: the benchmark window

@@ -2,8 +2,8 @@
 validation windows, and the flexible-duration rule.
 
 Every allocation is built with :func:`lems.execution.schedule_from_weights` or :func:`lems.execution.allocate_step`,
-so the limits of EXECUTION.md §2 hold exactly, and every decision for bar ``t0 + s`` reads only bars ``< t0 + s``
-(EXECUTION.md §3).
+so the limits of docs/execution.md §2 hold exactly, and every decision for bar ``t0 + s`` reads only bars ``< t0 + s``
+(docs/execution.md §3).
 """
 
 from __future__ import annotations

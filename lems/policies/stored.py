@@ -59,7 +59,7 @@ class ScheduleTable:
 
         Raises:
             ValueError: a window with no stored row, a horizon that differs, or stored allocations that break
-                the invariants or the limits (EXECUTION.md §2).
+                the invariants or the limits (docs/execution.md §2).
         """
         lo, hi = _rates(windows, min_rate, max_rate)
         horizon = int(windows.n_ahead)

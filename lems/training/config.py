@@ -59,7 +59,7 @@ IMPACT_LAWS = ("sqrt", "none")
 
 @dataclass(frozen=True)
 class ExecutionConfig(_Section):
-    """Real-world execution: order sizes, the cost model, the participation cap (issue 11; EXECUTION.md §1).
+    """Real-world execution: order sizes, the cost model, the participation cap (issue 11; docs/execution.md §1).
 
     The defaults are frictionless: no size, no cost, no cap; every number is today's. With ``sizes``,
     ``lems evaluate`` adds the transaction-cost analysis (:func:`lems.report.costed_backtest`) and :func:`train`

@@ -214,7 +214,7 @@ ModelConfig = _model_section()
 
 @dataclass(frozen=True)
 class LimitsConfig(_Section):
-    """Trading limits of every order (EXECUTION.md §2).
+    """Trading limits of every order (docs/execution.md §2).
 
     Attributes:
         min_rate: Minimum traded per bar while the order is open [fraction of the order].
