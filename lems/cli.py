@@ -545,13 +545,14 @@ def _evaluate_universe(args: argparse.Namespace, config, model, out: Path) -> in
         _warn("streamed evaluation scores frictionless orders only: the [execution] costs are not applied")
     result = universe_report(config, lambda chunk: _evaluate(model, chunk, config.min_rate, config.max_rate)[0],
                              lambda val: _classical_frame(val, config.min_rate, config.max_rate),
-                             cluster=args.cluster, seed=config.seed)
+                             cluster=args.cluster, seed=config.seed,
+                             policies={"model": _model_policy(model, 2048), "twap": TWAP(), "static_vwap": StaticVWAP()})
     _say(f"lems evaluate: streamed universe, test period of {len(result.symbols['seen'])} seen and "
          f"{len(result.symbols['unseen'])} held-out symbols, horizon {config.n_ahead} bars")
     frame_path = _save_frame(result.frame, out, args.frame_format)
     if result.validation is not None:
         _save_frame(result.validation, out, args.frame_format, stem=VALIDATION_STEM)
-    md, _ = write_group_headlines(result.tables, out, result.symbols)
+    md, _ = write_group_headlines(result.tables, out, result.symbols, result.decomposition)
     config.save(out / "config.toml")
     meta = {"model": str(args.model), "data": ", ".join(config.data.paths), "windows": "test (seen symbols)"}
     page = write_report(result.frames["seen"], out, format=args.format, cluster=args.cluster, meta=meta,
@@ -559,8 +560,7 @@ def _evaluate_universe(args: argparse.Namespace, config, model, out: Path) -> in
     for name, table in result.tables.items():
         _say(f"{name}:")
         _print_spread(table)
-    _say(f"frame: {frame_path}\nby symbol group: {md}\nreport (seen symbols): {page}")
-    _say(str(out.resolve()))
+    _say(f"frame: {frame_path}\nby symbol group: {md}\nreport (seen symbols): {page}\n{out.resolve()}")
     return 0
 
 

@@ -86,8 +86,12 @@ def test_train_holdout_then_evaluate_reports_unseen_symbols(folder, tmp_path, ca
     assert set(held).isdisjoint(frame.loc[frame["symbols"] == "seen", "asset"])
     assert set(frame["policy"]) == {"model", "twap", "static_vwap", "flexible_rule"}
     record = json.loads((eval_dir / "universe_headline.json").read_text())
+    decomposition = record.pop("decomposition")
     assert {"seen", "unseen"} <= set(record) and set(record) <= {"seen", "unseen", *LIQUIDITY_TERCILES}
     assert sorted(record["unseen"]["symbols"]) == sorted(held)
     assert all(np.isfinite(r["best"]["ratio"]) for r in record.values())
-    assert "## unseen (2 symbols)" in (eval_dir / "universe_headline.md").read_text()
+    assert [row["policy"] for row in decomposition] == ["model", "twap", "static_vwap"]
+    assert all(row["spread_bps"] > 0 and -1 <= row["mean_correlation"] <= 1 for row in decomposition)
+    text = (eval_dir / "universe_headline.md").read_text()
+    assert "## unseen (2 symbols)" in text and "Tracking decomposition" in text
     assert (eval_dir / "report.md").is_file()

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from lems.evaluation.decomposition import tracking_decomposition, tracking_inputs
 from lems.evaluation.page import spread_lines
 from lems.evaluation.stats import headline_record, headline_table
 from lems.training.config import TrainConfig
@@ -25,6 +26,8 @@ __all__ = ["EVAL_CHUNK_WINDOWS", "LIQUIDITY_TERCILES", "UniverseReport", "group_
 
 #: Test windows scored per chunk by ``lems evaluate`` on a streamed universe [windows] (bounds its memory).
 EVAL_CHUNK_WINDOWS = 16384
+#: Test windows of the seen symbols (evenly thinned per symbol) the tracking decomposition is computed on [windows].
+DECOMPOSITION_WINDOWS = 8192
 #: Labels of the liquidity terciles, least liquid first.
 LIQUIDITY_TERCILES = ("liquidity_low", "liquidity_mid", "liquidity_high")
 
@@ -98,19 +101,37 @@ def group_headlines(frames: Mapping[str, pd.DataFrame], liquidity: Mapping[str, 
     return tables
 
 
-def write_group_headlines(tables: Mapping[str, Mapping[str, Any]], out: Path,
-                          symbols: Mapping[str, list[str]]) -> tuple[Path, Path]:
-    """``universe_headline.md`` and ``universe_headline.json`` in ``out``: each group's headline and its symbols."""
+def write_group_headlines(tables: Mapping[str, Mapping[str, Any]], out: Path, symbols: Mapping[str, list[str]],
+                          decomposition: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """``universe_headline.md`` and ``universe_headline.json`` in ``out``: each group's headline and its symbols,
+    and the tracking decomposition (key ``"decomposition"``) when given."""
     lines = ["# Headline by symbol group", ""]
     record = {}
     for name, table in tables.items():
         names = symbols.get(name, [])
         lines += [f"## {name} ({len(names)} symbols)", "", *spread_lines(table), ""]
         record[name] = {"symbols": names, **headline_record(table)}
+    if decomposition is not None:
+        n = int(decomposition["n_windows"].iloc[0]) if len(decomposition) else 0
+        columns = ["policy", "spread_bps", "bias_bps", "mean_abs_diff_bps", "share_rms", "price_dispersion_bps",
+                   "mean_correlation"]
+        lines += ["## Tracking decomposition (fixed-duration VWAP buy order)", "",
+                  f"On a sample of {n} test windows of the seen symbols (evenly thinned per symbol); bps except "
+                  "share_rms [fraction of the order per bar].", "",
+                  *_markdown(decomposition[columns]), ""]
+        record["decomposition"] = decomposition.to_dict(orient="records")
     md, js = out / "universe_headline.md", out / "universe_headline.json"
     md.write_text("\n".join(lines), encoding="utf-8")
     js.write_text(json.dumps(record, indent=2, default=_plain), encoding="utf-8")
     return md, js
+
+
+def _markdown(table: pd.DataFrame) -> list[str]:
+    """A small Markdown table (numbers with 4 significant digits)."""
+    cells = [[f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v) for v in row]
+             for row in table.itertuples(index=False)]
+    return ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns),
+            *("| " + " | ".join(row) + " |" for row in cells)]
 
 
 def _plain(value: Any) -> Any:
@@ -140,6 +161,8 @@ class UniverseReport(NamedTuple):
         validation: Backtest frame of the classical schedules on the validation windows, or None.
         tables: :func:`group_headlines`.
         symbols: :func:`group_symbols`.
+        decomposition: :func:`decomposition_table` on a thinned sample of the seen symbols' test windows, or
+            None without policies.
     """
 
     frame: pd.DataFrame
@@ -147,11 +170,13 @@ class UniverseReport(NamedTuple):
     validation: pd.DataFrame | None
     tables: dict[str, dict[str, Any]]
     symbols: dict[str, list[str]]
+    decomposition: pd.DataFrame | None = None
 
 
 def universe_report(config: TrainConfig, score: Callable[[Any], pd.DataFrame],
                     classical: Callable[[Any], pd.DataFrame | None], *, cluster: str = "day", seed: int = 0,
-                    chunk_windows: int = EVAL_CHUNK_WINDOWS) -> UniverseReport:
+                    chunk_windows: int = EVAL_CHUNK_WINDOWS, policies: Mapping[str, Any] | None = None,
+                    decomposition_windows: int = DECOMPOSITION_WINDOWS) -> UniverseReport:
     """Score a streamed universe's test period chunk by chunk and build the headline per symbol group.
 
     Args:
@@ -160,10 +185,29 @@ def universe_report(config: TrainConfig, score: Callable[[Any], pd.DataFrame],
         classical: ``classical(validation windows or None) -> frame or None`` of the classical schedules.
         cluster, seed: As :func:`lems.evaluation.stats.headline_table`.
         chunk_windows: Test windows per chunk [windows].
+        policies: Label -> policy for the tracking decomposition (e.g. the model, TWAP, the static curve).
+        decomposition_windows: At most this many seen test windows for the decomposition [windows].
     """
     frames, val_windows, parts = universe_frames(config, score, chunk_windows)
     validation = classical(val_windows)
     frame = pd.concat([f.assign(symbols=name) for name, f in frames.items()], ignore_index=True)
     frame["asset"] = frame["asset"].astype(str).astype("category")
     tables = group_headlines(frames, parts.liquidity, validation=validation, cluster=cluster, seed=seed)
-    return UniverseReport(frame, frames, validation, tables, group_symbols(parts))
+    decomposition = None
+    if policies:
+        sample = parts.splits.test.thin_to(max(int(decomposition_windows), len(parts.splits.test.symbols)))
+        decomposition = decomposition_table(policies, sample.to_window_set(), config.limits.min_rate,
+                                            config.limits.max_rate)
+    return UniverseReport(frame, frames, validation, tables, group_symbols(parts), decomposition)
+
+
+def decomposition_table(policies: Mapping[str, Any], windows, min_rate: float, max_rate: float) -> pd.DataFrame:
+    """The tracking decomposition (:func:`lems.evaluation.decomposition.tracking_decomposition`) of each policy's
+    fixed-duration VWAP buy order on ``windows``: one row per policy with ``n_windows``, ``spread_bps``,
+    ``bias_bps``, ``mean_abs_diff_bps``, ``share_rms`` [fraction of the order], ``price_dispersion_bps`` and
+    ``mean_correlation`` (the summary's other numbers too)."""
+    rows = []
+    for name, policy in policies.items():
+        inputs = tracking_inputs(policy, windows, side="buy", min_rate=min_rate, max_rate=max_rate)
+        rows.append({"policy": name, **tracking_decomposition(inputs.x, inputs.w, inputs.d).summary()})
+    return pd.DataFrame(rows)
