@@ -84,8 +84,8 @@ class DataConfig(_Section):
             (:class:`lems.data.universe.SymbolUniverse`), instead of materialising every window: for a folder or
             Parquet dataset of many symbols (memory grows with the block, not the universe). Never switched on
             automatically. ``max_windows`` then caps the optimizer steps per epoch
-            (``max_windows // batch_size`` batches, a new shuffle each epoch); the validation windows are
-            materialised for the selection scores.
+            (``max_windows // batch_size`` batches, a new shuffle each epoch); at most
+            ``training.max_val_windows`` validation windows are materialised for the selection scores.
         resample_minutes: Aggregate the bars to this length before windowing [minutes] (volume and notional
             summed, OHLC kept, nothing invented across gaps: :func:`lems.data.loaders.read_bars`'s
             ``bar_minutes``); unset: the files' own bars. ``bar_minutes`` stays the nominal length of the bars
