@@ -153,7 +153,8 @@ class TrainResult:
         return frame
 
 
-def _selection_callbacks(config: TrainConfig, val, conditions: Any = _FROM_CONFIG) -> tuple[list, BestWeights | None]:
+def _selection_callbacks(config: TrainConfig, val, conditions: Any = _FROM_CONFIG,
+                         verbose: int = 0) -> tuple[list, BestWeights | None]:
     """Validation scoring (net of costs for a cost-aware model) and best-weights selection, or a warning when
     there is no validation window."""
     t = config.training
@@ -163,6 +164,9 @@ def _selection_callbacks(config: TrainConfig, val, conditions: Any = _FROM_CONFI
         return [], None
     val = validation_part(config, val)  # at most max_val_windows: a bounded pass on a large universe
     if _streamed(val):
+        if verbose:
+            print(f"validation: building {len(val)} windows of {len(val.symbols)} symbols (max_val_windows "
+                  f"{t.max_val_windows})", flush=True)
         val = val.to_window_set()
     scores = ValidationScores(val, config.limits.min_rate, config.limits.max_rate,
                               batch_size=max(t.batch_size, 256),
@@ -244,7 +248,7 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     extended = costed if targets is None else np.asarray(targets[0]).shape[-1] > 2
     model = build_model(config, n_features=n_features, steps_per_epoch=steps_per_epoch or len(data), loss=loss,
                         model_args=model_args, extended_targets=extended)
-    selection, best = _selection_callbacks(config, splits.val, conditions)
+    selection, best = _selection_callbacks(config, splits.val, conditions, verbose)
     budgets = {"time_budget": TimeBudget(t.time_budget_s) if t.time_budget_s is not None else None,
                "max_steps": StepBudget(t.max_steps) if t.max_steps is not None else None}
     clock = _EpochClock()
