@@ -47,6 +47,7 @@ from lems.training import (
     split_windows,
     train,
 )
+from lems.training.universe_evaluation import universe_report, write_group_headlines
 
 __all__ = ["build_parser", "main"]
 
@@ -133,6 +134,11 @@ def _config_overrides(parser: argparse.ArgumentParser, skip: Sequence[str] = (),
                                    help=f.metadata["doc"])
 
 
+def _no_cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-cache", dest="cfg_cache_dir", action="store_const", const="none",
+                        help="streamed universe: do not read or write the per-symbol index cache")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lems`` argument parser with its four commands."""
     common = _common()
@@ -166,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, default=None, help="settings file (.toml, .yaml, .yml or .json)")
     train.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_train_<timestamp>)")
     _config_overrides(train)
+    _no_cache_option(train)
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="backtest a saved model against baselines",
@@ -184,9 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     for name, doc in (("min-rate", "minimum per bar [fraction of the order]"),
                       ("max-rate", "maximum per bar [fraction of the order]"),
                       ("tz", "local time zone of the calendar features"), ("stride", "origin stride [bars]"),
-                      ("bar-minutes", "bar length [minutes]; default: inferred from the data")):
+                      ("bar-minutes", "bar length [minutes]; default: inferred from the data"),
+                      ("resample-minutes", "aggregate the bars to this length [minutes] (as lems train)"),
+                      ("holdout-symbols", "streamed universe: symbols scored as unseen (default: the list "
+                                          "lems train saved in config.toml)")):
         evaluate.add_argument(f"--{name}", dest=f"cfg_{name.replace('-', '_')}", default=None, help=doc)
     _config_overrides(evaluate, sections=("execution",))
+    _no_cache_option(evaluate)
     _report_options(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
@@ -497,6 +508,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.model} is not a LargeExecutionModel (no lookback / n_ahead)")
     config = config.replace(lookback=int(lookback), n_ahead=int(n_ahead))
     out = _out_dir(args.out, "lems_eval")
+    if config.data.stream and args.split == "test":
+        return _evaluate_universe(args, config, model, out)
     windows, val_windows = evaluation_parts(config, args.split)
     _say(f"lems evaluate: {len(windows)} windows ({args.split}), horizon {n_ahead} bars, limits "
          f"[{config.min_rate:g}, {config.max_rate:g}] of the order per bar")
@@ -522,6 +535,32 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         _say(f"costed frame: {costs_path}")
     _say(f"report: {page}")
     _say(str(out.resolve()))
+    return 0
+
+
+def _evaluate_universe(args: argparse.Namespace, config, model, out: Path) -> int:
+    """``lems evaluate`` on a streamed universe: test windows scored chunk by chunk, the held-out symbols apart
+    (unseen), the headline per group (seen / unseen / liquidity tercile)."""
+    if config.execution.costed:
+        _warn("streamed evaluation scores frictionless orders only: the [execution] costs are not applied")
+    result = universe_report(config, lambda chunk: _evaluate(model, chunk, config.min_rate, config.max_rate)[0],
+                             lambda val: _classical_frame(val, config.min_rate, config.max_rate),
+                             cluster=args.cluster, seed=config.seed,
+                             policies={"model": _model_policy(model, 2048), "twap": TWAP(), "static_vwap": StaticVWAP()})
+    _say(f"lems evaluate: streamed universe, test period of {len(result.symbols['seen'])} seen and "
+         f"{len(result.symbols['unseen'])} held-out symbols, horizon {config.n_ahead} bars")
+    frame_path = _save_frame(result.frame, out, args.frame_format)
+    if result.validation is not None:
+        _save_frame(result.validation, out, args.frame_format, stem=VALIDATION_STEM)
+    md, _ = write_group_headlines(result.tables, out, result.symbols, result.decomposition)
+    config.save(out / "config.toml")
+    meta = {"model": str(args.model), "data": ", ".join(config.data.paths), "windows": "test (seen symbols)"}
+    page = write_report(result.frames["seen"], out, format=args.format, cluster=args.cluster, meta=meta,
+                        seed=config.seed, spread=result.tables["seen"])
+    for name, table in result.tables.items():
+        _say(f"{name}:")
+        _print_spread(table)
+    _say(f"frame: {frame_path}\nby symbol group: {md}\nreport (seen symbols): {page}\n{out.resolve()}")
     return 0
 
 

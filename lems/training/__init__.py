@@ -56,6 +56,9 @@ __all__ = [
     "RulePriorTuning",
     "Splits",
     "StepBudget",
+    "StepProgress",
+    "SYMBOL_WEIGHTINGS",
+    "UniverseParts",
     "TimeBudget",
     "TrainConfig",
     "TrainResult",
@@ -75,7 +78,9 @@ __all__ = [
     "selection_scores",
     "set_fast_compile",
     "split_windows",
+    "stream_parts",
     "stream_splits",
+    "validation_part",
     "train",
 ]
 

@@ -3,6 +3,11 @@ universe), and the fixed-shape batches ``model.fit`` consumes."""
 
 from __future__ import annotations
 
+import inspect
+import math
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,12 +20,12 @@ from lems.data.features import FEATURE_NAMES
 from lems.data.loaders import read_bars
 from lems.data.synthetic import synthetic_market
 from lems.data.targets import cost_targets
-from lems.data.universe import SymbolUniverse, UniverseWindows
+from lems.data.universe import SymbolUniverse, UniverseWindows, default_cache_dir
 from lems.training.config import TrainConfig
 from lems.training.sections import _SYNTHETIC_BAR_MINUTES, _parse_date
 
-__all__ = ["Splits", "build_windows", "evaluation_parts", "evaluation_windows", "load_bars", "split_windows",
-           "stream_splits"]
+__all__ = ["Splits", "UniverseParts", "build_windows", "evaluation_parts", "evaluation_windows", "holdout_request",
+           "load_bars", "reading_progress", "split_windows", "stream_parts", "stream_splits"]
 
 
 def load_bars(config: TrainConfig):
@@ -31,6 +36,8 @@ def load_bars(config: TrainConfig):
     """
     data = config.data
     if data.synthetic:
+        if data.resample_minutes is not None:
+            raise ValueError("config: resample_minutes applies to bar files; the synthetic market takes bar_minutes")
         minutes = _SYNTHETIC_BAR_MINUTES if data.bar_minutes is None else data.bar_minutes
         if not float(minutes).is_integer():
             raise ValueError(f"config: the synthetic market needs a whole number of bar_minutes, got {minutes:g}")
@@ -40,7 +47,14 @@ def load_bars(config: TrainConfig):
     missing = [p for p in data.paths if not Path(p).exists()]
     if missing:
         raise ValueError(f"data not found: {', '.join(missing)}")
-    return read_bars(list(data.paths), tz=None)
+    minutes = None if data.resample_minutes is None else _whole_minutes(data.resample_minutes)
+    return read_bars(list(data.paths), tz=None, bar_minutes=minutes)
+
+
+def _whole_minutes(minutes: float) -> int:
+    if not float(minutes).is_integer():
+        raise ValueError(f"config: resample_minutes must be a whole number of minutes, got {minutes:g}")
+    return int(minutes)
 
 
 def build_windows(config: TrainConfig, bars=None):
@@ -147,31 +161,124 @@ def _training_batches(config: TrainConfig, splits: Splits, costed: bool,
     if config.windows.max_windows is not None:
         num = min(max(config.windows.max_windows // t.batch_size, 1), len(splits.train) // t.batch_size) or None
     data = splits.train.batches(t.batch_size, shuffle=True, seed=t.seed, drop_remainder=True, num_batches=num,
-                                **rates)
-    val = splits.val.batches(t.batch_size, shuffle=False, **rates) if len(splits.val) else None
+                                weighting=t.symbol_weighting, **rates)
+    val = (validation_part(config, splits.val).batches(t.batch_size, shuffle=False, **rates) if len(splits.val)
+           else None)
     return data, val, len(FEATURE_NAMES)
 
 
-def stream_splits(config: TrainConfig) -> Splits:
+def validation_part(config: TrainConfig, val):
+    """The validation windows training scores: all of them up to ``training.max_val_windows``, else a streamed
+    part thinned evenly per symbol (:meth:`UniverseWindows.thin_to`) or evenly spaced rows of a materialised one."""
+    cap = config.training.max_val_windows
+    if len(val) <= cap:
+        return val
+    if _streamed(val):
+        return val.thin_to(cap)
+    return val.subset(np.unique(np.linspace(0, len(val) - 1, cap).round().astype(int)))
+
+
+def stream_splits(config: TrainConfig, progress: Callable[[int, int, float], None] | None = None) -> Splits:
     """The config's purged time split as streamed parts (:class:`lems.data.universe.UniverseWindows`).
 
     The source is the one data path (a folder of files or sub-folders per symbol, or a Parquet dataset
     partitioned by symbol or with a symbol column), the list of paths, or the synthetic market's bars.
     Fractions of ``train_end`` / ``val_end`` refer to the distinct origin times of all symbols, as
-    :func:`split_windows`.
+    :func:`split_windows`. With ``windows.holdout_symbols`` the held-out symbols are left out of all three
+    parts (:func:`stream_parts` also returns them and their test windows).
+
+    Args:
+        config: Settings.
+        progress: Called as ``progress(symbols_read, n_symbols, seconds)`` while the symbols are scanned
+            (e.g. :func:`reading_progress`).
 
     Raises:
         ValueError: missing data, no valid window, an empty training part.
     """
+    return stream_parts(config, progress).splits
+
+
+class UniverseParts(NamedTuple):
+    """A streamed universe's parts: the time split of the seen symbols, and the held-out symbols.
+
+    Attributes:
+        splits: :class:`Splits` of the seen symbols (train, validation, test).
+        unseen: Test-period windows of the held-out symbols, or None when none is held out.
+        holdout: The held-out symbols, sorted (empty when none).
+        liquidity: Symbol -> median daily notional over the training period [quote currency], every symbol.
+    """
+
+    splits: Splits
+    unseen: Any
+    holdout: tuple[str, ...]
+    liquidity: dict[str, float]
+
+
+def holdout_request(config: TrainConfig) -> float | list[str] | None:
+    """``windows.holdout_symbols`` as :meth:`SymbolUniverse.split_symbols` takes it: a fraction, a list, or None.
+
+    Raises:
+        ValueError: an empty list or a fraction outside ``[0, 1)``.
+    """
+    value = config.windows.holdout_symbols
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    try:
+        fraction = float(text)
+    except ValueError:
+        names = [name.strip() for name in text.split(",") if name.strip()]
+        if not names:
+            raise ValueError(f"config: holdout_symbols must be a fraction or a comma list of symbols, got "
+                             f"{value!r}") from None
+        return names
+    if not (math.isfinite(fraction) and 0.0 <= fraction < 1.0):
+        raise ValueError(f"config: holdout_symbols as a fraction must be in [0, 1), got {value!r}")
+    return fraction or None
+
+
+def stream_parts(config: TrainConfig, progress: Callable[[int, int, float], None] | None = None) -> UniverseParts:
+    """:func:`stream_splits` with the held-out symbols (``windows.holdout_symbols``, drawn with
+    ``windows.holdout_seed``, default the training seed) and their test windows.
+
+    Raises:
+        ValueError: as :func:`stream_splits`; a held-out symbol the data does not have.
+    """
     w = config.windows
-    splits = Splits(*_universe(config).split(w.train_end, w.val_end))
-    if len(splits.train) == 0:
+    universe = _universe(config)
+    holdout = holdout_request(config)
+    if holdout is None:
+        parts = universe.split(w.train_end, w.val_end, progress=progress)
+        train = parts[0]
+        liquidity = {} if train.liquidity is None else dict(zip(train.symbols, train.liquidity.tolist()))
+        result = UniverseParts(Splits(*parts), None, (), liquidity)
+    else:
+        seed = config.training.seed if w.holdout_seed is None else w.holdout_seed
+        split = universe.split_symbols(w.train_end, w.val_end, holdout=holdout, seed=seed, progress=progress)
+        result = UniverseParts(Splits(split.train, split.val, split.test), split.unseen, tuple(split.holdout),
+                               dict(split.liquidity))
+    if len(result.splits.train) == 0:
         raise ValueError(f"no training window before train_end={w.train_end} (is the data long enough?)")
-    return splits
+    return result
+
+
+def reading_progress(every_s: float = 10.0, stream=None) -> Callable[[int, int, float], None]:
+    """A ``progress(done, total, seconds)`` callback that prints ``reading symbols 40/102 (13 s)`` lines: the
+    first and the last symbol, and at most one line per ``every_s`` seconds between [seconds]."""
+    last = [-math.inf]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        now = time.perf_counter()
+        if done in (1, total) or now - last[0] >= every_s:
+            last[0] = now
+            print(f"reading symbols {done}/{total} ({seconds:.0f} s)", file=stream or sys.stdout, flush=True)
+
+    return progress
 
 
 def _universe(config: TrainConfig):
-    """The :class:`lems.data.universe.SymbolUniverse` of the config's data, lookback, horizon and stride."""
+    """The :class:`lems.data.universe.SymbolUniverse` of the config's data, lookback, horizon, stride, bar
+    aggregation and index cache."""
     d, w = config.data, config.windows
     if d.synthetic:
         source = load_bars(config)
@@ -180,7 +287,22 @@ def _universe(config: TrainConfig):
         if missing:
             raise ValueError(f"data not found: {', '.join(missing)}")
         source = d.paths[0] if len(d.paths) == 1 else list(d.paths)
-    return SymbolUniverse(source, w.lookback, w.n_ahead, tz=d.tz, stride=w.stride, bar_minutes=d.bar_minutes)
+    options: dict[str, Any] = {}
+    if d.resample_minutes is not None:
+        if "resample_minutes" not in inspect.signature(SymbolUniverse).parameters:
+            raise ValueError("config: resample_minutes on a streamed universe needs a SymbolUniverse that "
+                             "aggregates bars (resample_minutes=); this lems version does not: set stream = false")
+        options["resample_minutes"] = _whole_minutes(d.resample_minutes)
+    cache = _cache_dir(d.cache_dir)
+    return SymbolUniverse(source, w.lookback, w.n_ahead, tz=d.tz, stride=w.stride, bar_minutes=d.bar_minutes,
+                          cache_dir=cache, **options)
+
+
+def _cache_dir(value: str | None) -> Path | None:
+    """``data.cache_dir`` as a folder: ``"default"`` -> :func:`default_cache_dir`, None / ``"none"`` -> None."""
+    if value is None or str(value).lower() == "none":
+        return None
+    return default_cache_dir() if str(value).lower() == "default" else Path(value).expanduser()
 
 
 def evaluation_windows(config: TrainConfig, split: str = "test"):

@@ -32,6 +32,8 @@ __all__ = ["DATA_SYNTHETIC", "MODEL_PRESET", "SELECTIONS", "DataConfig", "Limits
 DATA_SYNTHETIC = "synthetic"
 #: Choices of ``training.selection``: the validation number that picks the kept weights and stops training.
 SELECTIONS = ("tracking", "loss")
+#: Weightings of a streamed universe's training windows (:meth:`lems.data.universe.UniverseWindows.batches`).
+SYMBOL_WEIGHTINGS = ("window", "symbol", "notional")
 #: Bar length of the synthetic market when ``data.bar_minutes`` is unset [minutes].
 _SYNTHETIC_BAR_MINUTES = 60
 
@@ -82,8 +84,14 @@ class DataConfig(_Section):
             (:class:`lems.data.universe.SymbolUniverse`), instead of materialising every window: for a folder or
             Parquet dataset of many symbols (memory grows with the block, not the universe). Never switched on
             automatically. ``max_windows`` then caps the optimizer steps per epoch
-            (``max_windows // batch_size`` batches, a new shuffle each epoch); the validation windows are
-            materialised for the selection scores.
+            (``max_windows // batch_size`` batches, a new shuffle each epoch); at most
+            ``training.max_val_windows`` validation windows are materialised for the selection scores.
+        resample_minutes: Aggregate the bars to this length before windowing [minutes] (volume and notional
+            summed, OHLC kept, nothing invented across gaps: :func:`lems.data.loaders.read_bars`'s
+            ``bar_minutes``); unset: the files' own bars. ``bar_minutes`` stays the nominal length of the bars
+            the windows are built from (set both to the same value, or leave ``bar_minutes`` unset).
+        cache_dir: Folder of the streamed universe's per-symbol index cache: ``"default"``
+            (:func:`lems.data.universe.default_cache_dir`), a path, or ``"none"`` (no cache; ``--no-cache``).
     """
 
     paths: tuple[str, ...] = _f((DATA_SYNTHETIC,), "bar files/folders, or 'synthetic'")
@@ -94,6 +102,10 @@ class DataConfig(_Section):
     synthetic_calendar: str = _f("24/7", "synthetic market: '24/7' or 'session'")
     stream: bool = _f(False, "train on windows streamed symbol block by symbol block (lems.data.universe), for "
                              "datasets of many symbols")
+    resample_minutes: float | None = _f(None, "aggregate the bars to this length before windowing [minutes]; "
+                                              "unset = the files' bars")
+    cache_dir: str | None = _f("default", "streamed universe: per-symbol index cache folder, 'default' "
+                                          "(~/.cache/lems/universe or $LEMS_CACHE_DIR) or 'none'")
 
     def _check(self) -> None:
         if not self.paths:
@@ -103,6 +115,9 @@ class DataConfig(_Section):
             raise ValueError(f"config: synthetic_calendar must be '24/7' or 'session', got {self.synthetic_calendar!r}")
         if self.bar_minutes is not None and not self.bar_minutes > 0:
             raise ValueError(f"config: bar_minutes must be > 0 minutes (or unset), got {self.bar_minutes}")
+        if self.resample_minutes is not None and not (math.isfinite(self.resample_minutes)
+                                                      and self.resample_minutes > 0):
+            raise ValueError(f"config: resample_minutes must be > 0 minutes (or unset), got {self.resample_minutes}")
 
     @property
     def synthetic(self) -> bool:
@@ -121,6 +136,11 @@ class WindowConfig(_Section):
         train_end: End of training: a fraction of the (unique, sorted) origin times in (0, 1), or a date.
         val_end: End of validation (start of test): a fraction in (train_end, 1) or a date.
         max_windows: Cap on the number of training windows (a seeded random subset); ``None`` keeps all.
+        holdout_symbols: Streamed universe: symbols that never enter training or validation and are scored on the
+            test period as unseen (:meth:`lems.data.universe.SymbolUniverse.split_symbols`, stratified by
+            liquidity tercile): a fraction such as ``"0.2"`` or a comma list of names; ``lems train`` saves the
+            chosen list, so ``lems evaluate`` scores exactly those symbols. Unset: none held out.
+        holdout_seed: Seed of the held-out draw; ``None`` = the training seed.
     """
 
     lookback: int = _f(48, "bars of history before the origin [bars]")
@@ -129,6 +149,10 @@ class WindowConfig(_Section):
     train_end: float | str = _f(0.7, "end of training: fraction of origin times, or a date")
     val_end: float | str = _f(0.85, "end of validation / start of test: fraction or date")
     max_windows: int | None = _f(None, "cap on training windows (seeded random subset) [windows]")
+    holdout_symbols: str | None = _f(None, "streamed universe: symbols never trained or validated on, scored "
+                                           "as unseen: a fraction (e.g. 0.2) or a comma list; the saved config "
+                                           "holds the chosen list")
+    holdout_seed: int | None = _f(None, "seed of the held-out draw; unset = the training seed")
 
     def _check(self) -> None:
         self._at_least(2, "lookback", "n_ahead")
@@ -266,6 +290,14 @@ class TrainingConfig(_Section):
         fast_compile: JAX only: lower XLA's optimisation level while :func:`train` runs (restored after).
             Compiles faster on CPU; each step runs about 3x slower: for short runs.
         seed: Seed of Keras, numpy, the window subsampling and the synthetic market.
+        symbol_weighting: Streamed universe: weight of each symbol's training windows
+            (:meth:`lems.data.universe.UniverseWindows.symbol_weights`): ``"window"`` (every window 1: a symbol
+            counts by its number of windows), ``"symbol"`` (every symbol the same total) or ``"notional"`` (in
+            proportion to its median daily notional over the training period).
+        max_val_windows: At most this many validation windows are scored for selection and ``val_loss``
+            (a streamed validation part is thinned evenly per symbol, :meth:`UniverseWindows.thin_to`; a
+            materialised one keeps evenly spaced rows) [windows]: bounds the memory and the time of each
+            validation pass on a large universe.
     """
 
     batch_size: int = _f(128, "windows per gradient step")
@@ -285,9 +317,16 @@ class TrainingConfig(_Section):
     metrics: bool = _f(False, "compute the seed's ten metrics while training")
     fast_compile: bool = _f(False, "JAX: lower XLA optimisation (faster compile, slower steps)")
     seed: int = _f(0, "seed of keras, numpy, subsampling and the synthetic market")
+    symbol_weighting: str = _f("window", "streamed universe: weight of each symbol's training windows: "
+                                         "'window' (each window 1), 'symbol' (each symbol equal) or 'notional'")
+    max_val_windows: int = _f(65536, "validation windows scored for selection (evenly thinned per symbol "
+                                     "beyond this) [windows]")
 
     def _check(self) -> None:
-        self._at_least(1, "batch_size", "epochs", "max_steps", "weight_soup")
+        self._at_least(1, "batch_size", "epochs", "max_steps", "weight_soup", "max_val_windows")
+        if self.symbol_weighting not in SYMBOL_WEIGHTINGS:
+            raise ValueError(f"config: symbol_weighting must be one of {SYMBOL_WEIGHTINGS}, got "
+                             f"{self.symbol_weighting!r}")
         self._at_least(0, "patience")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"config: learning_rate must be a positive number, got {self.learning_rate}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 import warnings
 from typing import Any, NamedTuple
@@ -19,7 +20,7 @@ from lems.execution import IS_VWAP_ORDER, rate_columns, seed_execution, seed_out
 from lems.layers.decoder import RULE_THRESHOLD
 
 __all__ = ["FLEXIBLE_KEY", "RULE_THRESHOLD_GRID", "SCORE_KEY", "TRACKING_KEY", "BestWeights", "RulePriorTuning",
-           "StepBudget", "TimeBudget", "ValidationScores", "selection_scores"]
+           "StepBudget", "StepProgress", "TimeBudget", "ValidationScores", "selection_scores"]
 
 #: Keys the validation scores add to the training logs and history (units: bps).
 TRACKING_KEY, FLEXIBLE_KEY, SCORE_KEY = "val_tracking_error_bps", "val_flexible_improvement_bps", "val_selection_score"
@@ -453,6 +454,60 @@ class StepBudget(keras.callbacks.Callback):
         if self.steps >= self.max_steps:
             self.triggered = True
             self.model.stop_training = True
+
+
+class StepProgress(keras.callbacks.Callback):
+    """Keras callback: one compact line at most every ``every_s`` seconds while an epoch runs.
+
+    ``epoch 1: step 1200/38288, 950 windows/s, epoch ETA 11.5 min, budget 2.1 min left`` (the last part with a
+    time budget): a long streamed epoch shows that it is running and when it will end.
+
+    Args:
+        batch_size: Windows per step (for the throughput) [windows].
+        every_s: Seconds between lines [seconds], > 0.
+        budget_s: The run's time budget [seconds], or None.
+        stream: Where the lines go (default ``sys.stdout``).
+
+    Attributes:
+        lines: Number of lines printed.
+    """
+
+    def __init__(self, batch_size: int, every_s: float = 30.0, budget_s: float | None = None, stream=None) -> None:
+        super().__init__()
+        if not every_s > 0:
+            raise ValueError(f"every_s must be > 0 seconds, got {every_s}")
+        self.batch_size, self.every_s, self.budget_s = int(batch_size), float(every_s), budget_s
+        self.stream, self.lines = stream, 0
+        self._start = self._epoch_start = self._last = time.perf_counter()
+        self._epoch = 0
+
+    def on_train_begin(self, logs=None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch, self._epoch_start = int(epoch), time.perf_counter()
+        self._last = self._epoch_start
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        now = time.perf_counter()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        print(self.line(int(batch) + 1, now), file=self.stream or sys.stdout, flush=True)
+        self.lines += 1
+
+    def line(self, steps: int, now: float) -> str:
+        """The progress line after ``steps`` steps of the current epoch at time ``now`` (``perf_counter``)."""
+        elapsed = max(now - self._epoch_start, 1e-9)
+        total = (self.params or {}).get("steps")
+        rate = steps / elapsed
+        text = f"epoch {self._epoch + 1}: step {steps}" + (f"/{total}" if total else "")
+        text += f", {rate * self.batch_size:.0f} windows/s"
+        if total:
+            text += f", epoch ETA {(total - steps) / rate / 60:.1f} min"
+        if self.budget_s is not None:
+            text += f", budget {max(self.budget_s - (now - self._start), 0.0) / 60:.1f} min left"
+        return text
 
 
 class _EpochClock(keras.callbacks.Callback):

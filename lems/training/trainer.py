@@ -28,8 +28,10 @@ from lems.training.feed import (
     _streamed,
     _training_batches,
     build_windows,
+    reading_progress,
     split_windows,
-    stream_splits,
+    stream_parts,
+    validation_part,
 )
 from lems.training.selection import (
     TRACKING_KEY,
@@ -38,6 +40,7 @@ from lems.training.selection import (
     StepBudget,
     TimeBudget,
     ValidationScores,
+    StepProgress,
     _EpochClock,
 )
 from lems.utils import set_random_seed
@@ -124,6 +127,8 @@ class TrainResult:
             training [lookback volatility units] (:class:`RulePriorTuning`), or None when not tuned.
         soup_epochs: Epochs (from 1, best first) averaged into the kept tracking weights (``weight_soup``;
             ``[best_epoch]`` when the soup did not beat it), or None without validation.
+        unseen: Test-period windows of the held-out symbols of a streamed universe
+            (``windows.holdout_symbols``), or None; ``config.windows.holdout_symbols`` then names them.
     """
 
     model: Any
@@ -139,6 +144,7 @@ class TrainResult:
     untrained_flexible_bps: float | None = None
     rule_prior_thresholds: np.ndarray | None = None
     soup_epochs: list[int] | None = None
+    unseen: Any = None
 
     def history_frame(self):
         """The history as a DataFrame, one row per epoch (``epoch`` from 1)."""
@@ -147,7 +153,8 @@ class TrainResult:
         return frame
 
 
-def _selection_callbacks(config: TrainConfig, val, conditions: Any = _FROM_CONFIG) -> tuple[list, BestWeights | None]:
+def _selection_callbacks(config: TrainConfig, val, conditions: Any = _FROM_CONFIG,
+                         verbose: int = 0) -> tuple[list, BestWeights | None]:
     """Validation scoring (net of costs for a cost-aware model) and best-weights selection, or a warning when
     there is no validation window."""
     t = config.training
@@ -155,7 +162,11 @@ def _selection_callbacks(config: TrainConfig, val, conditions: Any = _FROM_CONFI
         warnings.warn("no validation window (train_end..val_end is empty): early stopping and best-weights "
                       "selection are off, the last epoch's weights are kept", UserWarning, stacklevel=3)
         return [], None
+    val = validation_part(config, val)  # at most max_val_windows: a bounded pass on a large universe
     if _streamed(val):
+        if verbose:
+            print(f"validation: building {len(val)} windows of {len(val.symbols)} symbols (max_val_windows "
+                  f"{t.max_val_windows})", flush=True)
         val = val.to_window_set()
     scores = ValidationScores(val, config.limits.min_rate, config.limits.max_rate,
                               batch_size=max(t.batch_size, 256),
@@ -219,8 +230,16 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     config.validate()
     t = config.training
     config.execution.training_size()  # several sizes and no train_size: say so before any data work
+    unseen = None
     if windows is None:  # data errors surface before any model work
-        windows = stream_splits(config) if config.data.stream else build_windows(config)
+        if config.data.stream:
+            parts = stream_parts(config, reading_progress() if verbose else None)
+            windows, unseen = parts.splits, parts.unseen
+            if parts.holdout:  # the saved config names the held-out symbols, for lems evaluate
+                config = config.replace(holdout_symbols=",".join(parts.holdout))
+                t = config.training
+        else:
+            windows = build_windows(config)
     set_random_seed(t.seed)
     splits = windows if isinstance(windows, Splits) else split_windows(config, windows)
     _check_splits(config, splits)
@@ -229,19 +248,24 @@ def train(config: TrainConfig | None = None, windows=None, verbose: int = 1, cal
     extended = costed if targets is None else np.asarray(targets[0]).shape[-1] > 2
     model = build_model(config, n_features=n_features, steps_per_epoch=steps_per_epoch or len(data), loss=loss,
                         model_args=model_args, extended_targets=extended)
-    selection, best = _selection_callbacks(config, splits.val, conditions)
+    selection, best = _selection_callbacks(config, splits.val, conditions, verbose)
     budgets = {"time_budget": TimeBudget(t.time_budget_s) if t.time_budget_s is not None else None,
                "max_steps": StepBudget(t.max_steps) if t.max_steps is not None else None}
     clock = _EpochClock()
-    all_callbacks = [*selection, *filter(None, budgets.values()), clock, *callbacks]
+    progress = [StepProgress(t.batch_size, budget_s=t.time_budget_s)] if verbose and _streamed(splits.train) else []
+    # the budgets' clock starts after the set-up scoring (rule prior, untrained flexible: bounded by
+    # max_val_windows), so that extra callbacks see the tuned start and a clock that starts with the budget's
+    all_callbacks = [*selection, *filter(None, budgets.values()), clock, *progress, *callbacks]
     start = time.perf_counter()
     with fast_compile(t.fast_compile):
-        fitted = model.fit(data, validation_data=val, epochs=t.epochs, callbacks=all_callbacks, verbose=verbose,
-                           steps_per_epoch=steps_per_epoch)
+        fitted = model.fit(data, validation_data=val, epochs=t.epochs, callbacks=all_callbacks,
+                           verbose=2 if progress else verbose, steps_per_epoch=steps_per_epoch)
     wall = time.perf_counter() - start
     history = {k: [float(v) for v in values] for k, values in fitted.history.items()}
     history["wall_time_s"] = [float(x) for x in clock.times]
-    return _result(model, history, config, splits, wall, clock, budgets, selection, best)
+    result = _result(model, history, config, splits, wall, clock, budgets, selection, best)
+    result.unseen = unseen
+    return result
 
 
 def _result(model, history: dict, config: TrainConfig, splits: Splits, wall: float, clock: _EpochClock,

@@ -1,0 +1,213 @@
+"""``lems evaluate`` on a streamed symbol universe: test windows scored chunk by chunk (never all in memory), the
+held-out symbols scored apart as unseen, and the headline per group (seen / unseen symbols, liquidity tercile).
+
+Used by :mod:`lems.cli`; it reads training's split and evaluation's tables (the same stage).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from lems.evaluation.decomposition import tracking_decomposition, tracking_inputs
+from lems.evaluation.page import spread_lines
+from lems.evaluation.stats import headline_record, headline_table
+from lems.training.config import TrainConfig
+from lems.training.feed import UniverseParts, stream_parts, validation_part
+
+__all__ = ["EVAL_CHUNK_WINDOWS", "LIQUIDITY_TERCILES", "UniverseReport", "group_headlines", "group_symbols",
+           "universe_report", "liquidity_terciles", "score_in_chunks",
+           "universe_frames", "write_group_headlines"]
+
+#: Test windows scored per chunk by ``lems evaluate`` on a streamed universe [windows] (bounds its memory).
+EVAL_CHUNK_WINDOWS = 16384
+#: Test windows of the seen symbols (evenly thinned per symbol) the tracking decomposition is computed on [windows].
+DECOMPOSITION_WINDOWS = 8192
+#: Labels of the liquidity terciles, least liquid first.
+LIQUIDITY_TERCILES = ("liquidity_low", "liquidity_mid", "liquidity_high")
+
+
+def score_in_chunks(score: Callable[[Any], pd.DataFrame], part, chunk_windows: int = EVAL_CHUNK_WINDOWS
+                    ) -> pd.DataFrame:
+    """The backtest frame of a streamed part, built chunk by chunk (:meth:`UniverseWindows.chunks`).
+
+    Args:
+        score: ``score(window_set) -> backtest frame`` of one chunk (e.g. the model and the baselines).
+        part: A :class:`lems.data.universe.UniverseWindows`.
+        chunk_windows: Windows per chunk [windows].
+
+    Returns:
+        The chunks' frames concatenated; ``window`` numbers run on across chunks (unique in the part).
+    """
+    frames, offset = [], 0
+    for chunk in part.chunks(int(chunk_windows), bars=True):
+        frame = score(chunk)
+        frame["window"] = frame["window"].to_numpy() + offset
+        offset += len(chunk)
+        frames.append(frame)
+    if not frames:
+        raise ValueError(f"no {part.name} window to evaluate")
+    out = pd.concat(frames, ignore_index=True)
+    out["asset"] = out["asset"].astype(str).astype("category")
+    return out
+
+
+def universe_frames(config: TrainConfig, score: Callable[[Any], pd.DataFrame],
+                    chunk_windows: int = EVAL_CHUNK_WINDOWS) -> tuple[dict[str, pd.DataFrame], Any, UniverseParts]:
+    """``({"seen": frame, "unseen": frame?}, validation windows or None, parts)`` of the config's universe.
+
+    ``seen`` is the test period of the symbols training saw, ``unseen`` that of the held-out symbols
+    (``windows.holdout_symbols``: the list ``lems train`` saved). The validation windows (for choosing the best
+    classical schedule) are at most ``training.max_val_windows``, materialised.
+    """
+    parts = stream_parts(config)
+    frames = {"seen": score_in_chunks(score, parts.splits.test, chunk_windows)}
+    if parts.unseen is not None and len(parts.unseen):
+        frames["unseen"] = score_in_chunks(score, parts.unseen, chunk_windows)
+    val = parts.splits.val
+    validation = validation_part(config, val).to_window_set() if val is not None and len(val) else None
+    return frames, validation, parts
+
+
+def liquidity_terciles(liquidity: Mapping[str, float]) -> dict[str, str]:
+    """Symbol -> tercile label (:data:`LIQUIDITY_TERCILES`) by median daily notional over the training period
+    (ranks over all symbols of the universe, seen and unseen; ties broken by name)."""
+    names = sorted(liquidity, key=lambda s: (liquidity[s], s))
+    if not names:
+        return {}
+    groups = np.array_split(np.arange(len(names)), 3)
+    return {names[i]: label for label, rows in zip(LIQUIDITY_TERCILES, groups) for i in rows}
+
+
+def group_headlines(frames: Mapping[str, pd.DataFrame], liquidity: Mapping[str, float], *,
+                    validation: pd.DataFrame | None = None, cluster: str = "day", seed: int = 0
+                    ) -> dict[str, dict[str, Any]]:
+    """:func:`lems.evaluation.stats.headline_table` per group: ``seen``, ``unseen`` (when present) and each
+    liquidity tercile of all scored symbols (groups with no order are left out)."""
+    tables = {name: headline_table(frame, validation=validation, cluster=cluster, seed=seed)
+              for name, frame in frames.items()}
+    terciles = liquidity_terciles(liquidity)
+    everything = pd.concat(list(frames.values()), ignore_index=True)
+    labels = everything["asset"].astype(str).map(terciles)
+    for label in LIQUIDITY_TERCILES:
+        part = everything[(labels == label).to_numpy()]
+        if len(part):
+            tables[label] = headline_table(part, validation=validation, cluster=cluster, seed=seed)
+    return tables
+
+
+def write_group_headlines(tables: Mapping[str, Mapping[str, Any]], out: Path, symbols: Mapping[str, list[str]],
+                          decomposition: pd.DataFrame | None = None) -> tuple[Path, Path]:
+    """``universe_headline.md`` and ``universe_headline.json`` in ``out``: each group's headline and its symbols,
+    and the tracking decomposition (key ``"decomposition"``) when given."""
+    lines = ["# Headline by symbol group", ""]
+    record = {}
+    for name, table in tables.items():
+        names = symbols.get(name, [])
+        lines += [f"## {name} ({len(names)} symbols)", "", *spread_lines(table), ""]
+        record[name] = {"symbols": names, **headline_record(table)}
+    if decomposition is not None:
+        n = int(decomposition["n_windows"].iloc[0]) if len(decomposition) else 0
+        columns = ["policy", "spread_bps", "bias_bps", "mean_abs_diff_bps", "share_rms", "price_dispersion_bps",
+                   "mean_correlation"]
+        lines += ["## Tracking decomposition (fixed-duration VWAP buy order)", "",
+                  f"On a sample of {n} test windows of the seen symbols (evenly thinned per symbol); bps except "
+                  "share_rms [fraction of the order per bar].", "",
+                  *_markdown(decomposition[columns]), ""]
+        record["decomposition"] = decomposition.to_dict(orient="records")
+    md, js = out / "universe_headline.md", out / "universe_headline.json"
+    md.write_text("\n".join(lines), encoding="utf-8")
+    js.write_text(json.dumps(record, indent=2, default=_plain), encoding="utf-8")
+    return md, js
+
+
+def _markdown(table: pd.DataFrame) -> list[str]:
+    """A small Markdown table (numbers with 4 significant digits)."""
+    cells = [[f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v) for v in row]
+             for row in table.itertuples(index=False)]
+    return ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns),
+            *("| " + " | ".join(row) + " |" for row in cells)]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def group_symbols(parts: UniverseParts) -> dict[str, list[str]]:
+    """Group name -> its symbols, sorted: ``seen``, ``unseen`` and the liquidity terciles of all of them."""
+    seen = sorted(parts.splits.test.symbols)
+    groups: dict[str, list[str]] = {"seen": seen, "unseen": sorted(parts.holdout)}
+    chosen = {s: parts.liquidity.get(s, 0.0) for s in [*seen, *parts.holdout]}
+    for name, label in sorted(liquidity_terciles(chosen).items()):
+        groups.setdefault(label, []).append(name)
+    return groups
+
+
+class UniverseReport(NamedTuple):
+    """What :func:`universe_report` returns.
+
+    Attributes:
+        frame: Backtest frame of every scored order, column ``symbols`` = ``"seen"`` or ``"unseen"``.
+        frames: The same per group (``seen``, ``unseen`` when symbols were held out).
+        validation: Backtest frame of the classical schedules on the validation windows, or None.
+        tables: :func:`group_headlines`.
+        symbols: :func:`group_symbols`.
+        decomposition: :func:`decomposition_table` on a thinned sample of the seen symbols' test windows, or
+            None without policies.
+    """
+
+    frame: pd.DataFrame
+    frames: dict[str, pd.DataFrame]
+    validation: pd.DataFrame | None
+    tables: dict[str, dict[str, Any]]
+    symbols: dict[str, list[str]]
+    decomposition: pd.DataFrame | None = None
+
+
+def universe_report(config: TrainConfig, score: Callable[[Any], pd.DataFrame],
+                    classical: Callable[[Any], pd.DataFrame | None], *, cluster: str = "day", seed: int = 0,
+                    chunk_windows: int = EVAL_CHUNK_WINDOWS, policies: Mapping[str, Any] | None = None,
+                    decomposition_windows: int = DECOMPOSITION_WINDOWS) -> UniverseReport:
+    """Score a streamed universe's test period chunk by chunk and build the headline per symbol group.
+
+    Args:
+        config: Settings (a streamed universe; ``windows.holdout_symbols`` names the unseen symbols).
+        score: ``score(window_set) -> backtest frame`` (model and baselines) of one chunk.
+        classical: ``classical(validation windows or None) -> frame or None`` of the classical schedules.
+        cluster, seed: As :func:`lems.evaluation.stats.headline_table`.
+        chunk_windows: Test windows per chunk [windows].
+        policies: Label -> policy for the tracking decomposition (e.g. the model, TWAP, the static curve).
+        decomposition_windows: At most this many seen test windows for the decomposition [windows].
+    """
+    frames, val_windows, parts = universe_frames(config, score, chunk_windows)
+    validation = classical(val_windows)
+    frame = pd.concat([f.assign(symbols=name) for name, f in frames.items()], ignore_index=True)
+    frame["asset"] = frame["asset"].astype(str).astype("category")
+    tables = group_headlines(frames, parts.liquidity, validation=validation, cluster=cluster, seed=seed)
+    decomposition = None
+    if policies:
+        sample = parts.splits.test.thin_to(max(int(decomposition_windows), len(parts.splits.test.symbols)))
+        decomposition = decomposition_table(policies, sample.to_window_set(), config.limits.min_rate,
+                                            config.limits.max_rate)
+    return UniverseReport(frame, frames, validation, tables, group_symbols(parts), decomposition)
+
+
+def decomposition_table(policies: Mapping[str, Any], windows, min_rate: float, max_rate: float) -> pd.DataFrame:
+    """The tracking decomposition (:func:`lems.evaluation.decomposition.tracking_decomposition`) of each policy's
+    fixed-duration VWAP buy order on ``windows``: one row per policy with ``n_windows``, ``spread_bps``,
+    ``bias_bps``, ``mean_abs_diff_bps``, ``share_rms`` [fraction of the order], ``price_dispersion_bps`` and
+    ``mean_correlation`` (the summary's other numbers too)."""
+    rows = []
+    for name, policy in policies.items():
+        inputs = tracking_inputs(policy, windows, side="buy", min_rate=min_rate, max_rate=max_rate)
+        rows.append({"policy": name, **tracking_decomposition(inputs.x, inputs.w, inputs.d).summary()})
+    return pd.DataFrame(rows)
