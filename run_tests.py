@@ -12,7 +12,14 @@ What runs where:
 
 With pytest-xdist installed (the ``test`` extra), each run spreads its test files over
 ``LEMS_TEST_WORKERS`` processes (default: the CPU count, at most 4; ``1`` runs serially). Files stay whole
-(``--dist loadfile``), so a module's shared fixtures (a trained tiny model) are built once.
+(``--dist loadfile``), so a module's shared fixtures (a trained tiny model) are built once. Parallel workers
+run single-threaded (BLAS, PyTorch, TensorFlow and XLA thread pools of one): on 2 cores, two workers with a
+pool per core each ran the PyTorch tests 2.5x slower than single-threaded ones.
+
+On JAX the run also lowers XLA's optimisation level (``lems.runtime.set_fast_compile``: the tests' tiny models
+spend most of their time compiling) and shares one on-disk compilation cache between its workers and the CLI
+subprocesses, in a temporary folder removed at the end (tests that build the same model reuse its programs).
+Each of these settings can be overridden from the environment.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 
 FAST_BACKEND_TESTS = ["-m", "backend and not slow"]
@@ -38,7 +46,34 @@ def parallel_args() -> list[str]:
     return ["-n", str(workers), "--dist", "loadfile"]
 
 
+#: One thread per parallel worker (setdefault: the environment wins).
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                   "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+XLA_SINGLE_THREADED = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def backend_env(backend: str, parallel: bool, cache_dir: str) -> dict[str, str]:
+    """The environment of one backend's pytest run (see the module docstring)."""
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    if parallel:
+        for name, value in SINGLE_THREADED.items():
+            env.setdefault(name, value)
+        if "intra_op_parallelism_threads" not in env.get("XLA_FLAGS", ""):
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_SINGLE_THREADED}".strip()
+    if backend == "jax":
+        env.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", cache_dir)
+        env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    return env
+
+
 def main(argv: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="lems-test-jax-cache-") as cache_dir:
+        return run_all(argv, cache_dir)
+
+
+def run_all(argv: list[str], cache_dir: str) -> int:
     failures = []
     parallel = parallel_args()
     for backend, selection in RUNS:
@@ -47,7 +82,7 @@ def main(argv: list[str]) -> int:
             if os.environ.get("LEMS_ALLOW_MISSING_BACKENDS") != "1":
                 failures.append(backend)
             continue
-        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+        env = backend_env(backend, bool(parallel), cache_dir)
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *parallel, *selection, *argv]
         print(f"== {backend}: {shlex.join(cmd[1:])}", flush=True)
         start = time.time()

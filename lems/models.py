@@ -467,6 +467,19 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         config.setdefault("rule_decay", 0.0)
         return cls(**config)
 
+    def compile_from_config(self, config):
+        """Recompile a loaded model, with the loading backend's own ``jit_compile`` default.
+
+        Keras saves the *resolved* ``jit_compile``: a model compiled on JAX with the default ``"auto"`` is saved
+        with ``True``, which on PyTorch means ``torch.compile`` (about two minutes before the first prediction of
+        even a tiny model, then recompilations). Compilation is a property of the backend that runs the model, not
+        of the model, so loading resets it to ``"auto"``; call :meth:`compile` again to choose otherwise.
+        """
+        config = dict(config or {})
+        if "jit_compile" in config:
+            config["jit_compile"] = "auto"
+        super().compile_from_config(config)
+
 
 __all__ = ["DEFAULT_TRAIN_COLUMNS", "LargeExecutionModel", "RETURN_CHANNEL", "SAMPLE_COLUMNS_MIN_HORIZON",
            "VOLUME_CHANNEL", "expected_squared_tracking_error",

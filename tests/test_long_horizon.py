@@ -112,15 +112,15 @@ def test_sample_columns_are_stratified_deterministic_and_vary_with_the_batch():
 
 @pytest.mark.backend
 def test_training_step_scores_sampled_columns_and_evaluation_all_of_them():
-    win = hourly_windows(70, 8)
-    model = small_model(70, train_columns=5)
+    win = hourly_windows(24, 8)
+    model = small_model(24, train_columns=5)
     model.compile(optimizer="adam", loss=lem_loss, metrics=ALL_METRICS)
     x = add_config_to_X(win.X, 0.0, 1.0)
-    assert model(x, training=True).shape == (8, 70, 6, 4, 2)
-    assert model(x).shape == (8, 70, 71, 4, 2)
+    assert model(x, training=True).shape == (8, 24, 6, 4, 2)
+    assert model(x).shape == (8, 24, 25, 4, 2)
     history = model.fit(x, win.y, batch_size=4, epochs=1, verbose=0, shuffle=False)
     assert all(np.isfinite(v[-1]) for v in history.history.values())
-    custom = small_model(70, train_columns=5)
+    custom = small_model(24, train_columns=5)
     custom.compile(optimizer="adam", loss=lambda y, p: lem_loss(y, p))  # unknown loss: full layout
     assert not custom._scores_sampled_columns()
 

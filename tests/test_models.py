@@ -201,6 +201,7 @@ def test_weights_saved_on_jax_load_on_torch(trained, windows, tmp_path):
         from lems.data_formater import add_config_to_X
         assert keras.backend.backend() == "torch"
         model = keras.models.load_model({json.dumps(str(path))})
+        assert model.jit_compile is False  # "auto" on torch: a JAX-saved True must not turn on torch.compile
         x = np.load({json.dumps(str(tmp_path / "x.npy"))})
         out = np.asarray(model.predict(add_config_to_X(x, 0.0, 1.0), verbose=0))
         expected = np.load({json.dumps(str(tmp_path / "expected.npy"))})
