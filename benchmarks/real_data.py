@@ -75,10 +75,10 @@ from lems.data.windows import make_windows
 from lems.evaluation.backtest import backtest, summary
 from lems.evaluation.figures import plot_improvement_by_duration
 from lems.evaluation.stats import paired_comparison, spread_ratios
-from lems.execution import IS_VWAP_ORDER, ORDER_TYPES, allocate_step, rate_columns
 from lems.policies import (
     TWAP,
     FlexibleRule,
+    ForecastSchedule,
     ModelPolicy,
     StaticVWAP,
     fit_blended_policy,
@@ -264,42 +264,6 @@ def validation_tracking(model, val_set) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------------------------
-class ForecastSchedule:
-    """The model's dynamic volume forecast used alone as a schedule (a :class:`lems.policies.Policy`).
-
-    At the open of bar ``s`` it trades the forecast share of what remains
-    (:meth:`lems.models.LargeExecutionModel.forecast_shares`; the last bar takes what is left) for the VWAP order
-    types of every column, and the uniform schedule for the TWAP ones: the dynamic VWAP without the learned heads.
-    Limits apply through :func:`lems.execution.allocate_step` (none in this benchmark).
-    """
-
-    def __init__(self, model, batch_size: int = 512, name: str = "dynamic_forecast") -> None:
-        self.model, self.batch_size, self.name = model, int(batch_size), name
-
-    def shares(self, windows) -> np.ndarray:
-        """``(N, H)`` float64 forecast shares of what remains at every decision (1 at the last bar)."""
-        import keras
-
-        x = np.asarray(windows.X, dtype=np.float32)
-        parts = [np.asarray(keras.ops.convert_to_numpy(self.model.forecast_shares(x[i:i + self.batch_size])),
-                            np.float64) for i in range(0, len(x), self.batch_size)]
-        shares = np.concatenate(parts) if parts else np.zeros((0, windows.n_ahead - 1))
-        return np.concatenate([shares, np.ones((len(shares), 1))], axis=1)
-
-    def allocate(self, windows, min_rate=0.0, max_rate=1.0) -> np.ndarray:
-        """Allocations ``(N, H, H+1, 4, 2)`` float64 (see :class:`lems.policies.Policy`)."""
-        n, horizon = len(windows), int(windows.n_ahead)
-        lo, hi = rate_columns(n, min_rate, max_rate, horizon)
-        uniform = 1.0 / (horizon - np.arange(horizon))
-        share = np.where(IS_VWAP_ORDER[None, None, :], self.shares(windows)[:, :, None], uniform[None, :, None])
-        remaining, out = np.ones((n, len(ORDER_TYPES))), np.zeros((n, horizon, len(ORDER_TYPES)))
-        for s in range(horizon):
-            out[:, s] = allocate_step(share[:, s] * remaining, remaining, horizon - s, lo, hi)
-            remaining = remaining - out[:, s]
-        return np.ascontiguousarray(np.broadcast_to(out[:, :, None, :, None], (n, horizon, horizon + 1,
-                                                                                len(ORDER_TYPES), 2)))
-
-
 def blend_weights(blend, benchmark: str) -> str:
     """The blend's non-zero weights for one benchmark's order types, for the report."""
     weights = dict(zip(blend.policies, blend.weights[benchmark]))

@@ -2,7 +2,8 @@
 
 Modules: :mod:`~lems.policies.base` (the :class:`Policy` protocol, batch and per-bar sides),
 :mod:`~lems.policies.classical` (TWAP, the static volume curve, the static tilt, the flexible rule),
-:mod:`~lems.policies.almgren_chriss`, :mod:`~lems.policies.model` (a trained model),
+:mod:`~lems.policies.almgren_chriss`, :mod:`~lems.policies.model` (a trained model), :mod:`~lems.policies.forecast`
+(:class:`ForecastSchedule`: a trained model's volume forecast alone),
 :mod:`~lems.policies.blend` (forecast combination of fixed-duration schedules) and :mod:`~lems.policies.stored`
 (allocations computed elsewhere). The market estimates the policies read (volatility, static volume curve, ...)
 are data: :mod:`lems.data.estimates`.
@@ -21,6 +22,7 @@ from lems.policies.almgren_chriss import (
 from lems.policies.base import Policy
 from lems.policies.blend import BlendedPolicy, fit_blend_weights, fit_blended_policy, simplex_min_second_moment
 from lems.policies.classical import TWAP, FlexibleRule, StaticTilt, StaticVWAP
+from lems.policies.forecast import ForecastSchedule
 from lems.policies.model import ModelPolicy
 from lems.policies.stored import PrecomputedPolicy, ScheduleTable, window_keys
 
@@ -35,6 +37,7 @@ __all__ = [
     "AlmgrenChriss",
     "BlendedPolicy",
     "FlexibleRule",
+    "ForecastSchedule",
     "ModelPolicy",
     "Policy",
     "PrecomputedPolicy",
