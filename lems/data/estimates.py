@@ -1,5 +1,6 @@
 """Causal per-window market estimates, known at each window's origin (docs/execution.md §3): the static volume curve,
-lookback volatility, expected bar volume, half-spread and arrival price.
+the last lookback bar's volume against its own curve value, lookback volatility, expected bar volume, half-spread and
+arrival price.
 
 Data stage: read by the policies (:mod:`lems.policies`), the costed backtest and the training targets; imports
 only :mod:`lems.execution` and :mod:`lems.data`. Every estimate for a window with origin bar ``t0`` reads bars
@@ -19,6 +20,7 @@ __all__ = [
     "expected_bar_volume",
     "lookback_half_spread",
     "lookback_volatility",
+    "previous_bar_volume",
     "static_volume_curve",
 ]
 
@@ -63,6 +65,46 @@ def static_volume_curve(windows: WindowSet, n_days: int = 20) -> np.ndarray:
         query = origin[rows, None] + np.arange(horizon, dtype=np.int64)[None, :]
         out[rows] = seasonal_volume_profile(index, origin[rows], query, int(n_days))
     return np.maximum(out, 0.0)
+
+
+def previous_bar_volume(windows: WindowSet, n_days: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The last bar before each origin (``t0 - 1``, the lookback's last): its realised volume and its static curve
+    value (what :func:`static_volume_curve` would have expected for it).
+
+    The expected volume of bar ``t0 - 1`` is the mean volume of the last ``n_days`` bars of its slot that start
+    strictly before ``t0 - 1`` (:func:`lems.data.features.seasonal_volume_profile` with the bar itself as the
+    origin). Both read bars ``< t0`` only (causal).
+
+    Args:
+        windows: Windows with ``bars`` (calendar-enriched bars per asset, with ``slot`` and ``volume``).
+        n_days: Past occurrences of a slot averaged [days / sessions].
+
+    Returns:
+        ``(volume, expected)``, each ``(N,)`` float64 [shares / coins per bar], non-negative.
+
+    Raises:
+        ValueError: ``n_days < 1``, bars missing for an asset, an origin without a bar before it, non-finite or
+            negative volumes.
+    """
+    if int(n_days) != n_days or n_days < 1:
+        raise ValueError(f"n_days must be an integer >= 1, got {n_days!r}")
+    n = len(windows)
+    volume, expected = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64)
+    assets = np.asarray(windows.asset)
+    origin = np.asarray(windows.origin_index, dtype=np.int64)
+    for asset in np.unique(assets):
+        rows = np.flatnonzero(assets == asset)
+        bars = _bars_of(windows, str(asset), ("slot", "volume"))
+        values = bars["volume"].to_numpy(np.float64)
+        previous = origin[rows] - 1
+        if previous.size and (previous.min() < 0 or previous.max() >= values.size):
+            raise ValueError(f"a window of {asset!r} has no bar before its origin")
+        if not (np.all(np.isfinite(values[previous])) and np.all(values[previous] >= 0)):
+            raise ValueError(f"non-finite or negative volume before an origin of {asset!r}")
+        index = build_slot_index(bars["slot"].to_numpy(), values)
+        volume[rows] = values[previous]
+        expected[rows] = seasonal_volume_profile(index, previous, previous[:, None], int(n_days))[:, 0]
+    return volume, np.maximum(expected, 0.0)
 
 
 def lookback_volatility(windows: WindowSet) -> np.ndarray:
