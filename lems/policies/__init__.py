@@ -2,8 +2,9 @@
 
 Modules: :mod:`~lems.policies.base` (the :class:`Policy` protocol, batch and per-bar sides),
 :mod:`~lems.policies.classical` (TWAP, the static volume curve, the static tilt, the flexible rule),
-:mod:`~lems.policies.almgren_chriss`, :mod:`~lems.policies.model` (a trained model), :mod:`~lems.policies.forecast`
-(:class:`ForecastSchedule`: a trained model's volume forecast alone),
+:mod:`~lems.policies.dynamic` (:class:`DynamicVWAP`: the static curve times a persistent volume deviation re-estimated
+at every bar, fitted on validation windows), :mod:`~lems.policies.almgren_chriss`, :mod:`~lems.policies.model` (a
+trained model), :mod:`~lems.policies.forecast` (:class:`ForecastSchedule`: a trained model's volume forecast alone),
 :mod:`~lems.policies.blend` (forecast combination of fixed-duration schedules) and :mod:`~lems.policies.stored`
 (allocations computed elsewhere). The market estimates the policies read (volatility, static volume curve, ...)
 are data: :mod:`lems.data.estimates`.
@@ -22,12 +23,14 @@ from lems.policies.almgren_chriss import (
 from lems.policies.base import Policy
 from lems.policies.blend import BlendedPolicy, fit_blend_weights, fit_blended_policy, simplex_min_second_moment
 from lems.policies.classical import TWAP, FlexibleRule, StaticTilt, StaticVWAP
+from lems.policies.dynamic import DynamicVWAP
 from lems.policies.forecast import ForecastSchedule
 from lems.policies.model import ModelPolicy
 from lems.policies.stored import PrecomputedPolicy, ScheduleTable, window_keys
 
 #: The classical baselines by name (classes; instantiate with their defaults or parameters). :class:`StaticTilt`
-#: is not among them: it must be fitted (:meth:`StaticTilt.fit`) on validation windows first.
+#: and :class:`DynamicVWAP` are not among them: they must be fitted (:meth:`StaticTilt.fit`,
+#: :meth:`DynamicVWAP.fit`) on validation windows first.
 BASELINES: dict[str, type] = {"twap": TWAP, "static_vwap": StaticVWAP, "flexible_rule": FlexibleRule,
                               "almgren_chriss": AlmgrenChriss}
 
@@ -36,6 +39,7 @@ __all__ = [
     "TWAP",
     "AlmgrenChriss",
     "BlendedPolicy",
+    "DynamicVWAP",
     "FlexibleRule",
     "ForecastSchedule",
     "ModelPolicy",
