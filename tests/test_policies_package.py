@@ -23,12 +23,16 @@ from lems.data.windows import make_windows
 from lems.execution import check_allocations
 from lems.live import _plan
 from lems.policies import (
+    CLASSICAL_SCHEDULES,
+    TUNED_SCHEDULES,
     TWAP,
     AlmgrenChriss,
+    DynamicVWAP,
     FlexibleRule,
     PrecomputedPolicy,
     StaticTilt,
     StaticVWAP,
+    classical_schedules,
     fit_blend_weights,
     simplex_min_second_moment,
     window_keys,
@@ -146,6 +150,32 @@ def test_static_tilt_rejects_bad_input():
     silent = dataclasses.replace(win, volumes=np.zeros_like(win.volumes))
     with pytest.raises(ValueError, match="traded volume"):
         StaticTilt.fit(silent)
+
+
+def test_classical_schedules_fit_the_tuned_ones_on_validation_windows_only():
+    win = _windows()
+    val, test = win.subset(np.arange(len(win) // 2)), win.subset(np.arange(len(win) // 2, len(win)))
+    schedules = classical_schedules(val, n_days=5)
+    assert tuple(schedules) == (*CLASSICAL_SCHEDULES, *TUNED_SCHEDULES) == ("twap", "static_vwap", "static_tilt",
+                                                                            "dynamic_vwap")
+    assert all(policy.name == name for name, policy in schedules.items())
+    assert isinstance(schedules["twap"], TWAP) and schedules["static_vwap"].n_days == 5
+    np.testing.assert_array_equal(schedules["static_tilt"].log_tilt, StaticTilt.fit(val, n_days=5).log_tilt)
+    dynamic = DynamicVWAP.fit(val, n_days=5)
+    assert (schedules["dynamic_vwap"].rho, schedules["dynamic_vwap"].level_weight) == (dynamic.rho,
+                                                                                       dynamic.level_weight)
+    assert schedules["dynamic_vwap"].fit_spreads == dynamic.fit_spreads  # the fit saw the validation windows only
+    for policy in schedules.values():
+        check_allocations(policy.allocate(test, 0.05, 0.4), 0.05, 0.4)
+    # no validation windows: the pair alone, nothing fitted on other windows
+    for nothing in (None, val.subset(np.arange(0))):
+        assert list(classical_schedules(nothing)) == ["twap", "static_vwap"]
+    # a validation window without traded volume: the tilt is fitted on the others
+    silent = val.volumes.copy()
+    silent[0] = 0.0
+    quiet = dataclasses.replace(val, volumes=silent)
+    tilt = classical_schedules(quiet, n_days=5)["static_tilt"]
+    np.testing.assert_array_equal(tilt.log_tilt, StaticTilt.fit(val.subset(np.arange(1, len(val))), n_days=5).log_tilt)
 
 
 def test_precomputed_policy_serves_any_subset_of_its_windows():
