@@ -16,8 +16,11 @@ from lems.baselines import TWAP, FlexibleRule, StaticVWAP
 from lems.data.synthetic import synthetic_market
 from lems.data.windows import make_windows
 from lems.evaluation.backtest import allocate_and_backtest
+from lems.evaluation.page import spread_lines
 from lems.evaluation.stats import (
+    CLASSICAL_SCHEDULES,
     SPREAD_BOOTSTRAP_DRAWS,
+    TUNED_SCHEDULES,
     day_bootstrap_spreads,
     fixed_vwap_diff_table,
     fixed_vwap_diffs,
@@ -34,8 +37,13 @@ H = 4
 
 def _tiny_frame(model_diffs, twap_diffs, days=("2024-01-01", "2024-01-01", "2024-01-02")) -> pd.DataFrame:
     """Fixed VWAP orders only: one window per entry of ``days``, 4 orders (buy/sell x quantity/notional) each."""
+    return _fixed_frame({"model": model_diffs, "twap": twap_diffs}, days)
+
+
+def _fixed_frame(diffs_by_policy, days=("2024-01-01", "2024-01-01", "2024-01-02")) -> pd.DataFrame:
+    """:func:`_tiny_frame` of any policies: ``{policy: signed diffs [bps], 4 per entry of days}``."""
     rows = []
-    for policy, diffs in (("model", model_diffs), ("twap", twap_diffs)):
+    for policy, diffs in diffs_by_policy.items():
         diffs = np.asarray(diffs, float).reshape(len(days), 2, 2)
         for w, day in enumerate(days):
             for s, side in enumerate(("buy", "sell")):
@@ -154,3 +162,37 @@ def test_headline_table_chooses_the_best_on_validation(run):
     assert row["mean_diff"] == pytest.approx(means["model"] - means["flexible_rule"], rel=1e-9, abs=1e-12)
     with pytest.raises(ValueError, match="classical"):
         headline_table(frame[frame["policy"] == "model"])
+
+
+def test_headline_table_includes_the_tuned_schedules_and_chooses_on_validation():
+    """A hand-made frame: on the scored orders the static tilt has the lowest spread, on validation the dynamic VWAP
+    schedule; the best is the one of validation, and the ratio to every classical schedule is listed."""
+    days = ("2024-01-01", "2024-01-01", "2024-01-02", "2024-01-03")
+    base = np.array([1, -2, 3, 0, -1, 2, -3, 1, 2, 0, -2, 1, -1, 3, 0, -2], float)  # spread of a schedule: scale
+    model = np.array([0, 1, -1, 2, 1, -1, 0, -2, 1, 1, -1, 0, 2, -1, 0, 1], float)
+    test_scales = {"twap": 3.0, "static_vwap": 2.5, "static_tilt": 1.5, "dynamic_vwap": 2.0}
+    val_scales = {"twap": 3.0, "static_vwap": 2.5, "static_tilt": 2.0, "dynamic_vwap": 1.2}
+    scored = _fixed_frame({"model": model, **{k: v * base for k, v in test_scales.items()}}, days)
+    validation = _fixed_frame({k: v * base for k, v in val_scales.items()}, days)
+    assert (*CLASSICAL_SCHEDULES, *TUNED_SCHEDULES) == tuple(test_scales)
+
+    on_test = headline_table(scored, n_boot=20)
+    assert on_test["best"]["baseline"] == "static_tilt" and on_test["best"]["chosen_on"] == "scored set"
+    chosen = headline_table(scored, validation=validation, n_boot=20)
+    spread = chosen["spread"].set_index("baseline")
+    assert list(spread.index) == list(test_scales)  # every classical schedule of the frame, tuned ones too
+    assert chosen["best"]["baseline"] == "dynamic_vwap" and chosen["best"]["chosen_on"] == "validation"
+    assert spread["best"].to_dict() == {k: k == "dynamic_vwap" for k in test_scales}
+    assert set(chosen["best"]["selection_spreads_bps"]) == set(val_scales)
+    model_std = np.std(model, ddof=1)
+    for name, scale in test_scales.items():
+        assert spread.loc[name, "ratio"] == pytest.approx(model_std / (scale * np.std(base, ddof=1)), rel=1e-12)
+    assert chosen["best"]["ratio"] == pytest.approx(spread.loc["dynamic_vwap", "ratio"])
+    line = spread_lines(chosen)[0]
+    assert "best classical schedule (TWAP, static curve, static tilt, dynamic VWAP; chosen on validation)" in line
+    assert "dynamic_vwap: **" in line
+    # the always-present pair alone, when asked; a validation frame without the tuned ones chooses among the pair
+    pair = headline_table(scored, validation=validation, classical=CLASSICAL_SCHEDULES, n_boot=20)
+    assert list(pair["spread"]["baseline"]) == list(CLASSICAL_SCHEDULES) and pair["best"]["baseline"] == "static_vwap"
+    old = validation[validation["policy"].isin(CLASSICAL_SCHEDULES)]
+    assert headline_table(scored, validation=old, n_boot=20)["best"]["baseline"] == "static_vwap"

@@ -41,8 +41,8 @@ from lems.execution import (
 )
 
 __all__ = ["ALMGREN_CHRISS", "COSTED_COLUMNS", "FRAME_COLUMNS", "GROUP_COLUMNS", "SUMMARY_STATS", "TCA_COLUMNS",
-           "PrecomputedPolicy", "allocate_and_backtest", "backtest", "costed_backtest", "select_sizes",
-           "split_costed", "summary"]
+           "PrecomputedPolicy", "allocate_and_backtest", "backtest", "classical_frame", "costed_backtest",
+           "select_sizes", "split_costed", "summary"]
 
 #: Columns of :func:`backtest`, in order.
 FRAME_COLUMNS: tuple[str, ...] = (
@@ -317,6 +317,21 @@ def allocate_and_backtest(policies: Sequence[Any], windows, *, min_rate: Any = 0
     frame = backtest([PrecomputedPolicy(k, v, windows) for k, v in allocations.items()], windows,
                      min_rate=min_rate, max_rate=max_rate)
     return frame, allocations
+
+
+def classical_frame(schedules: Mapping[str, Policy], windows: WindowSet | None, *, min_rate: Any = 0.0,
+                    max_rate: Any = 1.0) -> pd.DataFrame | None:
+    """Backtest frame of the classical fixed-duration schedules on the validation windows, the frame the headline's
+    best classical schedule is chosen on (:func:`lems.evaluation.stats.headline_table`); ``None`` without windows.
+
+    Args:
+        schedules: Label -> schedule, e.g. :func:`lems.policies.classical_schedules` of the same ``windows``.
+        windows: The validation windows, or ``None``.
+        min_rate, max_rate: The trading limits of the scored orders.
+    """
+    if windows is None or len(windows) == 0:
+        return None
+    return backtest(dict(schedules), windows, min_rate=min_rate, max_rate=max_rate)
 
 
 def _size_of(conditions) -> float:

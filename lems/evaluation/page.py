@@ -27,7 +27,7 @@ from lems.evaluation.figures import (
 )
 from lems.evaluation.frames import _prepare, _prepare_costed
 from lems.evaluation.stats import (
-    CLASSICAL_SCHEDULES,
+    _ALL_CLASSICAL,
     CLUSTERS,
     _cluster_ids,
     _pooled,
@@ -86,7 +86,7 @@ def _headline_lines(tables: dict[str, pd.DataFrame], model: str, horizon: int) -
     if model in fixed.index:
         te = fixed.loc[model, "vwap_tracking_error_bps"]
         parts = []
-        for base in ("twap", "static_vwap"):
+        for base in ("twap", "static_vwap", "static_tilt", "dynamic_vwap"):
             if base in fixed.index and "model_improvement_pct" in fixed.columns:
                 r = fixed.loc[base]
                 pct = r["model_improvement_pct"]
@@ -115,6 +115,11 @@ def _headline_lines(tables: dict[str, pd.DataFrame], model: str, horizon: int) -
     return lines
 
 
+#: The classical fixed-duration schedules in short words (the spread ratio's candidates).
+_SCHEDULE_WORDS = {"twap": "TWAP", "static_vwap": "static curve", "static_tilt": "static tilt",
+                   "dynamic_vwap": "dynamic VWAP"}
+
+
 def _ratio(row: Mapping[str, Any]) -> str:
     return f"{row['ratio']:.3f} [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
 
@@ -124,13 +129,14 @@ def spread_lines(table: Mapping[str, Any], model: str = "model") -> list[str]:
     fixed-duration spread ratio to the best classical schedule (and where it was chosen), to each classical
     schedule, and its flexible improvement over the rule per benchmark and side."""
     best, spread = table["best"], table["spread"]
-    where = ("chosen on the validation windows" if best["chosen_on"] == "validation" else
+    where = ("chosen on validation" if best["chosen_on"] == "validation" else
              "chosen on the scored windows themselves: no validation windows were given")
+    candidates = ", ".join(_SCHEDULE_WORDS.get(c, c) for c in best.get("selection_spreads_bps", spread["baseline"]))
     days, draws = int(spread["days"].iloc[0]), int(spread["n_boot"].iloc[0])
     others = "; ".join(f"{row.baseline} {_ratio(row._asdict())}" for row in spread.itertuples(index=False))
     lines = [f"**Fixed duration, spread ratio** (std of the signed VWAP diff, {model} / schedule; < 1: {model} tracks "
              f"VWAP more tightly; 95 % day-bootstrap interval, {draws} draws over {days} origin days): vs the best "
-             f"classical schedule, {best['baseline']} ({where}): **{_ratio(best)}** ({model} "
+             f"classical schedule ({candidates}; {where}), {best['baseline']}: **{_ratio(best)}** ({model} "
              f"{_fmt(best['model_spread_bps'])} bps vs {_fmt(best['spread_bps'])} bps); per schedule: {others}."]
     flex = table["flexible"]
     for bench in BENCHMARKS:
@@ -144,7 +150,8 @@ def spread_lines(table: Mapping[str, Any], model: str = "model") -> list[str]:
 
 
 #: Baselines in words (verdict sentences).
-_IN_WORDS = {"static_vwap": "the static volume curve", "twap": "TWAP", "flexible_rule": "the classical flexible rule"}
+_IN_WORDS = {"static_vwap": "the static volume curve", "twap": "TWAP", "flexible_rule": "the classical flexible rule",
+             "static_tilt": "the static tilt", "dynamic_vwap": "the dynamic VWAP schedule"}
 
 
 def _significance(row: pd.Series) -> str:
@@ -156,8 +163,9 @@ def verdicts(tables: dict[str, pd.DataFrame], model: str = "model") -> list[str]
     """The headline in words: where the model is better than each classical baseline, and where it is not.
 
     One sentence per comparison that :func:`headline` makes: the fixed-duration VWAP tracking error against
-    the static volume curve and TWAP, and the flexible-duration improvement against the classical flexible
-    rule (per benchmark). A baseline that does better than the model is named as the better one.
+    the static volume curve, TWAP, the static tilt and the dynamic VWAP schedule (those in the tables), and the
+    flexible-duration improvement against the classical flexible rule (per benchmark). A baseline that does
+    better than the model is named as the better one.
 
     Args:
         tables: The output of :func:`headline` (with the paired columns, i.e. a model and baselines).
@@ -165,7 +173,7 @@ def verdicts(tables: dict[str, pd.DataFrame], model: str = "model") -> list[str]
     """
     lines = []
     fixed = tables["fixed"].set_index("policy")
-    for base in ("static_vwap", "twap"):
+    for base in ("static_vwap", "twap", "static_tilt", "dynamic_vwap"):
         if base == model or base not in fixed.index or "mean_diff" not in fixed.columns:
             continue
         r, name = fixed.loc[base], _IN_WORDS[base]
@@ -529,7 +537,7 @@ def write_report(frame: pd.DataFrame | Sequence[pd.DataFrame], out_dir: str | Pa
         plot_orders(allocations, windows, out / figures["orders"], seed=seed)
     tca = [] if costs is None else _write_tca(frame, costs, out, figures, conditions, ac_risk_aversion, model)
     if (spread is None and model in policies and "diff" in frame.columns
-            and any(c in policies for c in CLASSICAL_SCHEDULES)):
+            and any(c in policies for c in _ALL_CLASSICAL)):
         spread = headline_table(frame, model, validation=validation, cluster=cluster)
     if spread is not None:
         (out / "headline.json").write_text(json.dumps(headline_record(spread), indent=2, default=str),

@@ -22,12 +22,14 @@ from lems.data.targets import seed_targets
 from lems.evaluation.backtest import SUMMARY_STATS, summary
 from lems.evaluation.frames import _ORDER_KEYS, _prepare
 from lems.execution import IS_VWAP_ORDER, seed_outcome
+from lems.policies.schedules import CLASSICAL_SCHEDULES, TUNED_SCHEDULES
 
 __all__ = [
     "CLASSICAL_SCHEDULES",
     "CLUSTERS",
     "FLEXIBLE_RULE",
     "SPREAD_BOOTSTRAP_DRAWS",
+    "TUNED_SCHEDULES",
     "clustered_mean_ci",
     "day_bootstrap_spreads",
     "fixed_vwap_diff_table",
@@ -264,8 +266,11 @@ def headline(frame: pd.DataFrame, model: str = "model", cluster: str = "day") ->
 # --------------------------------------------------------------------------------------------------------
 # The fixed-duration spread ratio (the README's headline)
 # --------------------------------------------------------------------------------------------------------
-#: The classical fixed-duration schedules a model's spread is compared with (policy labels of the backtest).
-CLASSICAL_SCHEDULES = ("twap", "static_vwap")
+#: The classical fixed-duration schedules a model's spread is compared with (policy labels of the backtest; defined
+#: in :mod:`lems.policies.schedules`): :data:`CLASSICAL_SCHEDULES` (TWAP, the static curve) are always there,
+#: :data:`TUNED_SCHEDULES` (the static tilt, the dynamic VWAP schedule) when they were fitted on validation windows
+#: (:func:`lems.policies.classical_schedules`).
+_ALL_CLASSICAL = (*CLASSICAL_SCHEDULES, *TUNED_SCHEDULES)
 #: The classical flexible-duration policy a model's flexible columns are compared with.
 FLEXIBLE_RULE = "flexible_rule"
 #: Draws of the day bootstrap of the spread ratio's interval (percentile interval): 500, the number
@@ -454,22 +459,30 @@ def _classical_spreads(frame: pd.DataFrame, classical: Sequence[str], tz: str) -
 
 
 def headline_table(frame: pd.DataFrame, model: str = "model", *, validation: pd.DataFrame | None = None,
-                   classical: Sequence[str] = CLASSICAL_SCHEDULES, rule: str = FLEXIBLE_RULE,
+                   classical: Sequence[str] | None = None, rule: str = FLEXIBLE_RULE,
                    n_boot: int = SPREAD_BOOTSTRAP_DRAWS, seed: int = 0, cluster: str = "day",
                    tz: str = "UTC") -> dict[str, Any]:
     """The headline of a data set: the model's fixed-duration spread ratio to each classical schedule and to the
     best one, and its flexible improvement over the rule per side (what ``lems evaluate`` / ``lems report`` print
     and the README's results table shows).
 
-    The best classical schedule is the one with the lowest spread on ``validation`` (a backtest frame of the
-    classical schedules on the validation windows) when given, so that choosing it does not look at the scored
-    orders; otherwise it is chosen on ``frame`` itself and ``best["chosen_on"]`` says so.
+    The classical schedules are TWAP, the static curve, the static tilt and the dynamic VWAP schedule, those of them
+    the frame holds (:func:`lems.policies.classical_schedules`). The best one is the one with the lowest spread on
+    ``validation`` (a backtest frame of the classical schedules on the validation windows) when given, so that
+    choosing it does not look at the scored orders; otherwise it is chosen on ``frame`` itself and
+    ``best["chosen_on"]`` says so. Only the schedules of ``frame`` that ``validation`` holds too are candidates
+    (e.g. a validation frame written before the tuned schedules existed chooses among TWAP and the static curve);
+    ``spread`` still lists the ratio to every one of ``frame``. The tuned schedules were fitted on the same
+    validation windows, so their validation spread is in-sample there (the choice may favour them; the scored
+    ratio is out-of-sample all the same).
 
     Args:
         frame: The scored backtest frame (the model, the classical schedules, the rule).
         model: The model's policy label.
         validation: Backtest frame of the classical schedules on validation windows, or ``None``.
-        classical: Labels of the classical fixed-duration schedules (those absent from the frame are skipped).
+        classical: Labels of the classical fixed-duration schedules (those absent from the frame are skipped);
+            ``None``: :data:`CLASSICAL_SCHEDULES` and :data:`TUNED_SCHEDULES`, i.e. every classical schedule the
+            frame holds.
         rule: Label of the classical flexible rule.
         n_boot, seed: Draws and seed of the day bootstrap (:func:`spread_ratios`).
         cluster: Clustering of the flexible comparison's standard errors (:func:`paired_comparison`).
@@ -487,6 +500,7 @@ def headline_table(frame: pd.DataFrame, model: str = "model", *, validation: pd.
     Raises:
         ValueError: no model or no classical schedule in the frame, a validation frame without them.
     """
+    classical = _ALL_CLASSICAL if classical is None else tuple(classical)
     present = [c for c in classical if c in {str(p) for p in _prepare(frame)["policy"].cat.categories}]
     if not present:
         raise ValueError(f"no classical schedule {list(classical)} in the frame")
