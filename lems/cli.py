@@ -27,12 +27,12 @@ import lems.metrics  # noqa: F401 - registers the metrics
 import lems.models  # noqa: F401 - registers the model and its layers
 from lems import __version__
 
-from lems.policies import TWAP, FlexibleRule, ModelPolicy, StaticVWAP
-from lems.evaluation.backtest import PrecomputedPolicy, allocate_and_backtest, backtest, costed_backtest
+from lems.policies import FlexibleRule, ModelPolicy, classical_schedules
+from lems.evaluation.backtest import PrecomputedPolicy, allocate_and_backtest, classical_frame, costed_backtest
 from lems.evaluation.backtest import select_sizes, split_costed
 from lems.evaluation.frames import read_frames
 from lems.evaluation.page import spread_lines, verdicts, write_report
-from lems.evaluation.stats import CLASSICAL_SCHEDULES, headline, headline_table
+from lems.evaluation.stats import CLASSICAL_SCHEDULES, TUNED_SCHEDULES, headline, headline_table
 from lems.evaluation.tca import tca_table
 from lems.runtime import enable_compilation_cache, fast_compile_enabled, set_fast_compile
 from lems.training import (
@@ -150,8 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common], help="synthetic market → train → backtest → report",
                           description="Build a synthetic 24/7 market, train a small model for a fixed number of "
                                       "optimizer steps (same --seed, same numbers on any machine), backtest it "
-                                      "against TWAP, static VWAP and a flexible rule on the test split, and write "
-                                      "a report (md + png + csv) into a folder printed at the end.")
+                                      "against TWAP, the static curve, the static tilt and dynamic VWAP (fitted on "
+                                      "validation) and a flexible rule on the test split, and write a report "
+                                      "(md + png + csv) into a folder printed at the end.")
     demo.add_argument("--quick", action="store_true", help="tiny model and few windows (about a minute, for CI)")
     demo.add_argument("--out", type=Path, default=None, help="output folder (default ./lems_demo_<timestamp>)")
     demo.add_argument("--steps", type=int, default=None,
@@ -176,10 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", parents=[common], help="backtest a saved model against baselines",
-                              description="Backtest MODEL.keras and the baselines (TWAP, static VWAP, flexible "
-                                          "rule) on windows of DATA; writes the frame (parquet or csv) and a "
-                                          "report. Settings: --config, else config.toml beside the model, else "
-                                          "defaults; the model's lookback and horizon always win.")
+                              description="Backtest MODEL.keras and the baselines (TWAP, static curve, static "
+                                          "tilt and dynamic VWAP fitted on the validation windows, flexible rule) "
+                                          "on windows of DATA; writes the frame (parquet or csv) and a report. "
+                                          "Settings: --config, else config.toml beside the model, else defaults; "
+                                          "the model's lookback and horizon always win.")
     evaluate.add_argument("model", type=Path, metavar="MODEL.keras", help="a model saved by 'lems train'")
     evaluate.add_argument("data", nargs="+", metavar="DATA", help="bar files or folders, or 'synthetic'")
     evaluate.add_argument("--config", type=Path, default=None, help="settings file (.toml, .yaml, .yml, .json)")
@@ -302,21 +304,14 @@ def _model_policy(model, n_windows: int):
     return ModelPolicy(model, batch_size=max(1, n_windows if n_windows <= 4096 else 2048), name="model")
 
 
-def _evaluate(model, windows, min_rate: float, max_rate: float):
+def _evaluate(model, windows, min_rate: float, max_rate: float, schedules=None):
+    """The model, the classical ``schedules`` (:func:`classical_schedules`; default TWAP and the static curve) and
+    the flexible rule on ``windows``: ``(frame, allocations)``."""
     if len(windows) == 0:
         raise CLIError("no window to evaluate (the test split is empty: is the data long enough?)")
-    policies = [_model_policy(model, len(windows)), TWAP(), StaticVWAP(), FlexibleRule()]
+    schedules = classical_schedules(None) if schedules is None else schedules
+    policies = [_model_policy(model, len(windows)), *schedules.values(), FlexibleRule()]
     return allocate_and_backtest(policies, windows, min_rate=min_rate, max_rate=max_rate)
-
-
-def _classical_frame(windows, min_rate: float, max_rate: float):
-    """Backtest frame of the classical fixed-duration schedules on ``windows`` (the validation windows the best one
-    is chosen on), or None without windows."""
-    if windows is None or len(windows) == 0:
-        return None
-    classical = {"twap": TWAP(), "static_vwap": StaticVWAP()}
-    return backtest({name: classical[name] for name in CLASSICAL_SCHEDULES}, windows, min_rate=min_rate,
-                    max_rate=max_rate)
 
 
 def _print_spread(table) -> None:
@@ -331,12 +326,12 @@ def _print_headline(frame) -> None:
     fixed = tables["fixed"].set_index("policy")
     if "model" in fixed.index:
         parts = [f"{p} {fixed.loc[p, 'vwap_tracking_error_bps']:.2f}" for p in fixed.index
-                 if p in ("model", "twap", "static_vwap")]
+                 if p in ("model", *CLASSICAL_SCHEDULES, *TUNED_SCHEDULES)]
         line = "  fixed duration, VWAP tracking error [bps, lower is better]: " + ", ".join(parts)
         if "model_improvement_pct" in fixed.columns:
             relative = [f"{abs(fixed.loc[p, 'model_improvement_pct']):.1f} % "
                         f"{'lower' if fixed.loc[p, 'model_improvement_pct'] >= 0 else 'higher'} than {p}"
-                        for p in ("twap", "static_vwap") if p in fixed.index]
+                        for p in (*CLASSICAL_SCHEDULES, *TUNED_SCHEDULES) if p in fixed.index]
             line += (" (model " + ", ".join(relative) + ")") if relative else ""
         _say(line)
     flex = tables["flexible"]
@@ -431,8 +426,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
          f"{', fast compile' if fast else ''})...")
     result = train(config, windows=splits, verbose=1 if sys.stdout.isatty() else 2)
     _say(f"      {_training_summary(result)}")
-    _say(f"[3/3] backtest on {len(splits.test)} test windows against TWAP, static VWAP, flexible rule...")
-    frame, allocations = _evaluate(result.model, splits.test, config.min_rate, config.max_rate)
+    schedules = classical_schedules(splits.val)  # the tuned ones fitted on the validation windows
+    _say(f"[3/3] backtest on {len(splits.test)} test windows against {', '.join(schedules)}, flexible rule...")
+    frame, allocations = _evaluate(result.model, splits.test, config.min_rate, config.max_rate, schedules)
     _save_training(result, out)
     _save_frame(frame, out, "parquet")
 
@@ -441,7 +437,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "training": f"{_budget_words(config)}; {_training_summary(result)}"}
     page = write_report(frame, out, allocations=allocations, windows=splits.test, format=args.format,
                         cluster=args.cluster, title="lems demo: learned execution on a synthetic market", meta=meta,
-                        seed=config.seed, validation=_classical_frame(splits.val, config.min_rate, config.max_rate))
+                        seed=config.seed, validation=classical_frame(schedules, splits.val, min_rate=config.min_rate,
+                                                                     max_rate=config.max_rate))
     _say("headline (test split):")
     _print_headline(frame)
     _say(f"report: {page}")
@@ -513,9 +510,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     windows, val_windows = evaluation_parts(config, args.split)
     _say(f"lems evaluate: {len(windows)} windows ({args.split}), horizon {n_ahead} bars, limits "
          f"[{config.min_rate:g}, {config.max_rate:g}] of the order per bar")
-    frame, allocations = _evaluate(model, windows, config.min_rate, config.max_rate)
+    schedules = classical_schedules(val_windows)  # the tuned ones fitted on the validation windows only
+    frame, allocations = _evaluate(model, windows, config.min_rate, config.max_rate, schedules)
     frame_path = _save_frame(frame, out, args.frame_format)
-    validation = _classical_frame(val_windows, config.min_rate, config.max_rate)
+    validation = classical_frame(schedules, val_windows, min_rate=config.min_rate, max_rate=config.max_rate)
     if validation is not None:
         _save_frame(validation, out, args.frame_format, stem=VALIDATION_STEM)
     spread = headline_table(frame, validation=validation, cluster=args.cluster)
@@ -543,10 +541,9 @@ def _evaluate_universe(args: argparse.Namespace, config, model, out: Path) -> in
     (unseen), the headline per group (seen / unseen / liquidity tercile)."""
     if config.execution.costed:
         _warn("streamed evaluation scores frictionless orders only: the [execution] costs are not applied")
-    result = universe_report(config, lambda chunk: _evaluate(model, chunk, config.min_rate, config.max_rate)[0],
-                             lambda val: _classical_frame(val, config.min_rate, config.max_rate),
-                             cluster=args.cluster, seed=config.seed,
-                             policies={"model": _model_policy(model, 2048), "twap": TWAP(), "static_vwap": StaticVWAP()})
+    result = universe_report(config, lambda chunk, fitted: _evaluate(model, chunk, config.min_rate, config.max_rate,
+                                                                     fitted)[0],
+                             cluster=args.cluster, seed=config.seed, policies={"model": _model_policy(model, 2048)})
     _say(f"lems evaluate: streamed universe, test period of {len(result.symbols['seen'])} seen and "
          f"{len(result.symbols['unseen'])} held-out symbols, horizon {config.n_ahead} bars")
     frame_path = _save_frame(result.frame, out, args.frame_format)

@@ -56,7 +56,7 @@ def test_demo_quick_end_to_end(tmp_path):
         assert (out / name).is_file(), name
     assert (out / "backtest.parquet").is_file() or (out / "backtest.csv").is_file()
     summary = pd.read_csv(out / "summary.csv")
-    assert {"model", "twap", "static_vwap", "flexible_rule"} <= set(summary["policy"])
+    assert {"model", "twap", "static_vwap", "static_tilt", "dynamic_vwap", "flexible_rule"} <= set(summary["policy"])
     assert np.isfinite(summary["mean"]).all()
     assert TrainConfig.load(out / "config.toml").n_ahead == 6
     assert "Traceback" not in proc.stderr
@@ -213,11 +213,22 @@ def test_train_evaluate_report_commands(tmp_path, capsys):
     assert info["soup_epochs"] == [info["best_epoch"]] == [1]  # weight_soup off by default: the best epoch
 
     eval_dir = tmp_path / "eval"
+    capsys.readouterr()
     rc = main(["evaluate", str(train_dir / "model.keras"), str(data), "--out", str(eval_dir), "--frame-format",
                "csv", "--max-rate", "0.5"])
     assert rc == 0
     frame = pd.read_csv(eval_dir / "backtest.csv")
-    assert set(frame["policy"]) == {"model", "twap", "static_vwap", "flexible_rule"}
+    # the classical schedules: TWAP, the static curve and the two fitted on the validation windows
+    classical = {"twap", "static_vwap", "static_tilt", "dynamic_vwap"}
+    assert set(frame["policy"]) == {"model", "flexible_rule", *classical}
+    assert set(pd.read_csv(eval_dir / "backtest_validation.csv")["policy"]) == classical
+    out = capsys.readouterr().out
+    assert "best classical schedule (TWAP, static curve, static tilt, dynamic VWAP; chosen on validation)" in out
+    assert "dynamic_vwap" in out.split("per schedule:")[1] and "static_tilt" in out.split("per schedule:")[1]
+    headline_json = json.loads((eval_dir / "headline.json").read_text())
+    assert {row["baseline"] for row in headline_json["spread"]} == classical
+    assert set(headline_json["best"]["selection_spreads_bps"]) == classical
+    assert "dynamic_vwap" in (eval_dir / "report.md").read_text()
     assert frame["max_participation"].max() <= 0.5 + 1e-6  # the evaluation's limits were applied
     assert (eval_dir / "report.md").is_file() and (eval_dir / "example_orders.png").is_file()
     with pytest.raises(ValueError, match="infeasible"):
@@ -228,6 +239,8 @@ def test_train_evaluate_report_commands(tmp_path, capsys):
     report_dir = tmp_path / "report"
     assert main(["report", str(eval_dir / "backtest.csv"), "--out", str(report_dir), "--format", "html"]) == 0
     assert (report_dir / "report.html").is_file() and (report_dir / "summary.csv").is_file()
+    reported = capsys.readouterr().out  # the headline from the frames, the best chosen on the validation frame
+    assert "static tilt, dynamic VWAP; chosen on validation)" in reported and "dynamic_vwap" in reported
 
     # net of costs: sizes, a cost model and a cap on the command line
     costs_dir = tmp_path / "costs"
@@ -240,7 +253,7 @@ def test_train_evaluate_report_commands(tmp_path, capsys):
     assert "order of 20 % of the expected horizon volume: model" in out and "almgren_chriss" in out
     costs = pd.read_csv(costs_dir / "backtest_costs.csv")
     assert sorted(costs["order_size"].unique()) == [0.01, 0.2]
-    assert set(costs["policy"]) == {"model", "twap", "static_vwap", "flexible_rule", "almgren_chriss"}
+    assert set(costs["policy"]) == {"model", "flexible_rule", "almgren_chriss", *classical}
     assert costs["peak_bar_participation"].max() <= 0.5 + 1e-9  # the cap
     assert pd.read_csv(costs_dir / "backtest.csv").equals(frame)  # the frictionless frame as before
     text = (costs_dir / "report.md").read_text()

@@ -84,14 +84,19 @@ def test_train_holdout_then_evaluate_reports_unseen_symbols(folder, tmp_path, ca
     unseen = frame[frame["symbols"] == "unseen"]
     assert set(unseen["asset"]) == set(held)
     assert set(held).isdisjoint(frame.loc[frame["symbols"] == "seen", "asset"])
-    assert set(frame["policy"]) == {"model", "twap", "static_vwap", "flexible_rule"}
+    classical = ["twap", "static_vwap", "static_tilt", "dynamic_vwap"]  # the last two fitted on validation windows
+    assert set(frame["policy"]) == {"model", "flexible_rule", *classical}
+    assert set(pd.read_csv(eval_dir / "backtest_validation.csv")["policy"]) == set(classical)
     record = json.loads((eval_dir / "universe_headline.json").read_text())
     decomposition = record.pop("decomposition")
     assert {"seen", "unseen"} <= set(record) and set(record) <= {"seen", "unseen", *LIQUIDITY_TERCILES}
     assert sorted(record["unseen"]["symbols"]) == sorted(held)
     assert all(np.isfinite(r["best"]["ratio"]) for r in record.values())
-    assert [row["policy"] for row in decomposition] == ["model", "twap", "static_vwap"]
+    assert all(sorted(r["best"]["selection_spreads_bps"]) == sorted(classical) for r in record.values())
+    assert all([row["baseline"] for row in r["spread"]] == classical for r in record.values())
+    assert [row["policy"] for row in decomposition] == ["model", *classical]
     assert all(row["spread_bps"] > 0 and -1 <= row["mean_correlation"] <= 1 for row in decomposition)
     text = (eval_dir / "universe_headline.md").read_text()
     assert "## unseen (2 symbols)" in text and "Tracking decomposition" in text
+    assert "static tilt, dynamic VWAP; chosen on validation)" in text and "| dynamic_vwap |" in text
     assert (eval_dir / "report.md").is_file()

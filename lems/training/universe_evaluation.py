@@ -14,9 +14,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from lems.evaluation.backtest import classical_frame
 from lems.evaluation.decomposition import tracking_decomposition, tracking_inputs
 from lems.evaluation.page import spread_lines
 from lems.evaluation.stats import headline_record, headline_table
+from lems.policies import classical_schedules
 from lems.training.config import TrainConfig
 from lems.training.feed import UniverseParts, stream_parts, validation_part
 
@@ -57,21 +59,33 @@ def score_in_chunks(score: Callable[[Any], pd.DataFrame], part, chunk_windows: i
     return out
 
 
+def _validation_windows(config: TrainConfig, parts: UniverseParts):
+    """The validation windows of a streamed universe (at most ``training.max_val_windows``, materialised), or None."""
+    val = parts.splits.val
+    return validation_part(config, val).to_window_set() if val is not None and len(val) else None
+
+
 def universe_frames(config: TrainConfig, score: Callable[[Any], pd.DataFrame],
-                    chunk_windows: int = EVAL_CHUNK_WINDOWS) -> tuple[dict[str, pd.DataFrame], Any, UniverseParts]:
+                    chunk_windows: int = EVAL_CHUNK_WINDOWS, parts: UniverseParts | None = None
+                    ) -> tuple[dict[str, pd.DataFrame], Any, UniverseParts]:
     """``({"seen": frame, "unseen": frame?}, validation windows or None, parts)`` of the config's universe.
 
     ``seen`` is the test period of the symbols training saw, ``unseen`` that of the held-out symbols
-    (``windows.holdout_symbols``: the list ``lems train`` saved). The validation windows (for choosing the best
-    classical schedule) are at most ``training.max_val_windows``, materialised.
+    (``windows.holdout_symbols``: the list ``lems train`` saved). The validation windows (for fitting the tuned
+    classical schedules and choosing the best one) are at most ``training.max_val_windows``, materialised. ``parts``:
+    the universe's :func:`lems.training.feed.stream_parts`, when already read.
     """
-    parts = stream_parts(config)
+    parts = stream_parts(config) if parts is None else parts
+    return _score_parts(score, parts, chunk_windows), _validation_windows(config, parts), parts
+
+
+def _score_parts(score: Callable[[Any], pd.DataFrame], parts: UniverseParts, chunk_windows: int
+                 ) -> dict[str, pd.DataFrame]:
+    """``{"seen": frame, "unseen": frame?}``: the test period of the seen and of the held-out symbols, by chunks."""
     frames = {"seen": score_in_chunks(score, parts.splits.test, chunk_windows)}
     if parts.unseen is not None and len(parts.unseen):
         frames["unseen"] = score_in_chunks(score, parts.unseen, chunk_windows)
-    val = parts.splits.val
-    validation = validation_part(config, val).to_window_set() if val is not None and len(val) else None
-    return frames, validation, parts
+    return frames
 
 
 def liquidity_terciles(liquidity: Mapping[str, float]) -> dict[str, str]:
@@ -158,7 +172,8 @@ class UniverseReport(NamedTuple):
     Attributes:
         frame: Backtest frame of every scored order, column ``symbols`` = ``"seen"`` or ``"unseen"``.
         frames: The same per group (``seen``, ``unseen`` when symbols were held out).
-        validation: Backtest frame of the classical schedules on the validation windows, or None.
+        validation: Backtest frame of the classical schedules (the tuned ones fitted there) on the validation
+            windows, or None.
         tables: :func:`group_headlines`.
         symbols: :func:`group_symbols`.
         decomposition: :func:`decomposition_table` on a thinned sample of the seen symbols' test windows, or
@@ -173,31 +188,41 @@ class UniverseReport(NamedTuple):
     decomposition: pd.DataFrame | None = None
 
 
-def universe_report(config: TrainConfig, score: Callable[[Any], pd.DataFrame],
-                    classical: Callable[[Any], pd.DataFrame | None], *, cluster: str = "day", seed: int = 0,
-                    chunk_windows: int = EVAL_CHUNK_WINDOWS, policies: Mapping[str, Any] | None = None,
+def universe_report(config: TrainConfig, score: Callable[[Any, Mapping[str, Any]], pd.DataFrame], *,
+                    cluster: str = "day", seed: int = 0, chunk_windows: int = EVAL_CHUNK_WINDOWS,
+                    policies: Mapping[str, Any] | None = None,
                     decomposition_windows: int = DECOMPOSITION_WINDOWS) -> UniverseReport:
     """Score a streamed universe's test period chunk by chunk and build the headline per symbol group.
 
+    The validation windows come first: the classical fixed-duration schedules are fitted on them
+    (:func:`lems.policies.classical_schedules`: TWAP, the static curve, and with validation windows the static tilt
+    and the dynamic VWAP schedule) and backtested there (:attr:`UniverseReport.validation`, the frame the best one
+    is chosen on); then every test chunk is scored with those fitted schedules.
+
     Args:
         config: Settings (a streamed universe; ``windows.holdout_symbols`` names the unseen symbols).
-        score: ``score(window_set) -> backtest frame`` (model and baselines) of one chunk.
-        classical: ``classical(validation windows or None) -> frame or None`` of the classical schedules.
+        score: ``score(window_set, schedules) -> backtest frame`` of one chunk: the model, the classical
+            ``schedules`` (label -> fitted policy) and the flexible rule.
         cluster, seed: As :func:`lems.evaluation.stats.headline_table`.
         chunk_windows: Test windows per chunk [windows].
-        policies: Label -> policy for the tracking decomposition (e.g. the model, TWAP, the static curve).
+        policies: Label -> policy for the tracking decomposition besides the classical schedules (e.g. the model);
+            ``None``: no decomposition. The decomposition covers these, then the fitted classical schedules.
         decomposition_windows: At most this many seen test windows for the decomposition [windows].
     """
-    frames, val_windows, parts = universe_frames(config, score, chunk_windows)
-    validation = classical(val_windows)
+    parts = stream_parts(config)
+    val_windows = _validation_windows(config, parts)
+    schedules = classical_schedules(val_windows)
+    limits = config.limits
+    validation = classical_frame(schedules, val_windows, min_rate=limits.min_rate, max_rate=limits.max_rate)
+    frames = _score_parts(lambda chunk: score(chunk, schedules), parts, chunk_windows)
     frame = pd.concat([f.assign(symbols=name) for name, f in frames.items()], ignore_index=True)
     frame["asset"] = frame["asset"].astype(str).astype("category")
     tables = group_headlines(frames, parts.liquidity, validation=validation, cluster=cluster, seed=seed)
     decomposition = None
-    if policies:
+    if policies is not None:
         sample = parts.splits.test.thin_to(max(int(decomposition_windows), len(parts.splits.test.symbols)))
-        decomposition = decomposition_table(policies, sample.to_window_set(), config.limits.min_rate,
-                                            config.limits.max_rate)
+        decomposition = decomposition_table({**policies, **schedules}, sample.to_window_set(), limits.min_rate,
+                                            limits.max_rate)
     return UniverseReport(frame, frames, validation, tables, group_symbols(parts), decomposition)
 
 
