@@ -1,0 +1,180 @@
+"""How strong are the classical fixed-duration schedules once tuned? TWAP, the static curve, the static tilt and the
+dynamic VWAP (both fitted on validation) on every real data set, test split (issues 23 and 27).
+
+The model's headline is a ratio to "the best classical schedule"; a desk builds the strongest one it can without a
+model. This script measures, per data set, the fixed-duration VWAP tracking spread (std of the signed diff of the
+fixed column's VWAP orders, both sides and targets [bps]) on the TEST split of:
+
+* ``twap``, ``static_vwap`` (the static volume curve, 20-day mean per slot);
+* ``static_tilt``: the curve reshaped per horizon step (:class:`lems.policies.StaticTilt`), fitted on validation;
+* ``dynamic_vwap``: the curve times a persistent volume deviation re-estimated at every bar
+  (:class:`lems.policies.DynamicVWAP`, Białkowski–Darolles–Le Fol style), ``(rho, lambda)`` fitted on validation.
+
+One fit per data set on the pooled validation windows of all its symbols (as a universe model is trained once).
+Ratios to the static curve with a paired day-bootstrap 95 % interval (:func:`lems.evaluation.stats.spread_ratio`,
+origin days resampled, 500 draws). The best classical schedule is the one with the lowest VALIDATION spread; the
+test split never chooses. No model is trained here: the model's own numbers are in ``real_data`` and the universe
+results.
+
+Usage (from the repository root)::
+
+    python -m benchmarks.classical                     # every data set found under ../shared/data
+    python -m benchmarks.classical --sets crypto_1h equities_1h
+
+Writes ``benchmarks/results/classical/classical.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.common import (
+    DEFAULT_DATA,
+    command_line,
+    cpu_seconds,
+    md_table,
+    results_dir,
+    write_result,
+)
+from lems.data.loaders import read_bars
+from lems.data.windows import make_windows
+from lems.evaluation.stats import fixed_vwap_diffs, origin_days, spread_ratio
+from lems.policies import TWAP, DynamicVWAP, StaticTilt, StaticVWAP
+
+RESULTS = results_dir("classical")
+#: Calendar days of bars read before the validation start: the static curve's 20 past days of each slot and the
+#: lookback (sessions: 20 trading days are about 28 calendar days).
+HISTORY_DAYS = 35
+
+
+@dataclass(frozen=True)
+class ClassicalSet:
+    """One data set: files (or a universe folder), horizon, splits (validation start, test start), thinning."""
+
+    name: str
+    folder: str
+    symbols: tuple[str, ...] | None  # None: every file of the folder (a universe)
+    tz: str
+    n_ahead: int
+    lookback: int
+    val_start: str
+    test_start: str
+    stride: int = 1
+    end: str | None = None
+
+
+SETS: dict[str, ClassicalSet] = {
+    "crypto_1h": ClassicalSet("crypto_1h", "crypto_1h", ("BTCUSDT", "ETHUSDT"), "UTC", 12, 48,
+                              "2020-07-01", "2021-01-01"),
+    "equities_1h": ClassicalSet("equities_1h", "equities_1h", ("SPY", "AAPL", "IBM", "AIG", "BAC"),
+                                "America/New_York", 7, 35, "2016-01-01", "2018-01-01"),
+    "crypto_1m": ClassicalSet("crypto_1m", "crypto_1m", ("ALGOUSDT", "DOTUSDT", "LINKUSDT", "LTCUSDT"), "UTC", 30,
+                              60, "2026-02-16", "2026-02-21", stride=5),
+    "binance_5m_2024": ClassicalSet("binance_5m_2024", "binance_5m_2024", None, "UTC", 12, 48, "2024-07-01",
+                                    "2024-08-01", stride=6),
+    "binance_1h_2021_2023": ClassicalSet("binance_1h_2021_2023", "binance_1h_2021_2023", None, "UTC", 12, 48,
+                                         "2023-01-01", "2023-07-01", stride=2),
+}
+
+
+def set_files(data: Path, spec: ClassicalSet) -> list[Path]:
+    """The data set's files (every ``.zip``/``.csv`` of a universe folder)."""
+    folder = data / spec.folder
+    if spec.symbols is not None:
+        return [folder / f"{s}.csv" for s in spec.symbols]
+    return sorted(p for p in folder.iterdir() if p.suffix in (".zip", ".csv") and p.is_file())
+
+
+def set_windows(data: Path, spec: ClassicalSet):
+    """Validation and test windows of the whole set: ``(val, test)``; bars before ``val_start - HISTORY_DAYS`` are
+    dropped after reading (they feed neither split)."""
+    bars = read_bars([str(p) for p in set_files(data, spec)])
+    first = pd.Timestamp(spec.val_start, tz="UTC") - pd.Timedelta(days=HISTORY_DAYS)
+    bars = bars[bars["timestamp"] >= first]
+    windows = make_windows(bars, spec.lookback, spec.n_ahead, tz=spec.tz, stride=spec.stride, start=spec.val_start,
+                           end=spec.end)
+    _, val, test = windows.split(spec.val_start, spec.test_start)
+    return val, test
+
+
+def spreads_of(policies: dict, windows) -> dict[str, np.ndarray]:
+    """Signed fixed-duration VWAP diffs [bps] ``(N, 4)`` of each policy on ``windows``."""
+    return {name: fixed_vwap_diffs(policy.allocate(windows), windows) for name, policy in policies.items()}
+
+
+def run_set(data: Path, spec: ClassicalSet, max_fit_windows: int) -> dict:
+    """Fit on (at most ``max_fit_windows`` evenly spaced) pooled validation windows, score the test windows chunk by
+    chunk; the set's table row data."""
+    start = cpu_seconds()
+    val, test = set_windows(data, spec)
+    fit_on = val.subset(np.linspace(0, len(val) - 1, min(len(val), max_fit_windows)).astype(int))
+    tilt, dynamic = StaticTilt.fit(fit_on), DynamicVWAP.fit(fit_on)
+    policies = {"twap": TWAP(), "static_vwap": StaticVWAP(), "static_tilt": tilt, "dynamic_vwap": dynamic}
+    val_spread = {k: float(np.std(v, ddof=1)) for k, v in scored(policies, fit_on).items()}
+    diffs = scored(policies, test)
+    day = origin_days(test.origin, spec.tz)
+    ratios = {k: spread_ratio(diffs[k], diffs["static_vwap"], day) for k in policies}
+    best = min(val_spread, key=val_spread.get)
+    return {"spec": spec, "symbols": len(set(np.asarray(test.asset))), "val_windows": len(fit_on),
+            "test_windows": len(test), "val_spread": val_spread, "ratios": ratios, "best": best, "rho": dynamic.rho,
+            "level_weight": dynamic.level_weight, "cpu_s": cpu_seconds() - start}
+
+
+def scored(policies: dict, windows, chunk: int = 20_000) -> dict[str, np.ndarray]:
+    """:func:`spreads_of` in chunks of ``chunk`` windows (the allocations of a chunk only are held)."""
+    parts = [spreads_of(policies, windows.subset(np.arange(i, min(i + chunk, len(windows)))))
+             for i in range(0, len(windows), chunk)]
+    return {k: np.concatenate([p[k] for p in parts]) for k in policies}
+
+
+def table(results: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        spec, ratios = r["spec"], r["ratios"]
+        row = {"data (test from)": f"{spec.name}, H = {spec.n_ahead} ({spec.test_start})", "symbols": r["symbols"],
+               "test windows": r["test_windows"]}
+        row["static curve spread [bps]"] = f"{ratios['static_vwap']['policy_spread_bps']:.2f}"
+        for name in ("twap", "static_tilt", "dynamic_vwap"):
+            q = ratios[name]
+            row[f"{name} / static"] = f"{q['ratio']:.3f} [{q['ci_low']:.3f}, {q['ci_high']:.3f}]"
+        row["dynamic (rho, lambda)"] = f"{r['rho']:g}, {r['level_weight']:g}"
+        row["best on validation"] = r["best"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the folder holding the data sets")
+    p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    p.add_argument("--max-fit-windows", type=int, default=20_000,
+                   help="validation windows the tilt and the dynamic VWAP are fitted on (evenly spaced)")
+    args = p.parse_args(argv)
+    results = []
+    for name in args.sets:
+        spec = SETS[name]
+        if not (args.data / spec.folder).is_dir():
+            print(f"{name}: no data under {args.data / spec.folder}, skipped")
+            continue
+        t0 = time.time()
+        results.append(run_set(args.data, spec, args.max_fit_windows))
+        r = results[-1]
+        print(f"{name}: {r['test_windows']} test windows, {r['cpu_s']:.0f} CPU s ({time.time() - t0:.0f} s wall); "
+              + ", ".join(f"{k} {v['ratio']:.3f}" for k, v in r["ratios"].items()), flush=True)
+    body = [("Test split; spread = std of the signed fixed-duration VWAP diff [bps] (both sides and targets); "
+             "ratios to the static curve on the same orders with day-bootstrap 95 % intervals; `static_tilt` and "
+             "`dynamic_vwap` fitted on the pooled validation windows of each set; best = lowest validation spread."),
+            "", md_table(table(results)), ""]
+    out = write_result(RESULTS / "classical.md", "The tuned classical schedules on real data (test split)",
+                       command_line("classical", argv), body)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
