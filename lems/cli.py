@@ -27,7 +27,7 @@ import lems.metrics  # noqa: F401 - registers the metrics
 import lems.models  # noqa: F401 - registers the model and its layers
 from lems import __version__
 
-from lems.policies import FlexibleRule, ModelPolicy, classical_schedules
+from lems.policies import FlexibleRule, ModelPolicy, classical_schedules, validation_parts
 from lems.evaluation.backtest import PrecomputedPolicy, allocate_and_backtest, classical_frame, costed_backtest
 from lems.evaluation.backtest import select_sizes, split_costed
 from lems.evaluation.frames import read_frames
@@ -437,8 +437,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "training": f"{_budget_words(config)}; {_training_summary(result)}"}
     page = write_report(frame, out, allocations=allocations, windows=splits.test, format=args.format,
                         cluster=args.cluster, title="lems demo: learned execution on a synthetic market", meta=meta,
-                        seed=config.seed, validation=classical_frame(schedules, splits.val, min_rate=config.min_rate,
-                                                                     max_rate=config.max_rate))
+                        seed=config.seed, validation=classical_frame(schedules, validation_parts(splits.val)[1],
+                                                                     min_rate=config.min_rate, max_rate=config.max_rate))
     _say("headline (test split):")
     _print_headline(frame)
     _say(f"report: {page}")
@@ -513,7 +513,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     schedules = classical_schedules(val_windows)  # the tuned ones fitted on the validation windows only
     frame, allocations = _evaluate(model, windows, config.min_rate, config.max_rate, schedules)
     frame_path = _save_frame(frame, out, args.frame_format)
-    validation = classical_frame(schedules, val_windows, min_rate=config.min_rate, max_rate=config.max_rate)
+    validation = classical_frame(schedules, validation_parts(val_windows)[1], min_rate=config.min_rate,
+                                 max_rate=config.max_rate)  # the best one is chosen on the part not fitted on
     if validation is not None:
         _save_frame(validation, out, args.frame_format, stem=VALIDATION_STEM)
     spread = headline_table(frame, validation=validation, cluster=args.cluster)

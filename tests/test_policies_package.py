@@ -33,6 +33,7 @@ from lems.policies import (
     StaticTilt,
     StaticVWAP,
     classical_schedules,
+    validation_parts,
     fit_blend_weights,
     simplex_min_second_moment,
     window_keys,
@@ -156,15 +157,24 @@ def test_classical_schedules_fit_the_tuned_ones_on_validation_windows_only():
     win = _windows()
     val, test = win.subset(np.arange(len(win) // 2)), win.subset(np.arange(len(win) // 2, len(win)))
     schedules = classical_schedules(val, n_days=5)
+    fit, choice = validation_parts(val)
+    assert 0 < len(fit) < len(val) and len(choice) > 0
+    assert fit.horizon_end.max() < choice.origin.min()  # the fit never reads a bar of the choice windows' horizons
     assert tuple(schedules) == (*CLASSICAL_SCHEDULES, *TUNED_SCHEDULES) == ("twap", "static_vwap", "static_tilt",
                                                                             "dynamic_vwap")
     assert all(policy.name == name for name, policy in schedules.items())
     assert isinstance(schedules["twap"], TWAP) and schedules["static_vwap"].n_days == 5
-    np.testing.assert_array_equal(schedules["static_tilt"].log_tilt, StaticTilt.fit(val, n_days=5).log_tilt)
-    dynamic = DynamicVWAP.fit(val, n_days=5)
+    np.testing.assert_array_equal(schedules["static_tilt"].log_tilt, StaticTilt.fit(fit, n_days=5).log_tilt)
+    dynamic = DynamicVWAP.fit(fit, n_days=5)
     assert (schedules["dynamic_vwap"].rho, schedules["dynamic_vwap"].level_weight) == (dynamic.rho,
                                                                                        dynamic.level_weight)
     assert schedules["dynamic_vwap"].fit_spreads == dynamic.fit_spreads  # the fit saw the validation windows only
+    # ... and of those, the fitting part only: the choice windows' volumes do not move the fit
+    louder = val.volumes.copy()
+    louder[np.asarray(val.origin >= choice.origin.min())] *= 7.0
+    again = classical_schedules(dataclasses.replace(val, volumes=louder), n_days=5)
+    assert again["dynamic_vwap"].fit_spreads == dynamic.fit_spreads
+    np.testing.assert_array_equal(again["static_tilt"].log_tilt, schedules["static_tilt"].log_tilt)
     for policy in schedules.values():
         check_allocations(policy.allocate(test, 0.05, 0.4), 0.05, 0.4)
     # no validation windows: the pair alone, nothing fitted on other windows
@@ -175,7 +185,9 @@ def test_classical_schedules_fit_the_tuned_ones_on_validation_windows_only():
     silent[0] = 0.0
     quiet = dataclasses.replace(val, volumes=silent)
     tilt = classical_schedules(quiet, n_days=5)["static_tilt"]
-    np.testing.assert_array_equal(tilt.log_tilt, StaticTilt.fit(val.subset(np.arange(1, len(val))), n_days=5).log_tilt)
+    quiet_fit = validation_parts(quiet)[0]
+    np.testing.assert_array_equal(tilt.log_tilt, StaticTilt.fit(quiet_fit.subset(np.arange(1, len(quiet_fit))),
+                                                                n_days=5).log_tilt)
 
 
 def test_precomputed_policy_serves_any_subset_of_its_windows():

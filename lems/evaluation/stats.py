@@ -472,9 +472,9 @@ def headline_table(frame: pd.DataFrame, model: str = "model", *, validation: pd.
     choosing it does not look at the scored orders; otherwise it is chosen on ``frame`` itself and
     ``best["chosen_on"]`` says so. Only the schedules of ``frame`` that ``validation`` holds too are candidates
     (e.g. a validation frame written before the tuned schedules existed chooses among TWAP and the static curve);
-    ``spread`` still lists the ratio to every one of ``frame``. The tuned schedules were fitted on the same
-    validation windows, so their validation spread is in-sample there (the choice may favour them; the scored
-    ratio is out-of-sample all the same).
+    ``spread`` still lists the ratio to every one of ``frame``. The tuned schedules are fitted on the first part
+    of the validation period and ``validation`` should hold the rest (:func:`lems.policies.validation_parts`), so
+    that their choosing spread is out of sample.
 
     Args:
         frame: The scored backtest frame (the model, the classical schedules, the rule).

@@ -22,12 +22,23 @@ from lems.policies.almgren_chriss import (
     almgren_chriss_trades,
 )
 from lems.policies.base import Policy
-from lems.policies.blend import BlendedPolicy, fit_blend_weights, fit_blended_policy, simplex_min_second_moment
+from lems.policies.blend import (
+    BlendedPolicy,
+    fit_blend_weights,
+    fit_blended_policy,
+    simplex_min_second_moment,
+)
 from lems.policies.classical import TWAP, FlexibleRule, StaticTilt, StaticVWAP
 from lems.policies.dynamic import DynamicVWAP
 from lems.policies.forecast import ForecastSchedule
 from lems.policies.model import ModelPolicy
-from lems.policies.schedules import CLASSICAL_SCHEDULES, TUNED_SCHEDULES, classical_schedules
+from lems.policies.schedules import (
+    CLASSICAL_SCHEDULES,
+    FIT_SHARE,
+    TUNED_SCHEDULES,
+    classical_schedules,
+    validation_parts,
+)
 from lems.policies.stored import PrecomputedPolicy, ScheduleTable, window_keys
 
 #: The classical baselines by name (classes; instantiate with their defaults or parameters). :class:`StaticTilt`
@@ -39,6 +50,7 @@ BASELINES: dict[str, type] = {"twap": TWAP, "static_vwap": StaticVWAP, "flexible
 __all__ = [
     "BASELINES",
     "CLASSICAL_SCHEDULES",
+    "FIT_SHARE",
     "TUNED_SCHEDULES",
     "TWAP",
     "AlmgrenChriss",
@@ -61,5 +73,6 @@ __all__ = [
     "fit_blend_weights",
     "fit_blended_policy",
     "simplex_min_second_moment",
+    "validation_parts",
     "window_keys",
 ]

@@ -18,13 +18,22 @@ from lems.evaluation.backtest import classical_frame
 from lems.evaluation.decomposition import tracking_decomposition, tracking_inputs
 from lems.evaluation.page import spread_lines
 from lems.evaluation.stats import headline_record, headline_table
-from lems.policies import classical_schedules
+from lems.policies import classical_schedules, validation_parts
 from lems.training.config import TrainConfig
 from lems.training.feed import UniverseParts, stream_parts, validation_part
 
-__all__ = ["EVAL_CHUNK_WINDOWS", "LIQUIDITY_TERCILES", "UniverseReport", "group_headlines", "group_symbols",
-           "universe_report", "liquidity_terciles", "score_in_chunks",
-           "universe_frames", "write_group_headlines"]
+__all__ = [
+    "EVAL_CHUNK_WINDOWS",
+    "LIQUIDITY_TERCILES",
+    "UniverseReport",
+    "group_headlines",
+    "group_symbols",
+    "liquidity_terciles",
+    "score_in_chunks",
+    "universe_frames",
+    "universe_report",
+    "write_group_headlines",
+]
 
 #: Test windows scored per chunk by ``lems evaluate`` on a streamed universe [windows] (bounds its memory).
 EVAL_CHUNK_WINDOWS = 16384
@@ -213,7 +222,8 @@ def universe_report(config: TrainConfig, score: Callable[[Any, Mapping[str, Any]
     val_windows = _validation_windows(config, parts)
     schedules = classical_schedules(val_windows)
     limits = config.limits
-    validation = classical_frame(schedules, val_windows, min_rate=limits.min_rate, max_rate=limits.max_rate)
+    validation = classical_frame(schedules, validation_parts(val_windows)[1], min_rate=limits.min_rate,
+                                 max_rate=limits.max_rate)  # the best one is chosen on the part not fitted on
     frames = _score_parts(lambda chunk: score(chunk, schedules), parts, chunk_windows)
     frame = pd.concat([f.assign(symbols=name) for name, f in frames.items()], ignore_index=True)
     frame["asset"] = frame["asset"].astype(str).astype("category")
