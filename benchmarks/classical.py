@@ -6,14 +6,15 @@ model. This script measures, per data set, the fixed-duration VWAP tracking spre
 fixed column's VWAP orders, both sides and targets [bps]) on the TEST split of:
 
 * ``twap``, ``static_vwap`` (the static volume curve, 20-day mean per slot);
-* ``static_tilt``: the curve reshaped per horizon step (:class:`lems.policies.StaticTilt`), fitted on validation;
+* ``static_tilt``: the curve reshaped per horizon step (:class:`lems.policies.StaticTilt`);
 * ``dynamic_vwap``: the curve times a persistent volume deviation re-estimated at every bar
-  (:class:`lems.policies.DynamicVWAP`, Białkowski–Darolles–Le Fol style), ``(rho, lambda)`` fitted on validation.
+  (:class:`lems.policies.DynamicVWAP`, Białkowski–Darolles–Le Fol style), ``(rho, lambda)`` fitted.
 
-One fit per data set on the pooled validation windows of all its symbols (as a universe model is trained once).
+The schedules are the library's (:func:`lems.policies.classical_schedules`): one fit per data set on the pooled
+windows of all its symbols in the first half of the validation period (as a universe model is trained once), the
+best schedule chosen on the second half (:func:`lems.policies.validation_parts`), as ``lems evaluate`` does.
 Ratios to the static curve with a paired day-bootstrap 95 % interval (:func:`lems.evaluation.stats.spread_ratio`,
-origin days resampled, 500 draws). The best classical schedule is the one with the lowest VALIDATION spread; the
-test split never chooses. No model is trained here: the model's own numbers are in ``real_data`` and the universe
+origin days resampled, 500 draws). The test split never chooses. No model is trained here: the model's own numbers are in ``real_data`` and the universe
 results.
 
 Usage (from the repository root)::
@@ -45,7 +46,7 @@ from benchmarks.common import (
 from lems.data.loaders import read_bars
 from lems.data.windows import make_windows
 from lems.evaluation.stats import fixed_vwap_diffs, origin_days, spread_ratio
-from lems.policies import TWAP, DynamicVWAP, StaticTilt, StaticVWAP
+from lems.policies import classical_schedules, validation_parts
 
 RESULTS = results_dir("classical")
 #: Calendar days of bars read before the validation start: the static curve's 20 past days of each slot and the
@@ -109,21 +110,29 @@ def spreads_of(policies: dict, windows) -> dict[str, np.ndarray]:
 
 
 def run_set(data: Path, spec: ClassicalSet, max_fit_windows: int) -> dict:
-    """Fit on (at most ``max_fit_windows`` evenly spaced) pooled validation windows, score the test windows chunk by
-    chunk; the set's table row data."""
+    """The library's classical schedules (:func:`lems.policies.classical_schedules`: the tuned ones fitted on the
+    first half of the validation period, at most ``max_fit_windows`` evenly spaced windows of it), the best one chosen
+    on the second half, the test windows scored chunk by chunk; the set's table row data."""
     start = cpu_seconds()
     val, test = set_windows(data, spec)
-    fit_on = val.subset(np.linspace(0, len(val) - 1, min(len(val), max_fit_windows)).astype(int))
-    tilt, dynamic = StaticTilt.fit(fit_on), DynamicVWAP.fit(fit_on)
-    policies = {"twap": TWAP(), "static_vwap": StaticVWAP(), "static_tilt": tilt, "dynamic_vwap": dynamic}
-    val_spread = {k: float(np.std(v, ddof=1)) for k, v in scored(policies, fit_on).items()}
-    diffs = scored(policies, test)
+    fit_part, choice = validation_parts(val)
+    schedules = classical_schedules(evenly(fit_part, max_fit_windows))
+    choice_spread = {k: float(np.std(v, ddof=1)) for k, v in scored(schedules, choice).items()}
+    diffs = scored(schedules, test)
     day = origin_days(test.origin, spec.tz)
-    ratios = {k: spread_ratio(diffs[k], diffs["static_vwap"], day) for k in policies}
-    best = min(val_spread, key=val_spread.get)
-    return {"spec": spec, "symbols": len(set(np.asarray(test.asset))), "val_windows": len(fit_on),
-            "test_windows": len(test), "val_spread": val_spread, "ratios": ratios, "best": best, "rho": dynamic.rho,
-            "level_weight": dynamic.level_weight, "cpu_s": cpu_seconds() - start}
+    ratios = {k: spread_ratio(diffs[k], diffs["static_vwap"], day) for k in schedules}
+    best = min(choice_spread, key=choice_spread.get)
+    dynamic = schedules["dynamic_vwap"]
+    return {"spec": spec, "symbols": len(set(np.asarray(test.asset))), "val_windows": len(val),
+            "test_windows": len(test), "choice_spread": choice_spread, "ratios": ratios, "best": best,
+            "rho": dynamic.rho, "level_weight": dynamic.level_weight, "cpu_s": cpu_seconds() - start}
+
+
+def evenly(windows, at_most: int):
+    """At most ``at_most`` evenly spaced windows of ``windows`` (all of them when fewer)."""
+    if len(windows) <= at_most:
+        return windows
+    return windows.subset(np.linspace(0, len(windows) - 1, at_most).astype(int))
 
 
 def scored(policies: dict, windows, chunk: int = 20_000) -> dict[str, np.ndarray]:
@@ -144,7 +153,7 @@ def table(results: list[dict]) -> pd.DataFrame:
             q = ratios[name]
             row[f"{name} / static"] = f"{q['ratio']:.3f} [{q['ci_low']:.3f}, {q['ci_high']:.3f}]"
         row["dynamic (rho, lambda)"] = f"{r['rho']:g}, {r['level_weight']:g}"
-        row["best on validation"] = r["best"]
+        row["best on validation (2nd half)"] = r["best"]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -154,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the folder holding the data sets")
     p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
     p.add_argument("--max-fit-windows", type=int, default=20_000,
-                   help="validation windows the tilt and the dynamic VWAP are fitted on (evenly spaced)")
+                   help="at most this many windows of the fitting half, evenly spaced, for the tilt and dynamic VWAP")
     args = p.parse_args(argv)
     results = []
     for name in args.sets:
@@ -169,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
               + ", ".join(f"{k} {v['ratio']:.3f}" for k, v in r["ratios"].items()), flush=True)
     body = [("Test split; spread = std of the signed fixed-duration VWAP diff [bps] (both sides and targets); "
              "ratios to the static curve on the same orders with day-bootstrap 95 % intervals; `static_tilt` and "
-             "`dynamic_vwap` fitted on the pooled validation windows of each set; best = lowest validation spread."),
+             "`dynamic_vwap` fitted on the pooled windows of the first half of each set's validation period; best = "
+             "lowest spread on the second half."),
             "", md_table(table(results)), ""]
     out = write_result(RESULTS / "classical.md", "The tuned classical schedules on real data (test split)",
                        command_line("classical", argv), body)
