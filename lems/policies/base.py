@@ -25,7 +25,13 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from lems.data.windows import WindowSet
-from lems.execution import ORDER_TYPES, TARGETS, rate_columns
+from lems.execution import (
+    IS_VWAP_ORDER,
+    ORDER_TYPES,
+    TARGETS,
+    allocate_step,
+    rate_columns,
+)
 
 __all__ = ["Policy"]
 
@@ -93,3 +99,24 @@ def _columns(weights: np.ndarray, horizon: int) -> np.ndarray:
     n = weights.shape[0]
     return np.broadcast_to(weights[:, :, None, :], (n, horizon, horizon + 1, _N_TYPES))
 
+
+def _walk(share: np.ndarray, min_rate: Any, max_rate: Any) -> np.ndarray:
+    """Allocations from shares of what remains ``(N, H, ...)``: ``a_s = allocate_step(R_s share_s, R_s, H - s)``
+    with ``R_s`` the fraction left before bar ``s`` (the last bar takes what is left)."""
+    horizon = share.shape[1]
+    remaining = np.ones((share.shape[0], *share.shape[2:]), dtype=np.float64)
+    out = np.empty_like(share)
+    for s in range(horizon):
+        out[:, s] = allocate_step(remaining * share[:, s], remaining, horizon - s, min_rate, max_rate)
+        remaining = remaining - out[:, s]
+    return out
+
+
+def _vwap_share_schedule(vwap_share: np.ndarray, min_rate: Any, max_rate: Any) -> np.ndarray:
+    """Seed-layout allocations ``(N, H, H+1, 4, 2)`` of a schedule given as shares of what remains ``(N, H)`` for
+    the VWAP order types (every column, both targets); TWAP order types get the uniform schedule."""
+    n, horizon = vwap_share.shape
+    share = np.empty((n, horizon, _N_TYPES), dtype=np.float64)
+    share[:, :, ~IS_VWAP_ORDER] = (1.0 / (horizon - np.arange(horizon, dtype=np.float64)))[None, :, None]
+    share[:, :, IS_VWAP_ORDER] = vwap_share[:, :, None]
+    return _to_seed_layout(_columns(_walk(share, min_rate, max_rate), horizon))

@@ -15,14 +15,14 @@ import numpy as np
 
 from lems.data.estimates import previous_bar_volume, static_volume_curve
 from lems.data.windows import WindowSet
-from lems.execution import IS_VWAP_ORDER, allocate_step, fixed_duration_diffs
+from lems.execution import IS_VWAP_ORDER, fixed_duration_diffs
 from lems.policies.base import (
     _N_TARGETS,
     _N_TYPES,
     _check_windows,
-    _columns,
     _rates,
-    _to_seed_layout,
+    _vwap_share_schedule,
+    _walk,
 )
 
 __all__ = ["LEVEL_GRID", "RHO_GRID", "DynamicVWAP"]
@@ -165,13 +165,7 @@ class DynamicVWAP:
             ValueError: infeasible rates (:func:`lems.execution.check_rates`), unusable horizon prices/volumes.
         """
         lo, hi = _rates(windows, min_rate, max_rate)
-        n, horizon = len(windows), int(windows.n_ahead)
-        share = np.empty((n, horizon, _N_TYPES), dtype=np.float64)
-        # TWAP types: the uniform curve's share of what remains, as schedule_from_weights computes it
-        share[:, :, ~IS_VWAP_ORDER] = (1.0 / (horizon - np.arange(horizon, dtype=np.float64)))[None, :, None]
-        share[:, :, IS_VWAP_ORDER] = self.shares(windows)[:, :, None]
-        per_type = _walk(share, lo, hi)  # (N, H, 4)
-        return _to_seed_layout(_columns(per_type, horizon))
+        return _vwap_share_schedule(self.shares(windows), lo, hi)
 
     def __repr__(self) -> str:
         return (f"DynamicVWAP(rho={self.rho}, level_weight={self.level_weight}, n_days={self.n_days}, "
@@ -230,15 +224,4 @@ def _remaining_shares(curve: np.ndarray, z: np.ndarray, rho: float) -> np.ndarra
         weights = curve[:, s:] * np.exp(rho ** ahead[None, :] * z[:, s:s + 1])
         tail = np.cumsum(weights[:, ::-1], axis=1)[:, -1]
         out[:, s] = np.where(tail > 0, weights[:, 0] / np.where(tail > 0, tail, 1.0), 1.0 / (horizon - s))
-    return out
-
-
-def _walk(share: np.ndarray, min_rate: Any, max_rate: Any) -> np.ndarray:
-    """Allocations from shares of what remains ``(N, H, ...)``: ``a_s = allocate_step(R_s share_s, R_s, H - s)``."""
-    horizon = share.shape[1]
-    remaining = np.ones((share.shape[0], *share.shape[2:]), dtype=np.float64)
-    out = np.empty_like(share)
-    for s in range(horizon):
-        out[:, s] = allocate_step(remaining * share[:, s], remaining, horizon - s, min_rate, max_rate)
-        remaining = remaining - out[:, s]
     return out

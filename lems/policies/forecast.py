@@ -9,8 +9,7 @@ import keras
 import numpy as np
 
 from lems.data.windows import WindowSet
-from lems.execution import IS_VWAP_ORDER, allocate_step
-from lems.policies.base import _N_TARGETS, _N_TYPES, _rates
+from lems.policies.base import _rates, _vwap_share_schedule
 
 __all__ = ["ForecastSchedule"]
 
@@ -50,15 +49,7 @@ class ForecastSchedule:
             ValueError: infeasible rates (see :func:`lems.execution.check_rates`).
         """
         lo, hi = _rates(windows, min_rate, max_rate)
-        n, horizon = len(windows), int(windows.n_ahead)
-        uniform = 1.0 / (horizon - np.arange(horizon))
-        share = np.where(IS_VWAP_ORDER[None, None, :], self.shares(windows)[:, :, None], uniform[None, :, None])
-        remaining, out = np.ones((n, _N_TYPES)), np.zeros((n, horizon, _N_TYPES))
-        for s in range(horizon):
-            out[:, s] = allocate_step(share[:, s] * remaining, remaining, horizon - s, lo, hi)
-            remaining = remaining - out[:, s]
-        return np.ascontiguousarray(np.broadcast_to(out[:, :, None, :, None],
-                                                    (n, horizon, horizon + 1, _N_TYPES, _N_TARGETS)))
+        return _vwap_share_schedule(self.shares(windows), lo, hi)
 
     def __repr__(self) -> str:
         return f"ForecastSchedule(model={getattr(self.model, 'name', self.model)!r}, name={self.name!r})"

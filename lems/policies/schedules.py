@@ -4,7 +4,8 @@ A desk compares a learned schedule with the strongest classical one it can build
 volume curve, and the two schedules fitted on validation windows, the static tilt (:class:`~lems.policies.StaticTilt`)
 and the dynamic volume forecast (:class:`~lems.policies.DynamicVWAP`). ``lems evaluate``, ``lems demo`` and the
 streamed-universe evaluation backtest all of them, and the headline's "best classical schedule" is the one with the
-lowest spread on the validation windows (:func:`lems.evaluation.stats.headline_table`).
+lowest spread on the later part of the validation windows (:func:`validation_parts`,
+:func:`lems.evaluation.stats.headline_table`).
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def classical_schedules(validation: WindowSet | None, n_days: int = 20) -> dict[
     The fits read only the earlier part of the ``validation`` windows (:func:`validation_parts`: their horizon bars
     and, through the static curve, bars before their origins); the best schedule is then chosen on the later part.
     Pass the validation split, never the windows that will be scored. Without validation windows to fit on
-    (``None``, empty, or none ending before the cut) the two fitted schedules are left out, not fitted elsewhere. The static tilt is fitted on
-    the validation windows with traded volume in their horizon (its fit needs a realised volume share); when no
-    validation window has any, it is left out too.
+    (``None``, empty, or none ending before the cut) the two fitted schedules are left out, not fitted elsewhere.
+    The static tilt is fitted on the fitting windows with traded volume in their horizon (its fit needs a realised
+    volume share); when none has any, it is left out too.
 
     Args:
         validation: The validation windows, or ``None``.
