@@ -29,94 +29,39 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.common import (
+    BAR_SETS,
     DEFAULT_DATA,
+    BarSet,
     command_line,
     cpu_seconds,
     md_table,
     results_dir,
+    set_windows,
     write_result,
 )
-from lems.data.loaders import read_bars
-from lems.data.windows import make_windows
 from lems.evaluation.stats import fixed_vwap_diffs, origin_days, spread_ratio
 from lems.policies import classical_schedules, validation_parts
 
 RESULTS = results_dir("classical")
-#: Calendar days of bars read before the validation start: the static curve's 20 past days of each slot and the
-#: lookback (sessions: 20 trading days are about 28 calendar days).
-HISTORY_DAYS = 35
-
-
-@dataclass(frozen=True)
-class ClassicalSet:
-    """One data set: files (or a universe folder), horizon, splits (validation start, test start), thinning."""
-
-    name: str
-    folder: str
-    symbols: tuple[str, ...] | None  # None: every file of the folder (a universe)
-    tz: str
-    n_ahead: int
-    lookback: int
-    val_start: str
-    test_start: str
-    stride: int = 1
-    end: str | None = None
-
-
-SETS: dict[str, ClassicalSet] = {
-    "crypto_1h": ClassicalSet("crypto_1h", "crypto_1h", ("BTCUSDT", "ETHUSDT"), "UTC", 12, 48,
-                              "2020-07-01", "2021-01-01"),
-    "equities_1h": ClassicalSet("equities_1h", "equities_1h", ("SPY", "AAPL", "IBM", "AIG", "BAC"),
-                                "America/New_York", 7, 35, "2016-01-01", "2018-01-01"),
-    "crypto_1m": ClassicalSet("crypto_1m", "crypto_1m", ("ALGOUSDT", "DOTUSDT", "LINKUSDT", "LTCUSDT"), "UTC", 30,
-                              60, "2026-02-16", "2026-02-21", stride=5),
-    "binance_5m_2024": ClassicalSet("binance_5m_2024", "binance_5m_2024", None, "UTC", 12, 48, "2024-07-01",
-                                    "2024-08-01", stride=6),
-    "binance_1h_2021_2023": ClassicalSet("binance_1h_2021_2023", "binance_1h_2021_2023", None, "UTC", 12, 48,
-                                         "2023-01-01", "2023-07-01", stride=2),
-}
-
-
-def set_files(data: Path, spec: ClassicalSet) -> list[Path]:
-    """The data set's files (every ``.zip``/``.csv`` of a universe folder)."""
-    folder = data / spec.folder
-    if spec.symbols is not None:
-        return [folder / f"{s}.csv" for s in spec.symbols]
-    return sorted(p for p in folder.iterdir() if p.suffix in (".zip", ".csv") and p.is_file())
-
-
-def set_windows(data: Path, spec: ClassicalSet):
-    """Validation and test windows of the whole set: ``(val, test)``; bars before ``val_start - HISTORY_DAYS`` are
-    dropped after reading (they feed neither split)."""
-    bars = read_bars([str(p) for p in set_files(data, spec)])
-    first = pd.Timestamp(spec.val_start, tz="UTC") - pd.Timedelta(days=HISTORY_DAYS)
-    bars = bars[bars["timestamp"] >= first]
-    windows = make_windows(bars, spec.lookback, spec.n_ahead, tz=spec.tz, stride=spec.stride, start=spec.val_start,
-                           end=spec.end)
-    _, val, test = windows.split(spec.val_start, spec.test_start)
-    return val, test
-
-
 def spreads_of(policies: dict, windows) -> dict[str, np.ndarray]:
     """Signed fixed-duration VWAP diffs [bps] ``(N, 4)`` of each policy on ``windows``."""
     return {name: fixed_vwap_diffs(policy.allocate(windows), windows) for name, policy in policies.items()}
 
 
-def run_set(data: Path, spec: ClassicalSet, max_fit_windows: int) -> dict:
+def run_set(data: Path, spec: BarSet, max_fit_windows: int) -> dict:
     """The library's classical schedules (:func:`lems.policies.classical_schedules`: the tuned ones fitted on the
     first half of the validation period, at most ``max_fit_windows`` evenly spaced windows of it), the best one chosen
     on the second half, the test windows scored chunk by chunk; the set's table row data."""
     start = cpu_seconds()
     val, test = set_windows(data, spec)
-    fit_part, choice = validation_parts(val)
-    schedules = classical_schedules(evenly(fit_part, max_fit_windows))
+    _, choice = validation_parts(val)
+    schedules = classical_schedules(evenly(val, 2 * max_fit_windows))  # fits on the first half of it
     choice_spread = {k: float(np.std(v, ddof=1)) for k, v in scored(schedules, choice).items()}
     diffs = scored(schedules, test)
     day = origin_days(test.origin, spec.tz)
@@ -161,13 +106,13 @@ def table(results: list[dict]) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the folder holding the data sets")
-    p.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
+    p.add_argument("--sets", nargs="+", default=list(BAR_SETS), choices=list(BAR_SETS))
     p.add_argument("--max-fit-windows", type=int, default=20_000,
                    help="at most this many windows of the fitting half, evenly spaced, for the tilt and dynamic VWAP")
     args = p.parse_args(argv)
     results = []
     for name in args.sets:
-        spec = SETS[name]
+        spec = BAR_SETS[name]
         if not (args.data / spec.folder).is_dir():
             print(f"{name}: no data under {args.data / spec.folder}, skipped")
             continue

@@ -16,11 +16,15 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from lems.data.loaders import read_bars
+from lems.data.windows import make_windows
 
 #: The repository root.
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,3 +139,61 @@ def md_table(df: pd.DataFrame, digits: int = 2) -> str:
 
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
+
+
+#: Calendar days of bars read before the validation start: the static curve's 20 past days of each slot and the
+#: lookback (sessions: 20 trading days are about 28 calendar days).
+HISTORY_DAYS = 35
+
+
+@dataclass(frozen=True)
+class BarSet:
+    """One real data set as the benchmarks split it: files (or a universe folder), horizon, splits (validation
+    start, test start), origin stride."""
+
+    name: str
+    folder: str
+    symbols: tuple[str, ...] | None  # None: every file of the folder (a universe)
+    tz: str
+    n_ahead: int
+    lookback: int
+    val_start: str
+    test_start: str
+    stride: int = 1
+    end: str | None = None
+    symbol_step: int = 1  # every symbol_step-th file of a universe folder in sorted order (1: all)
+
+
+BAR_SETS: dict[str, BarSet] = {
+    "crypto_1h": BarSet("crypto_1h", "crypto_1h", ("BTCUSDT", "ETHUSDT"), "UTC", 12, 48,
+                              "2020-07-01", "2021-01-01"),
+    "equities_1h": BarSet("equities_1h", "equities_1h", ("SPY", "AAPL", "IBM", "AIG", "BAC"),
+                                "America/New_York", 7, 35, "2016-01-01", "2018-01-01"),
+    "crypto_1m": BarSet("crypto_1m", "crypto_1m", ("ALGOUSDT", "DOTUSDT", "LINKUSDT", "LTCUSDT"), "UTC", 30,
+                              60, "2026-02-16", "2026-02-21", stride=5),
+    "binance_5m_2024": BarSet("binance_5m_2024", "binance_5m_2024", None, "UTC", 12, 48, "2024-07-01",
+                                    "2024-08-01", stride=6),
+    "binance_1h_2021_2023": BarSet("binance_1h_2021_2023", "binance_1h_2021_2023", None, "UTC", 12, 48,
+                                         "2023-01-01", "2023-07-01", stride=2),
+}
+
+
+def set_files(data: Path, spec: BarSet) -> list[Path]:
+    """The data set's files (every ``.zip``/``.csv`` of a universe folder)."""
+    folder = data / spec.folder
+    if spec.symbols is not None:
+        return [folder / f"{s}.csv" for s in spec.symbols]
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".zip", ".csv") and p.is_file())
+    return files[::spec.symbol_step]
+
+
+def set_windows(data: Path, spec: BarSet):
+    """Validation and test windows of the whole set: ``(val, test)``; bars before ``val_start - HISTORY_DAYS`` are
+    dropped after reading (they feed neither split)."""
+    bars = read_bars([str(p) for p in set_files(data, spec)])
+    first = pd.Timestamp(spec.val_start, tz="UTC") - pd.Timedelta(days=HISTORY_DAYS)
+    bars = bars[bars["timestamp"] >= first]
+    windows = make_windows(bars, spec.lookback, spec.n_ahead, tz=spec.tz, stride=spec.stride, start=spec.val_start,
+                           end=spec.end)
+    _, val, test = windows.split(spec.val_start, spec.test_start)
+    return val, test

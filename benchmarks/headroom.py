@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -46,16 +46,17 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import (
+    BAR_SETS,
     DEFAULT_DATA,
+    BarSet,
     command_line,
     cpu_seconds,
     md_table,
     provenance,
     results_dir,
+    set_windows,
     span,
 )
-from lems.data.loaders import read_bars
-from lems.data.windows import make_windows
 from lems.evaluation.decomposition import (
     TrackingInputs,
     ladder,
@@ -67,57 +68,6 @@ from lems.evaluation.decomposition import (
 from lems.policies import ModelPolicy, classical_schedules
 
 RESULTS = results_dir("headroom")
-#: Calendar days of bars read before the validation start (the static curve's 20 past days and the lookback).
-HISTORY_DAYS = 35
-
-
-@dataclass(frozen=True)
-class HeadroomSet:
-    """One data set as ``benchmarks/classical.py`` splits it, plus ``symbol_step``: every ``symbol_step``-th file of
-    a universe folder in sorted order (1: all)."""
-
-    name: str
-    folder: str
-    symbols: tuple[str, ...] | None  # None: the files of the folder (a universe)
-    tz: str
-    n_ahead: int
-    lookback: int
-    val_start: str
-    test_start: str
-    stride: int = 1
-    end: str | None = None
-    symbol_step: int = 1
-
-
-SETS: dict[str, HeadroomSet] = {
-    "crypto_1h": HeadroomSet("crypto_1h", "crypto_1h", ("BTCUSDT", "ETHUSDT"), "UTC", 12, 48, "2020-07-01",
-                             "2021-01-01"),
-    "equities_1h": HeadroomSet("equities_1h", "equities_1h", ("SPY", "AAPL", "IBM", "AIG", "BAC"),
-                               "America/New_York", 7, 35, "2016-01-01", "2018-01-01"),
-    "crypto_1m": HeadroomSet("crypto_1m", "crypto_1m", ("ALGOUSDT", "DOTUSDT", "LINKUSDT", "LTCUSDT"), "UTC", 30, 60,
-                             "2026-02-16", "2026-02-21", stride=5),
-    "binance_5m_2024": HeadroomSet("binance_5m_2024", "binance_5m_2024", None, "UTC", 12, 48, "2024-07-01",
-                                   "2024-08-01", stride=6),
-    "binance_1h_2021_2023": HeadroomSet("binance_1h_2021_2023", "binance_1h_2021_2023", None, "UTC", 12, 48,
-                                        "2023-01-01", "2023-07-01", stride=2),
-}
-
-
-def set_windows(data: Path, spec: HeadroomSet):
-    """``(validation, test)`` windows of the set (bars before ``val_start - HISTORY_DAYS`` dropped)."""
-    folder = data / spec.folder
-    if spec.symbols is not None:
-        files = [folder / f"{s}.csv" for s in spec.symbols]
-    else:
-        files = sorted(p for p in folder.iterdir() if p.suffix in (".zip", ".csv") and p.is_file())
-    bars = read_bars([str(p) for p in files[::spec.symbol_step]])
-    bars = bars[bars["timestamp"] >= pd.Timestamp(spec.val_start, tz="UTC") - pd.Timedelta(days=HISTORY_DAYS)]
-    windows = make_windows(bars, spec.lookback, spec.n_ahead, tz=spec.tz, stride=spec.stride, start=spec.val_start,
-                           end=spec.end)
-    _, val, test = windows.split(spec.val_start, spec.test_start)
-    return val, test
-
-
 def chunked_inputs(policy, windows, side: str = "buy", chunk: int = 20_000) -> TrackingInputs:
     """:func:`tracking_inputs` of ``policy`` in chunks of ``chunk`` windows (one chunk's allocations held)."""
     parts = [tracking_inputs(policy, windows.subset(np.arange(i, min(i + chunk, len(windows)))), side=side)
@@ -159,7 +109,7 @@ def load_model(path: Path):
     return ModelPolicy(model, batch_size=2048, name="model"), int(model.lookback), int(model.n_ahead)
 
 
-def run_set(data: Path, spec: HeadroomSet, args, argv) -> tuple[str, str]:
+def run_set(data: Path, spec: BarSet, args, argv) -> tuple[str, str]:
     """Fit and score one set: the text of its ``.md`` and ``.json`` (written by :func:`main` once every set is
     scored, so that the provenance's commit is read before any result file changes)."""
     start = cpu_seconds()
@@ -214,7 +164,7 @@ def run_set(data: Path, spec: HeadroomSet, args, argv) -> tuple[str, str]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the folder holding the data sets")
-    p.add_argument("--sets", nargs="+", default=["crypto_1h", "binance_5m_2024"], choices=list(SETS))
+    p.add_argument("--sets", nargs="+", default=["crypto_1h", "binance_5m_2024"], choices=list(BAR_SETS))
     p.add_argument("--model", type=Path, default=None, help="a saved .keras LargeExecutionModel to score too")
     p.add_argument("--side", default="buy", choices=("buy", "sell"), help="the side of the quantity order scored")
     p.add_argument("--max-fit-windows", type=int, default=20_000,
@@ -222,10 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     texts = {}
     for name in args.sets:
-        if not (args.data / SETS[name].folder).is_dir():
-            print(f"{name}: no data under {args.data / SETS[name].folder}, skipped")
+        if not (args.data / BAR_SETS[name].folder).is_dir():
+            print(f"{name}: no data under {args.data / BAR_SETS[name].folder}, skipped")
             continue
-        texts[name] = run_set(args.data, SETS[name], args, argv)
+        texts[name] = run_set(args.data, BAR_SETS[name], args, argv)
     for name, (md, js) in texts.items():
         (RESULTS / f"{name}.md").write_text(md)
         (RESULTS / f"{name}.json").write_text(js)

@@ -1,14 +1,12 @@
 """benchmarks/headroom.py's core on a tiny synthetic market (no real data): the ladder's ends, the static curve as
-its own reference, and the same splits as benchmarks/classical.py."""
+its own reference."""
 
 from __future__ import annotations
-
-from dataclasses import asdict
 
 import numpy as np
 import pytest
 
-from benchmarks import classical, headroom
+from benchmarks import headroom
 from lems.data.synthetic import synthetic_market
 from lems.data.windows import make_windows
 from lems.policies import classical_schedules
@@ -34,10 +32,3 @@ def test_ladder_ends_and_static_reference(numbers):
     assert numbers["r2_vs_static"].shape == (horizon - 1, 4)  # steps 0 .. H-2, four classical schedules
     assert np.allclose(numbers["variance_fraction"].sum(axis=0), 1.0)
     assert set(summary.index) == {"twap", "static_vwap", "static_tilt", "dynamic_vwap"}
-
-
-def test_same_splits_as_classical():
-    for name, spec in classical.SETS.items():
-        mine = asdict(headroom.SETS[name])
-        assert mine.pop("symbol_step") >= 1
-        assert mine == asdict(spec)
