@@ -22,11 +22,13 @@ last two are the seasonal expected volume and the static curve's share of what r
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
 
-from lems.batching import FixedBatchShapes
+from lems.batching import FixedBatchShapes, is_array_data, num_rows
 from lems.layers.decoder import RULE_DECAY, AllocationDecoder, relative_volume
 from lems.layers.embedding import EmbeddingLayer
 from lems.layers.grn import GRN, AddAndNorm, Gate
@@ -42,6 +44,10 @@ VOLUME_CHANNEL = 1
 SAMPLE_COLUMNS_MIN_HORIZON = 64
 #: Flexible (min-duration) columns scored per training step by default at long horizons.
 DEFAULT_TRAIN_COLUMNS = 32
+#: Default span of the weight average kept during ``fit`` [fraction of an epoch] (``weight_average_span``).
+WEIGHT_AVERAGE_SPAN = 0.25
+#: EMA momentum of the weight average when ``fit`` cannot tell the number of steps per epoch.
+FALLBACK_EMA_MOMENTUM = 0.99
 
 
 def expected_squared_tracking_error(y_true, y_pred):
@@ -144,6 +150,14 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             flexible columns cannot bet on the training period's price drift (default True).
         rule_decay: the rule prior's threshold shrinks with the time left as ``((H - s) / H) ** rule_decay``
             (default ``RULE_DECAY`` = 0.5: square root of the time left; 0: constant).
+        weight_average_span: Polyak averaging of the weights in :meth:`fit`, as a span [fraction of an epoch]
+            (default ``WEIGHT_AVERAGE_SPAN`` = 0.25). The optimizer keeps an exponential moving average of the
+            trainable weights (Keras' ``use_ema``) with momentum ``1 - 1 / (weight_average_span * steps per epoch)``
+            and writes it into the model at every epoch end, so validation, ``EarlyStopping(restore_best_weights=
+            True)`` and the last weights all see the averaged model, whose fixed-duration schedule wanders much
+            less from epoch to epoch than the raw weights' (benchmarks/results/plain_fit). Applied when ``fit``
+            first builds an optimizer that has no moving average of its own (an optimizer compiled with
+            ``use_ema=True`` keeps its own settings); ``None`` turns it off.
 
     Call args:
         inputs: ``[X, min_rate, max_rate]`` (or ``X`` alone: no limits) with rates shaped ``(B, 1)``.
@@ -159,7 +173,8 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
                  kan_basis: str = "rbf", dropout: float = 0.0, use_prior: bool = True, volume_forecast: bool = True,
                  forecast_loss_weight: float = 1.0, forecast_context: bool = True, tracking_loss_weight: float = 1.0,
                  tracking_loss_pooling: str = "batch", train_columns: int | None = None, flexible_prior: str = "rule",
-                 symmetric_flexible: bool = True, rule_decay: float = RULE_DECAY, **kwargs) -> None:
+                 symmetric_flexible: bool = True, rule_decay: float = RULE_DECAY,
+                 weight_average_span: float | None = WEIGHT_AVERAGE_SPAN, **kwargs) -> None:
         super().__init__(**kwargs)
         self.lookback = check_positive_int("lookback", lookback)
         self.n_ahead = check_positive_int("n_ahead", n_ahead)
@@ -190,6 +205,10 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         self.flexible_prior = flexible_prior
         self.symmetric_flexible = bool(symmetric_flexible)
         self.rule_decay = float(rule_decay)
+        span = weight_average_span
+        if span is not None and not (np.isfinite(span) and 0 < span <= 1):
+            raise ValueError(f"weight_average_span must be in (0, 1] epochs (or None), got {span!r}")
+        self.weight_average_span = None if span is None else float(span)
 
         self.embedding = EmbeddingLayer(self.num_embedding, name="embedding")
         self.variable_selection = VariableSelectionNetwork(self.hidden_size, name="variable_selection")
@@ -447,9 +466,39 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
             "forecast_context": self.forecast_context, "tracking_loss_weight": self.tracking_loss_weight,
             "tracking_loss_pooling": self.tracking_loss_pooling, "train_columns": self.train_columns,
             "flexible_prior": self.flexible_prior, "symmetric_flexible": self.symmetric_flexible,
-            "rule_decay": self.rule_decay,
+            "rule_decay": self.rule_decay, "weight_average_span": self.weight_average_span,
         })
         return config
+
+    def fit(self, x=None, y=None, batch_size=None, **kwargs):
+        """``keras.Model.fit`` (numpy data in fixed-shape batches), with the model's weight averaging
+        (``weight_average_span``) switched on in an optimizer that has none."""
+        steps = epoch_steps(x, batch_size, kwargs.get("steps_per_epoch"), kwargs.get("validation_split"))
+        self._start_weight_averaging(steps)
+        try:
+            return super().fit(x, y, batch_size=batch_size, **kwargs)
+        finally:
+            self._unshare_averaged_weights()
+
+    def _unshare_averaged_weights(self) -> None:
+        """Give each weight its own buffer after Keras wrote the optimizer's averages into the model at the end of
+        ``fit``: on JAX the weight and its average then share one array, which the next ``predict`` donates, so a
+        later ``fit`` would fail on a deleted buffer."""
+        optimizer = getattr(self, "optimizer", None)
+        if isinstance(optimizer, keras.optimizers.Optimizer) and optimizer.use_ema and optimizer.built:
+            for variable in self.trainable_variables:
+                variable.assign(ops.copy(variable.value))
+
+    def _start_weight_averaging(self, steps_per_epoch: int | None) -> None:
+        """Give a not yet built optimizer without EMA the model's moving average of the weights, written into the
+        model every ``steps_per_epoch`` steps (at the end of ``fit`` only when unknown)."""
+        optimizer = getattr(self, "optimizer", None)
+        if (self.weight_average_span is None or not isinstance(optimizer, keras.optimizers.Optimizer)
+                or optimizer.use_ema or optimizer.built):
+            return
+        optimizer.use_ema = True
+        optimizer.ema_momentum = averaging_momentum(self.weight_average_span, steps_per_epoch)
+        optimizer.ema_overwrite_frequency = steps_per_epoch
 
     def flexible_weight_masks(self) -> list[np.ndarray | None]:
         """Per entry of :meth:`get_weights`: a boolean mask of the entries only the flexible columns read
@@ -481,6 +530,36 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
         super().compile_from_config(config)
 
 
-__all__ = ["DEFAULT_TRAIN_COLUMNS", "LargeExecutionModel", "RETURN_CHANNEL", "SAMPLE_COLUMNS_MIN_HORIZON",
-           "VOLUME_CHANNEL", "expected_squared_tracking_error",
-           "expected_tracking_error"]
+def epoch_steps(x: Any, batch_size: int | None, steps_per_epoch: int | None = None,
+                validation_split: float | None = None) -> int | None:
+    """Optimizer steps per epoch of ``fit(x, batch_size=..., ...)``, or None when the data does not say.
+
+    Args:
+        x: What ``fit`` trains on: numpy data (then ``batch_size``, default 32, and ``validation_split`` apply) or
+            a dataset with a length (``keras.utils.PyDataset``, a finite ``tf.data`` dataset, a torch loader).
+        batch_size: Rows per step for numpy data.
+        steps_per_epoch: ``fit``'s own argument: wins when given.
+        validation_split: Fraction of numpy rows Keras holds out for validation.
+    """
+    if steps_per_epoch:
+        return int(steps_per_epoch)
+    if is_array_data(x):
+        rows = int(num_rows(x) * (1.0 - float(validation_split or 0.0)))
+        return max(1, -(-rows // int(batch_size or 32)))
+    try:
+        return max(1, len(x))
+    except (TypeError, ValueError):  # a generator, or a tf.data dataset of unknown length
+        return None
+
+
+def averaging_momentum(span: float, steps_per_epoch: int | None) -> float:
+    """EMA momentum of a weight average spanning ``span`` of an epoch of ``steps_per_epoch`` steps (in
+    ``[0, 0.999]``; :data:`FALLBACK_EMA_MOMENTUM` when the steps are unknown)."""
+    if not steps_per_epoch:
+        return FALLBACK_EMA_MOMENTUM
+    return float(min(max(1.0 - 1.0 / (span * steps_per_epoch), 0.0), 0.999))
+
+
+__all__ = ["DEFAULT_TRAIN_COLUMNS", "RETURN_CHANNEL", "SAMPLE_COLUMNS_MIN_HORIZON", "VOLUME_CHANNEL",
+           "WEIGHT_AVERAGE_SPAN", "LargeExecutionModel", "averaging_momentum", "epoch_steps",
+           "expected_squared_tracking_error", "expected_tracking_error"]

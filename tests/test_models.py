@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+from lems.batching import PaddedBatches
 from lems.data.features import N_KNOWN_AHEAD, N_OBSERVED
 from lems.data.synthetic import synthetic_market
 from lems.data.windows import make_windows
@@ -19,7 +20,14 @@ from lems.data_formater import add_config_to_X
 from lems.execution import check_allocations, seed_outcome, uniform_allocations
 from lems.loss import lem_loss
 from lems.metrics import ALL_METRICS
-from lems.models import LargeExecutionModel, expected_squared_tracking_error, expected_tracking_error
+from lems.models import (
+    WEIGHT_AVERAGE_SPAN,
+    LargeExecutionModel,
+    averaging_momentum,
+    epoch_steps,
+    expected_squared_tracking_error,
+    expected_tracking_error,
+)
 from lems.utils import backend_name
 
 pytestmark = pytest.mark.backend
@@ -164,6 +172,46 @@ def test_compile_with_all_seed_metrics_and_reload(windows, tmp_path):
     assert set(before) == set(after) and len(before) == 11
     for key in before:
         assert after[key] == pytest.approx(before[key], rel=1e-4, abs=1e-6)
+
+
+def test_fit_averages_the_weights_and_keeps_the_average(trained, windows):
+    """Plain ``fit`` (issue 25): the model gives the optimizer a moving average of the weights spanning a quarter
+    of an epoch, written into the model at every epoch end and at the end of ``fit``."""
+    n_train = int(len(windows) * 0.8)
+    steps = -(-n_train // 128)  # the fixture's batch size
+    optimizer = trained.optimizer
+    assert optimizer.use_ema and optimizer.ema_overwrite_frequency == steps
+    assert optimizer.ema_momentum == pytest.approx(max(0.0, 1.0 - 1.0 / (WEIGHT_AVERAGE_SPAN * steps)))
+    predict(trained, windows.X[:8])  # on JAX, predict donates the weights' buffers: the averages must not share them
+    averages = [keras.ops.convert_to_numpy(v) for v in optimizer.variables if v.path.endswith("_average")]
+    for weight, average in zip(trained.trainable_weights, averages, strict=True):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), average)
+
+
+def test_weight_averaging_off_or_the_optimizers_own():
+    """``weight_average_span=None`` leaves the optimizer alone; so does an optimizer with its own EMA."""
+    off = tiny_model(weight_average_span=None)
+    off.compile(optimizer=keras.optimizers.Adam(1e-3), loss=lem_loss)
+    off._start_weight_averaging(10)
+    assert not off.optimizer.use_ema
+    own = tiny_model()
+    own.compile(optimizer=keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.5), loss=lem_loss)
+    own._start_weight_averaging(10)
+    assert own.optimizer.ema_momentum == 0.5 and own.optimizer.ema_overwrite_frequency is None
+    with pytest.raises(ValueError, match="weight_average_span"):
+        tiny_model(weight_average_span=0.0)
+
+
+def test_epoch_steps_reads_arrays_split_and_sized_datasets():
+    x = [np.zeros((100, 3)), np.zeros((100, 1))]
+    assert epoch_steps(x, 32) == 4
+    assert epoch_steps(x, 32, validation_split=0.5) == 2
+    assert epoch_steps(x, None) == 4  # Keras' default batch of 32
+    assert epoch_steps(x, 32, steps_per_epoch=7) == 7
+    assert epoch_steps(PaddedBatches(np.zeros((10, 2)), np.zeros((10, 1)), 4), None) == 3
+    assert epoch_steps(iter([1, 2]), None) is None
+    assert averaging_momentum(0.25, None) == 0.99 and averaging_momentum(0.25, 4) == 0.0
+    assert averaging_momentum(0.25, 400) == pytest.approx(0.99)
 
 
 @pytest.mark.slow

@@ -170,10 +170,13 @@ class WindowConfig(_Section):
 #: The product's training preset: the [model] defaults of ``lems train`` / :class:`TrainConfig` that differ from
 #: :class:`lems.models.LargeExecutionModel`'s own (the lems 0.1.1 API: hidden 200, 2 TKAN layers, 8 heads, embedding
 #: 20, heads' first layer 64). ``lems train`` trains a small model that fits the hourly data sets in minutes on a
-#: CPU (benchmarks/real_data.py trains these sizes); every other argument keeps the model's default. The one dict of
-#: overrides; everything else comes from the model's signature.
+#: CPU (benchmarks/real_data.py trains these sizes); ``lems train`` keeps the weights of its best validation epoch
+#: itself, so the model's weight averaging is off there (``[training] weight_averaging`` sets an EMA momentum of its
+#: own; with the selection, averaging was slightly worse on hourly crypto: benchmarks/results/tracking_selection).
+#: Every other argument keeps the model's default. The one dict of overrides; everything else comes from the
+#: model's signature.
 MODEL_PRESET: dict[str, Any] = {"hidden_size": 32, "hidden_rnn_layer": 1, "num_heads": 4, "num_embedding": 8,
-                                "fused_mlp_hidden_dim": 32}
+                                "fused_mlp_hidden_dim": 32, "weight_average_span": None}
 #: Arguments of the model that are not [model] settings: the window shape comes from ``[windows]``.
 _NOT_MODEL_SETTINGS = ("self", "lookback", "n_ahead", "kwargs")
 
@@ -211,6 +214,9 @@ def _check_model(self) -> None:
     if self.tracking_loss_pooling not in ("window", "batch"):
         raise ValueError(f"config: tracking_loss_pooling must be 'window' or 'batch', got "
                          f"{self.tracking_loss_pooling!r}")
+    span = self.weight_average_span
+    if span is not None and not (math.isfinite(span) and 0 < span <= 1):
+        raise ValueError(f"config: weight_average_span must be in (0, 1] epochs (or unset), got {span}")
     for name in ("rule_decay", "tracking_loss_weight", "forecast_loss_weight", "max_scale_factor"):
         if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
             raise ValueError(f"config: {name} must be a finite number >= 0, got {getattr(self, name)}")
@@ -278,7 +284,7 @@ class TrainingConfig(_Section):
             validation mean flexible improvement [bps] (both as the backtest reports them;
             :class:`BestWeights`); ``"loss"``: the validation ``lem_loss``.
         weight_averaging: EMA momentum of the weights (e.g. 0.99), written into the model at every epoch end;
-            ``None`` = off.
+            ``None`` = off (then ``[model] weight_average_span``, off in the preset, applies).
         weight_soup: With ``selection="tracking"``: the tracking weights are a greedy soup of up to this many
             best validation epochs, each averaged in only if the validation tracking error improves, kept only
             if it beats the best epoch (:class:`BestWeights`); 1 = the best epoch's weights.
