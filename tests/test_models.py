@@ -160,6 +160,7 @@ def test_fit_save_load_identical_predictions(trained, windows, tmp_path):
     assert loaded.loss is lem_loss  # registered serializable: the reloaded model trains on the same function
 
 
+@pytest.mark.slow  # saving and reloading is backend-independent; the seed example compiles the metrics on every backend
 def test_compile_with_all_seed_metrics_and_reload(windows, tmp_path):
     model = tiny_model()
     model.compile(optimizer="adam", loss=lem_loss, metrics=list(ALL_METRICS))

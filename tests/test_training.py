@@ -212,10 +212,11 @@ def two_steps():
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("costed", [False, True], ids=["frictionless", "costed"])
+@pytest.mark.parametrize("costed", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["frictionless", "costed"])
 def test_train_takes_steps_scores_validation_and_keeps_the_selected_weights(costed, request):
     """The training loop on the active backend, small enough for every backend run: two steps, the validation
-    scores (net of costs with a cost model), split selection and the kept weights' scores."""
+    scores (net of costs with a cost model), split selection and the kept weights' scores. The costed loop differs
+    from the frictionless one in its targets and loss only (no backend code of its own): it runs on JAX only."""
     if costed:
         result, snapshots = _two_steps(sizes=[0.2], impact_coef=1.0, half_spread_bps=2.0)
     else:
