@@ -196,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
                       ("bar-minutes", "bar length [minutes]; default: inferred from the data"),
                       ("resample-minutes", "aggregate the bars to this length [minutes] (as lems train)"),
                       ("holdout-symbols", "streamed universe: symbols scored as unseen (default: the list "
-                                          "lems train saved in config.toml)")):
+                                          "lems train saved in config.toml)"),
+                      ("max-test-windows", "streamed universe: test windows scored per symbol group, evenly "
+                                           "thinned per symbol [windows] (default 32768)")):
         evaluate.add_argument(f"--{name}", dest=f"cfg_{name.replace('-', '_')}", default=None, help=doc)
     _config_overrides(evaluate, sections=("execution",))
     _no_cache_option(evaluate)

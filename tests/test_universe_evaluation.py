@@ -14,7 +14,14 @@ from lems.data.synthetic import synthetic_market
 from lems.models import LargeExecutionModel
 from lems.training import TrainConfig
 from lems.training.feed import stream_parts
-from lems.training.universe_evaluation import LIQUIDITY_TERCILES, liquidity_terciles, score_in_chunks
+from lems.evaluation.stats import headline_table, paired_comparison
+from lems.training.universe_evaluation import (
+    LIQUIDITY_TERCILES,
+    _bounded,
+    liquidity_terciles,
+    score_in_chunks,
+    slim_frame,
+)
 
 ORDER_KEYS = ["policy", "asset", "origin", "side", "target", "benchmark", "min_duration"]
 
@@ -64,6 +71,33 @@ def test_chunked_scoring_equals_one_materialised_pass(folder):
 
     pd.testing.assert_frame_equal(ordered(chunked), ordered(whole), check_dtype=False, check_categorical=False,
                                   rtol=1e-5, atol=1e-9)
+
+
+def test_slim_frame_keeps_the_headline_and_bounds_the_groups(folder):
+    config = TrainConfig(data=[str(folder)], stream=True, cache_dir="none", lookback=8, n_ahead=4, stride=2,
+                         train_end="2021-01-11", val_end="2021-01-13", bar_minutes=60)
+    part = stream_parts(config).splits.test
+    windows = part.to_window_set()
+    frame = _evaluate(LargeExecutionModel(lookback=8, n_ahead=4, hidden_size=4, num_heads=1, num_embedding=2,
+                                          fused_mlp_hidden_dim=4), windows, 0.0, 1.0)[0]
+    slim = slim_frame(frame)
+    classical = ["twap", "static_vwap"]
+    assert set(slim.loc[slim["policy"].isin(classical), "objective"]) == {"track"}  # their flexible rows dropped
+    for policy in ("model", "flexible_rule"):  # every row of the model and the rule kept
+        assert (slim["policy"] == policy).sum() == (frame["policy"] == policy).sum()
+    assert slim["window"].dtype == np.int32 and slim["min_duration"].dtype == np.int16
+    assert slim.memory_usage(deep=True).sum() < 0.6 * frame.memory_usage(deep=True).sum()
+    full, kept = headline_table(frame), headline_table(slim)
+    pd.testing.assert_frame_equal(full["spread"], kept["spread"])
+    pd.testing.assert_frame_equal(full["flexible"], kept["flexible"])
+    paired = paired_comparison(slim, "model", "twap")  # compared on the orders TWAP kept: its fixed ones
+    assert set(paired["objective"]) == {"track"}
+    with pytest.raises(ValueError, match="same orders"):  # a partial objective still refuses
+        paired_comparison(slim.drop(index=slim.index[(slim["policy"] == "twap").to_numpy()][:1]), "model", "twap")
+
+    small = _bounded(part, 30)
+    assert len(small) <= 30 and set(small.symbols) == set(part.symbols)
+    assert _bounded(part, None) is part and _bounded(part, len(part)) is part
 
 
 @pytest.mark.slow

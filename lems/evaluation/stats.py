@@ -157,6 +157,9 @@ def paired_comparison(frame: pd.DataFrame, model: str = "model", baseline: str |
         ``baseline_mean``, ``mean_diff``, ``se``, ``ci_low``, ``ci_high`` (bps), ``n_orders``,
         ``n_clusters``, ``significant`` (the interval excludes 0), ``cluster``.
 
+    A baseline scored on one objective only (e.g. a fixed-duration schedule whose flexible rows were left out,
+    :func:`lems.training.universe_evaluation.slim_frame`) is compared on that objective's orders.
+
     Raises:
         ValueError: unknown policies, orders present for one policy and not the other, bad arguments.
     """
@@ -189,6 +192,9 @@ def _paired_one(frame: pd.DataFrame, model: str, baseline: str, groups: list[str
     cols = _ORDER_KEYS + ["improvement_bps", "tracking_error_bps"]
     left = frame.loc[frame["policy"] == model, cols]
     right = frame.loc[frame["policy"] == baseline, cols]
+    scored = set(right["objective"].astype(str))  # a fixed-duration schedule kept on its "track" orders only
+    if scored and scored < set(left["objective"].astype(str)):
+        left = left[left["objective"].astype(str).isin(scored).to_numpy()]
     for name, part in ((model, left), (baseline, right)):
         if part.duplicated(_ORDER_KEYS).any():
             raise ValueError(f"policy {name!r} has duplicate orders (frames of different runs concatenated?)")

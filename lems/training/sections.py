@@ -141,6 +141,9 @@ class WindowConfig(_Section):
             liquidity tercile): a fraction such as ``"0.2"`` or a comma list of names; ``lems train`` saves the
             chosen list, so ``lems evaluate`` scores exactly those symbols. Unset: none held out.
         holdout_seed: Seed of the held-out draw; ``None`` = the training seed.
+        max_test_windows: Streamed universe: at most this many test windows per symbol group (seen, unseen) are
+            scored by ``lems evaluate``, evenly thinned per symbol in time (:meth:`UniverseWindows.thin_to`), so
+            that its memory stays bounded whatever the universe's size [windows]; ``None`` scores every window.
     """
 
     lookback: int = _f(48, "bars of history before the origin [bars]")
@@ -153,10 +156,13 @@ class WindowConfig(_Section):
                                            "as unseen: a fraction (e.g. 0.2) or a comma list; the saved config "
                                            "holds the chosen list")
     holdout_seed: int | None = _f(None, "seed of the held-out draw; unset = the training seed")
+    max_test_windows: int | None = _f(32768, "streamed universe: test windows lems evaluate scores per symbol "
+                                             "group (seen, unseen), evenly thinned per symbol; unset = all "
+                                             "[windows]")
 
     def _check(self) -> None:
         self._at_least(2, "lookback", "n_ahead")
-        self._at_least(1, "stride", "max_windows")
+        self._at_least(1, "stride", "max_windows", "max_test_windows")
         ends = []
         for name in ("train_end", "val_end"):
             value = getattr(self, name)

@@ -17,7 +17,7 @@ import pandas as pd
 from lems.evaluation.backtest import classical_frame
 from lems.evaluation.decomposition import tracking_decomposition, tracking_inputs
 from lems.evaluation.page import spread_lines
-from lems.evaluation.stats import headline_record, headline_table
+from lems.evaluation.stats import CLASSICAL_SCHEDULES, TUNED_SCHEDULES, headline_record, headline_table
 from lems.policies import classical_schedules, validation_parts
 from lems.training.config import TrainConfig
 from lems.training.feed import UniverseParts, stream_parts, validation_part
@@ -30,6 +30,7 @@ __all__ = [
     "group_symbols",
     "liquidity_terciles",
     "score_in_chunks",
+    "slim_frame",
     "universe_frames",
     "universe_report",
     "write_group_headlines",
@@ -68,6 +69,32 @@ def score_in_chunks(score: Callable[[Any], pd.DataFrame], part, chunk_windows: i
     return out
 
 
+def slim_frame(frame: pd.DataFrame, fixed_schedules: tuple[str, ...] = (*CLASSICAL_SCHEDULES, *TUNED_SCHEDULES)
+               ) -> pd.DataFrame:
+    """A chunk's backtest frame as the streamed evaluation keeps it: the flexible (``beat``) rows of the classical
+    fixed-duration schedules dropped (the headline compares only their fixed-duration rows; the model's and the
+    rule's rows are all kept) and the integer columns narrowed (``window`` int32, bar counts int16). About 2.6x
+    less memory per window at H = 12 with the four classical schedules.
+
+    Args:
+        frame: A backtest frame (:func:`lems.evaluation.backtest.backtest`).
+        fixed_schedules: Policy labels whose flexible rows are dropped.
+    """
+    drop = frame["policy"].astype(str).isin(fixed_schedules).to_numpy() & (frame["objective"] == "beat").to_numpy()
+    out = frame.loc[~drop].reset_index(drop=True)
+    if "policy" in out and isinstance(out["policy"].dtype, pd.CategoricalDtype):
+        out["policy"] = out["policy"].cat.remove_unused_categories()
+    narrow = {"window": np.int32, "min_duration": np.int16, "realised_duration": np.int16, "window_bars": np.int16}
+    return out.astype({c: t for c, t in narrow.items() if c in out})
+
+
+def _bounded(part, max_windows: int | None):
+    """``part`` evenly thinned per symbol to at most ``max_windows`` windows (``None``: unchanged)."""
+    if max_windows is None or len(part) <= int(max_windows):
+        return part
+    return part.thin_to(max(int(max_windows), len(part.symbols)))
+
+
 def _validation_windows(config: TrainConfig, parts: UniverseParts):
     """The validation windows of a streamed universe (at most ``training.max_val_windows``, materialised), or None."""
     val = parts.splits.val
@@ -85,15 +112,21 @@ def universe_frames(config: TrainConfig, score: Callable[[Any], pd.DataFrame],
     the universe's :func:`lems.training.feed.stream_parts`, when already read.
     """
     parts = stream_parts(config) if parts is None else parts
-    return _score_parts(score, parts, chunk_windows), _validation_windows(config, parts), parts
+    frames = _score_parts(score, parts, chunk_windows, config.windows.max_test_windows)
+    return frames, _validation_windows(config, parts), parts
 
 
-def _score_parts(score: Callable[[Any], pd.DataFrame], parts: UniverseParts, chunk_windows: int
-                 ) -> dict[str, pd.DataFrame]:
-    """``{"seen": frame, "unseen": frame?}``: the test period of the seen and of the held-out symbols, by chunks."""
-    frames = {"seen": score_in_chunks(score, parts.splits.test, chunk_windows)}
+def _score_parts(score: Callable[[Any], pd.DataFrame], parts: UniverseParts, chunk_windows: int,
+                 max_windows: int | None = None) -> dict[str, pd.DataFrame]:
+    """``{"seen": frame, "unseen": frame?}``: the test period of the seen and of the held-out symbols, by chunks,
+    each at most ``max_windows`` windows (evenly thinned per symbol), every chunk's frame slimmed
+    (:func:`slim_frame`)."""
+    def slim_score(chunk):
+        return slim_frame(score(chunk))
+
+    frames = {"seen": score_in_chunks(slim_score, _bounded(parts.splits.test, max_windows), chunk_windows)}
     if parts.unseen is not None and len(parts.unseen):
-        frames["unseen"] = score_in_chunks(score, parts.unseen, chunk_windows)
+        frames["unseen"] = score_in_chunks(slim_score, _bounded(parts.unseen, max_windows), chunk_windows)
     return frames
 
 
@@ -115,10 +148,9 @@ def group_headlines(frames: Mapping[str, pd.DataFrame], liquidity: Mapping[str, 
     tables = {name: headline_table(frame, validation=validation, cluster=cluster, seed=seed)
               for name, frame in frames.items()}
     terciles = liquidity_terciles(liquidity)
-    everything = pd.concat(list(frames.values()), ignore_index=True)
-    labels = everything["asset"].astype(str).map(terciles)
-    for label in LIQUIDITY_TERCILES:
-        part = everything[(labels == label).to_numpy()]
+    for label in LIQUIDITY_TERCILES:  # one tercile's rows at a time: never a copy of every frame at once
+        names = [symbol for symbol, group in terciles.items() if group == label]
+        part = pd.concat([f[f["asset"].isin(names).to_numpy()] for f in frames.values()], ignore_index=True)
         if len(part):
             tables[label] = headline_table(part, validation=validation, cluster=cluster, seed=seed)
     return tables
@@ -224,7 +256,8 @@ def universe_report(config: TrainConfig, score: Callable[[Any, Mapping[str, Any]
     limits = config.limits
     validation = classical_frame(schedules, validation_parts(val_windows)[1], min_rate=limits.min_rate,
                                  max_rate=limits.max_rate)  # the best one is chosen on the part not fitted on
-    frames = _score_parts(lambda chunk: score(chunk, schedules), parts, chunk_windows)
+    frames = _score_parts(lambda chunk: score(chunk, schedules), parts, chunk_windows,
+                          config.windows.max_test_windows)
     frame = pd.concat([f.assign(symbols=name) for name, f in frames.items()], ignore_index=True)
     frame["asset"] = frame["asset"].astype(str).astype("category")
     tables = group_headlines(frames, parts.liquidity, validation=validation, cluster=cluster, seed=seed)
