@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Test windows scored per chunk by ``lems evaluate`` on a streamed universe [windows] (bounds its memory).
-EVAL_CHUNK_WINDOWS = 16384
+EVAL_CHUNK_WINDOWS = 4096
 #: Test windows of the seen symbols (evenly thinned per symbol) the tracking decomposition is computed on [windows].
 DECOMPOSITION_WINDOWS = 8192
 #: Labels of the liquidity terciles, least liquid first.
@@ -256,6 +256,7 @@ def universe_report(config: TrainConfig, score: Callable[[Any, Mapping[str, Any]
     limits = config.limits
     validation = classical_frame(schedules, validation_parts(val_windows)[1], min_rate=limits.min_rate,
                                  max_rate=limits.max_rate)  # the best one is chosen on the part not fitted on
+    validation = None if validation is None else slim_frame(validation)  # chosen on fixed-duration orders only
     frames = _score_parts(lambda chunk: score(chunk, schedules), parts, chunk_windows,
                           config.windows.max_test_windows)
     frame = pd.concat([f.assign(symbols=name) for name, f in frames.items()], ignore_index=True)
