@@ -141,6 +141,10 @@ class WindowConfig(_Section):
             liquidity tercile): a fraction such as ``"0.2"`` or a comma list of names; ``lems train`` saves the
             chosen list, so ``lems evaluate`` scores exactly those symbols. Unset: none held out.
         holdout_seed: Seed of the held-out draw; ``None`` = the training seed.
+        cross_asset: Add the market (cross-asset) observed channels: at each bar, the mean volume surprise and
+            normalised return of the OTHER symbols of the data at the same bar time
+            (:data:`lems.data.features.MARKET_FEATURES`); off: every symbol sees only its own bars. ``lems
+            evaluate`` reads it from the saved config (the model's input channels depend on it).
     """
 
     lookback: int = _f(48, "bars of history before the origin [bars]")
@@ -153,6 +157,8 @@ class WindowConfig(_Section):
                                            "as unseen: a fraction (e.g. 0.2) or a comma list; the saved config "
                                            "holds the chosen list")
     holdout_seed: int | None = _f(None, "seed of the held-out draw; unset = the training seed")
+    cross_asset: bool = _f(False, "add the market channels: the other symbols' mean volume surprise and "
+                                  "normalised return at each bar (lems.data.features.MARKET_FEATURES)")
 
     def _check(self) -> None:
         self._at_least(2, "lookback", "n_ahead")
