@@ -59,12 +59,10 @@ def _alter(frame: pd.DataFrame, rows: np.ndarray, seed: int) -> pd.DataFrame:
     return out
 
 
-def _tiny_model(n_features: int) -> LargeExecutionModel:
+def _tiny_model() -> LargeExecutionModel:
     keras.utils.set_random_seed(0)
-    model = LargeExecutionModel(lookback=LOOKBACK, n_ahead=HORIZON, hidden_size=8, hidden_rnn_layer=1, num_heads=2,
-                                num_embedding=4, fused_mlp_hidden_dim=8)
-    model.build([(None, LOOKBACK + HORIZON - 1, n_features), (None, 1), (None, 1)])
-    return model
+    return LargeExecutionModel(lookback=LOOKBACK, n_ahead=HORIZON, hidden_size=8, hidden_rnn_layer=1, num_heads=2,
+                               num_embedding=4, fused_mlp_hidden_dim=8)
 
 
 def test_channel_layout():
@@ -87,8 +85,10 @@ def test_perturbing_any_symbol_from_bar_t_changes_nothing_before_t(bars):
 
     w0, w1 = (make_windows(b, LOOKBACK, HORIZON, cross_asset=True) for b in (bars, altered))
     np.testing.assert_array_equal(w0.origin_index, w1.origin_index)
-    model = _tiny_model(w0.X.shape[-1])
-    keep = w0.origin.as_unit("ns").asi8 <= cut  # decisions at or before the open of bar t
+    model = _tiny_model()
+    origin_ns = w0.origin.as_unit("ns").asi8
+    hour = 3_600_000_000_000
+    keep = (origin_ns <= cut) & (origin_ns > cut - 2 * HORIZON * hour)  # windows with decisions before bar t
     rates = [np.zeros((keep.sum(), 1), np.float32), np.ones((keep.sum(), 1), np.float32)]
     a0 = np.asarray(model.predict([w0.X[keep], *rates], verbose=0))
     a1 = np.asarray(model.predict([w1.X[keep], *rates], verbose=0))
@@ -177,3 +177,44 @@ def test_streamed_universe_builds_the_materialised_windows(bars, tmp_path):
     batch = next(iter(universe.windows().batches(16, shuffle=False, block_symbols=3)))
     (x, _, _), _, _ = batch
     np.testing.assert_array_equal(x, expected.X[:16])
+
+
+def test_live_window_is_the_offline_window(bars):
+    """Bar by bar, the session's X (market channels fed from the other symbols' bars) equals make_windows' X on
+    every position known at the decision; a model with market channels refuses a session without them."""
+    from lems.execution import OrderSpec
+    from lems.live import ExecutionSession, SessionError
+
+    win = make_windows(bars, LOOKBACK, HORIZON, cross_asset=True)
+    i = int(np.flatnonzero((win.asset == "SYN0") & (win.origin_index == 98))[0])  # SYN1 misses horizon bar 2
+    t0 = win.origin[i]
+    own, others = bars[bars["symbol"] == "SYN0"], bars[bars["symbol"] != "SYN0"]
+    order = OrderSpec(side="buy", horizon=HORIZON, target="quantity", benchmark="vwap", min_duration=HORIZON,
+                      objective="track", min_rate=0.0, max_rate=1.0)
+    model = _tiny_model()
+    session = ExecutionSession(model, order, 100.0, own[own["timestamp"] < t0], calendar="24/7",
+                               market=others[others["timestamp"] < t0])
+    x_ref, n_obs = win.X[i], N_OBSERVED + len(MARKET_FEATURES)
+    horizon = own[own["timestamp"] >= t0].iloc[:HORIZON]
+    for s, (_, bar) in enumerate(horizon.iterrows()):
+        request = session._request(None)
+        np.testing.assert_allclose(request.x[:LOOKBACK + s, :n_obs], x_ref[:LOOKBACK + s, :n_obs], rtol=1e-6,
+                                   atol=1e-6)
+        known = min(LOOKBACK + s + 1, x_ref.shape[0])
+        np.testing.assert_allclose(request.x[:known, n_obs:], x_ref[:known, n_obs:], atol=1e-6)
+        assert not request.x[LOOKBACK + s:, :n_obs].any()  # nothing observed from the coming bar on
+        child = session.next_allocation()
+        assert 0.0 <= child.fraction <= 1.0
+        same_time = others[others["timestamp"] == bar["timestamp"]]
+        session.on_bar_close(bar.to_dict(), market=same_time)
+        if s == 1:
+            restored = ExecutionSession.from_json(session.to_json(), model)  # the market state persists
+            assert restored._window.market.tails.keys() == session._window.market.tails.keys()
+    assert session.complete
+    with pytest.raises(ValueError, match="market"):
+        ExecutionSession(model, order, 100.0, own[own["timestamp"] < t0], calendar="24/7")
+    with pytest.raises(SessionError):  # market bars of another open time
+        fresh = ExecutionSession(model, order, 100.0, own[own["timestamp"] < t0], calendar="24/7",
+                                 market=others[others["timestamp"] < t0])
+        fresh.next_allocation()
+        fresh.on_bar_close(horizon.iloc[0].to_dict(), market=others[others["timestamp"] < t0].tail(2))
