@@ -1,8 +1,9 @@
 """Model features: observed (realised) and known-ahead channels, and the causal volume profile.
 
 Channel order is a CONTRACT (the model reads channels by position). ``X[..., :N_OBSERVED]`` are
-the observed features of the bar at each position, ``X[..., N_OBSERVED:]`` (the LAST
-``N_KNOWN_AHEAD`` channels) are known before the bar opens.
+the observed features of the bar at each position, then (only with ``cross_asset``) the two observed market
+channels, and the LAST ``N_KNOWN_AHEAD`` channels ``X[..., -N_KNOWN_AHEAD:]`` are known before the bar opens
+(:func:`feature_names`; every channel before the known-ahead ones is observed: :func:`n_observed_channels`).
 
 Observed (bar ``j``'s own realised values, normalised per window with statistics of the
 lookback part only, i.e. positions ``< lookback``, known at the origin):

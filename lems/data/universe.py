@@ -48,7 +48,13 @@ import numpy as np
 import pandas as pd
 
 from lems.data.calendar import add_calendar, timestamps_ns, to_utc_ns
-from lems.data.features import MARKET_LEVEL_BARS, MarketSeries, feature_names, raw_observed, symbol_surprise
+from lems.data.features import (
+    MARKET_LEVEL_BARS,
+    MarketSeries,
+    feature_names,
+    raw_observed,
+    symbol_surprise,
+)
 from lems.data.resample import resample_validated
 from lems.data.sources import SymbolSource, open_symbols, write_partitioned
 from lems.data.universe_batches import UniverseDataset, _ChunkBuilder, merge_states
