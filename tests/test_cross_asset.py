@@ -218,3 +218,21 @@ def test_live_window_is_the_offline_window(bars):
                                  market=others[others["timestamp"] < t0])
         fresh.next_allocation()
         fresh.on_bar_close(horizon.iloc[0].to_dict(), market=others[others["timestamp"] < t0].tail(2))
+
+
+def test_cli_flag_reaches_the_config_and_the_windows(tmp_path):
+    from lems.cli import _train_config, build_parser
+    from lems.training import TrainConfig
+    from lems.training.feed import build_windows, stream_splits
+
+    args = build_parser().parse_args(["train", "synthetic", "--cross-asset", "--synthetic-assets", "2",
+                                      "--synthetic-days", "6", "--lookback", "8", "--n-ahead", "4"])
+    args.config = None
+    config = _train_config(args, ["synthetic"])
+    assert config.windows.cross_asset and not TrainConfig().windows.cross_asset  # off by default
+    again = TrainConfig.load(config.save(tmp_path / "config.toml"))
+    assert again.windows.cross_asset  # lems evaluate reads it back
+    windows = build_windows(config)
+    assert windows.feature_names == feature_names(True) and windows.X.shape[-1] == len(FEATURE_NAMES) + 2
+    train = stream_splits(config.replace(stream=True, cache_dir="none")).train
+    assert train.universe.cross_asset and train.universe.feature_names == feature_names(True)

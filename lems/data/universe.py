@@ -261,10 +261,14 @@ class SymbolUniverse:
         """Channel names of the universe's windows."""
         return feature_names(self.cross_asset)
 
-    def market(self) -> MarketSeries:
+    def market(self, progress: SplitProgress | None = None) -> MarketSeries:
         """The market series of every symbol (:class:`lems.data.features.MarketSeries`, symbols added in sorted
         order): built on first use by one pass over the symbols (each read, reduced to its contribution and
-        dropped), or read from ``cache_dir`` when every symbol's source has a cache key."""
+        dropped), or read from ``cache_dir`` when every symbol's source has a cache key.
+
+        Args:
+            progress: Called after each symbol of the pass (:data:`SplitProgress`); not called on a cache hit.
+        """
         with self._lock:
             if self._market is not None:
                 return self._market
@@ -272,11 +276,14 @@ class SymbolUniverse:
             series = None if path is None else load_market(path)
             if series is None or series.symbols != tuple(sorted(self.symbols)):
                 series = MarketSeries.empty()
-                for symbol in sorted(self.symbols):
+                start = time.perf_counter()
+                for j, symbol in enumerate(sorted(self.symbols)):
                     bars = self.bars(symbol)
                     series = series.add(symbol, timestamps_ns(bars["timestamp"]),
                                         symbol_surprise(raw_observed(bars), MARKET_LEVEL_BARS))
                     self.market_reads += 1
+                    if progress is not None:
+                        progress(j + 1, len(self.symbols), time.perf_counter() - start)
                 if path is not None:
                     save_market(path, series)
             self._market = series

@@ -265,6 +265,8 @@ def stream_parts(config: TrainConfig, progress: Callable[[int, int, float], None
                                dict(split.liquidity))
     if len(result.splits.train) == 0:
         raise ValueError(f"no training window before train_end={w.train_end} (is the data long enough?)")
+    if w.cross_asset:
+        universe.market(progress)  # the market channels' pass over every symbol (or its cache), reported here
     return result
 
 
