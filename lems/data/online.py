@@ -29,6 +29,7 @@ from lems.data.features import (
     symbol_surprise,
     with_market,
 )
+from lems.data.validation import validate_bars
 from lems.data.windows import assemble_windows
 
 __all__ = ["OnlineMarket", "OnlineWindow"]
@@ -71,13 +72,14 @@ class OnlineMarket:
             ``(state, (lookback, 2) market columns)``.
 
         Raises:
-            ValueError: market bars after the history's last bar, or without the bar columns.
+            ValueError: market bars after the history's last bar, or invalid bars
+                (:func:`lems.data.validation.validate_bars`).
         """
         symbol = str(own["symbol"].iloc[0])
-        missing = sorted({"symbol", "timestamp", *_TAIL_COLUMNS} - set(market.columns))
-        if missing:
-            raise ValueError(f"market bars lack column(s) {missing} (canonical bars of the other symbols)")
+        if "symbol" not in market.columns:
+            raise ValueError("market bars need a 'symbol' column (bars of the other symbols)")
         others = market[market["symbol"].astype(str) != symbol]
+        others = validate_bars(others) if len(others) else others
         own_ns = timestamps_ns(own["timestamp"])
         if len(others) and timestamps_ns(others["timestamp"]).max() > own_ns[-1]:
             raise ValueError("market bars after the history's last bar: the market must end where the history ends")
@@ -108,24 +110,32 @@ class OnlineMarket:
         Args:
             ns: Open time of the bar that closed [UTC ns].
             own_bar: The own bar's ``open, high, low, close, volume, price``.
-            others: The other symbols' bars of the same open time (columns ``symbol``, ``timestamp`` and the bar
-                columns; a symbol without a bar there is absent), or None / empty: no other symbol traded.
+            others: The other symbols' bars of the same open time (``symbol``, ``timestamp``, ``open``, ``high``,
+                ``low``, ``close``, ``volume``, optionally ``notional``: validated as
+                :func:`lems.data.validation.validate_bars`; a symbol without a bar there is absent), or None /
+                empty: no other symbol has a bar.
 
         Raises:
             ValueError: a bar of another open time, a symbol twice, a bar not after that symbol's last one.
         """
         rows = {self.symbol: np.array([float(own_bar[c]) for c in _TAIL_COLUMNS])}
-        if others is not None and len(others):
-            frame = pd.DataFrame(others)
+        frame = pd.DataFrame(others) if others is not None else pd.DataFrame()
+        if len(frame):
+            if "symbol" not in frame.columns:
+                raise ValueError("market bars need a 'symbol' column")
+            frame = frame[frame["symbol"].astype(str) != self.symbol]
+        if len(frame):
+            frame = validate_bars(frame)  # clear ValueError on bad bars; the VWAP from notional / volume
             if np.any(timestamps_ns(frame["timestamp"]) != ns):
                 raise ValueError("market bars must all open at the closed bar's open time")
-            frame = frame[frame["symbol"].astype(str) != self.symbol]
             if frame["symbol"].duplicated().any():
                 raise ValueError("market bars name a symbol twice")
             values = frame.loc[:, list(_TAIL_COLUMNS)].to_numpy(np.float64)
-            if not np.all(np.isfinite(values)) or np.any(values[:, :4] <= 0) or np.any(values[:, 4] < 0):
-                raise ValueError("market bars need finite positive prices and a non-negative volume")
-            rows.update({str(s): v for s, v in zip(frame["symbol"], values)})
+            for name, value in zip(frame["symbol"].astype(str), values):
+                tail = self.tails.get(name)
+                if value[4] == 0 and tail is not None and tail[1].shape[0]:
+                    value[5] = tail[1][-1, 5]  # no trade: the last VWAP carried, as validate_bars does offline
+                rows[name] = value
         new = {symbol: self._appended(symbol, int(ns), row) for symbol, row in rows.items()}  # may raise: no change
         series = MarketSeries.empty()
         for symbol in sorted(new):

@@ -356,8 +356,8 @@ class ExecutionSession:
             fill_price: the average price of the fill as executed (costs included); default: the bar's VWAP
                 (docs/execution.md §1). It enters the achieved price, the outcome and the shortfall.
             market: a session with market channels: the other symbols' bars that opened at the same time as
-                ``bar`` (``symbol``, ``timestamp``, ``open``, ``high``, ``low``, ``close``, ``volume``, ``price``;
-                a frame or a list of dicts; a symbol without a bar there is absent; None: none traded).
+                ``bar`` (``symbol``, ``timestamp``, ``open``, ``high``, ``low``, ``close``, ``volume``, optionally
+                ``notional``; a frame or a list of dicts; a symbol without a bar there is absent; None: none).
 
         Returns:
             :meth:`status` after the bar.
