@@ -435,6 +435,7 @@ class LargeExecutionModel(FixedBatchShapes, keras.Model):
     def build(self, input_shape):
         """Build every sub-layer from shapes (no eager forward pass: fast, and the same on all backends)."""
         x_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        self.input_channels = int(x_shape[-1])  # channels of X (with the market channels of a cross-asset model)
         n_features = x_shape[-1] + int(self.volume_forecast)  # + the volume surprise channel
         length, horizon, hidden = self.window_length, self.n_ahead, self.hidden_size
         sequence = (None, length, hidden)

@@ -1,8 +1,9 @@
 """Model features: observed (realised) and known-ahead channels, and the causal volume profile.
 
 Channel order is a CONTRACT (the model reads channels by position). ``X[..., :N_OBSERVED]`` are
-the observed features of the bar at each position, ``X[..., N_OBSERVED:]`` (the LAST
-``N_KNOWN_AHEAD`` channels) are known before the bar opens.
+the observed features of the bar at each position, then (only with ``cross_asset``) the two observed market
+channels, and the LAST ``N_KNOWN_AHEAD`` channels ``X[..., -N_KNOWN_AHEAD:]`` are known before the bar opens
+(:func:`feature_names`; every channel before the known-ahead ones is observed: :func:`n_observed_channels`).
 
 Observed (bar ``j``'s own realised values, normalised per window with statistics of the
 lookback part only, i.e. positions ``< lookback``, known at the origin):
@@ -16,6 +17,18 @@ lookback part only, i.e. positions ``< lookback``, known at the origin):
 3. ``close_loc``: ``log(close_j / p_j)`` / lookback std of ``ret``.
 4. ``open_gap``: ``log(open_j / close_{j-1})`` / lookback std of ``ret`` (0 for a symbol's first
    bar).
+
+Market (cross-asset) observed channels, only when switched on (``cross_asset``; then ``X[..., :N_OBSERVED + 2]``
+are observed, see :func:`feature_names`), already scale-free, so not normalised per window (clipped only):
+
+5. ``market_volume``: the mean, over the OTHER symbols with a bar at the same open time, of each one's volume
+   surprise ``log((V + d) / (m + d))`` (``m`` = its mean volume over its last :data:`MARKET_LEVEL_BARS` bars
+   strictly before that bar, ``d = VOLUME_DELTA * m + 1e-12``) (0 when no other symbol counts).
+6. ``market_ret``: the same mean of each one's return divided by the std of its returns over the same past bars.
+
+Bar ``j``'s market values are known once bar ``j`` closed, exactly like its own ``log_volume``: they are observed
+channels and are masked like them (:func:`symbol_surprise`, :class:`MarketSeries`). A universe of one symbol has
+market channels 0.
 
 Known ahead (functions of bar timestamps, and of volumes of bars strictly before the origin):
 ``tod_sin, tod_cos`` (local time of day on the 24h circle), ``dow_sin, dow_cos`` (day of week on
@@ -43,6 +56,8 @@ __all__ = [
     "FEATURE_CLIP",
     "FEATURE_NAMES",
     "KNOWN_AHEAD_FEATURES",
+    "MARKET_FEATURES",
+    "MARKET_LEVEL_BARS",
     "N_KNOWN_AHEAD",
     "N_OBSERVED",
     "OBSERVED_FEATURES",
@@ -52,7 +67,13 @@ __all__ = [
     "SEASONAL_VOLUME_CHANNEL",
     "SHARE_LOGIT_CLIP",
     "VOLUME_DELTA",
+    "MarketSeries",
     "SlotIndex",
+    "feature_names",
+    "market_series",
+    "n_observed_channels",
+    "symbol_surprise",
+    "with_market",
     "seasonal_share_logits",
     "build_slot_index",
     "lookback_mean_volume",
@@ -76,6 +97,10 @@ KNOWN_AHEAD_FEATURES: tuple[str, ...] = (
     "seasonal_volume",
     "seasonal_share",
 )
+#: Market (cross-asset) observed channels, after the own observed channels when switched on (``cross_asset``).
+MARKET_FEATURES: tuple[str, ...] = ("market_volume", "market_ret")
+#: Past bars of each symbol's causal volume level and return scale in the market channels [bars].
+MARKET_LEVEL_BARS: int = 48
 N_OBSERVED: int = len(OBSERVED_FEATURES)
 N_KNOWN_AHEAD: int = len(KNOWN_AHEAD_FEATURES)
 #: All channel names of ``X``, observed first.
@@ -313,7 +338,8 @@ def window_features(
     Every statistic comes from positions ``< lookback`` only (known at the origin).
 
     Args:
-        observed: ``(N, W, 5)`` raw observed arrays (see :func:`raw_observed`).
+        observed: ``(N, W, 5)`` raw observed arrays (see :func:`raw_observed`), or ``(N, W, 7)`` with the market
+            columns (see :func:`with_market`).
         known: ``(N, W, 7)`` raw known-ahead arrays (see :func:`raw_known_ahead`).
         seasonal: ``(N, W)`` expected volume as of the origin (see
             :func:`seasonal_volume_profile`).
@@ -322,7 +348,8 @@ def window_features(
             + H - 1``); None gives a uniform static curve.
 
     Returns:
-        ``(N, W, N_OBSERVED + N_KNOWN_AHEAD)`` float64, channels in :data:`FEATURE_NAMES` order.
+        ``(N, W, F)`` float64, channels in :func:`feature_names` order: ``F = N_OBSERVED + N_KNOWN_AHEAD``, plus
+        the two market channels when ``observed`` has 7 columns (:func:`with_market`; taken as they are, clipped).
     """
     look = observed[:, :lookback, :]
     ret_std = np.maximum(look[..., _RET].std(axis=1), RET_STD_FLOOR)[:, None]
@@ -339,6 +366,8 @@ def window_features(
         ],
         axis=-1,
     )
+    if observed.shape[-1] > N_OBSERVED:  # market channels: scale-free already
+        obs = np.concatenate([obs, observed[..., N_OBSERVED:]], axis=-1)
     obs = np.clip(obs, -FEATURE_CLIP, FEATURE_CLIP)
     season = np.log((seasonal + delta) / (m + delta))[..., None]
     n, width = seasonal.shape
@@ -347,3 +376,179 @@ def window_features(
     share = np.zeros((n, width, 1))
     share[:, lookback:, 0] = seasonal_share_logits(horizon_seasonal)
     return np.concatenate([obs, known, season, share], axis=-1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Market (cross-asset) channels
+# ----------------------------------------------------------------------------------------------
+def feature_names(cross_asset: bool = False) -> tuple[str, ...]:
+    """Channel names of ``X``: :data:`FEATURE_NAMES`, with the :data:`MARKET_FEATURES` after the own observed
+    channels when ``cross_asset`` (the known-ahead channels stay the last ones)."""
+    if not cross_asset:
+        return FEATURE_NAMES
+    return OBSERVED_FEATURES + MARKET_FEATURES + KNOWN_AHEAD_FEATURES
+
+
+def n_observed_channels(n_features: int) -> int:
+    """Observed channels of windows with ``n_features`` channels (every channel before the known-ahead ones)."""
+    return int(n_features) - N_KNOWN_AHEAD
+
+
+def symbol_surprise(observed: np.ndarray, level_bars: int = MARKET_LEVEL_BARS) -> np.ndarray:
+    """One symbol's contribution to the market channels at each of its bars, ``(T, 3)`` float64.
+
+    Columns: the volume surprise ``log((V_j + d) / (m_j + d))`` (``m_j`` = mean volume of the symbol's last
+    ``level_bars`` bars strictly before ``j``, ``d = VOLUME_DELTA * m_j + 1e-12``), the normalised return
+    ``r_j / s_j`` (``s_j`` = std of the returns of the same past bars, the symbol's first bar's 0 excluded, floored
+    at :data:`RET_STD_FLOOR`), both clipped to ``+-FEATURE_CLIP``, and a 0/1 flag: the bar counts (at least 2
+    past returns and ``m_j > 0``; the values are 0 where it does not). Each value reads bars ``<= j`` only, and the
+    sums over past bars are added in one fixed order (bar ``j - 1`` first), so a bar's value does not depend on
+    how much older history the array holds beyond ``level_bars`` bars.
+
+    Args:
+        observed: ``(T, >= 5)`` raw observed arrays of one symbol (:func:`raw_observed`), time order.
+        level_bars: Past bars of the causal level ``L`` [bars], >= 2.
+
+    Raises:
+        ValueError: ``level_bars < 2`` or a non-2-D array.
+    """
+    if int(level_bars) < 2:
+        raise ValueError(f"symbol_surprise: level_bars must be >= 2, got {level_bars}")
+    if observed.ndim != 2 or observed.shape[1] < 5:
+        raise ValueError(f"symbol_surprise: observed must be (T, >= 5), got {observed.shape}")
+    volume, ret = observed[:, _VOL], observed[:, _RET]
+    t = volume.shape[0]
+    vol_sum, ret_sum, ret_sq = np.zeros(t), np.zeros(t), np.zeros(t)
+    for k in range(1, min(int(level_bars), t) + 1):  # bar j - k, k = 1 first: one order for every history
+        vol_sum[k:] += volume[:-k]
+        past = ret[:-k].copy()
+        past[:1] = 0.0  # the symbol's first bar has no return
+        ret_sum[k:] += past
+        ret_sq[k:] += past * past
+    index = np.arange(t)
+    n_vol = np.minimum(index, int(level_bars))
+    n_ret = np.minimum(np.maximum(index - 1, 0), int(level_bars))
+    level = vol_sum / np.maximum(n_vol, 1)
+    counts = (n_ret >= 2) & (level > 0)
+    delta = VOLUME_DELTA * level + _TINY
+    surprise = np.log((volume + delta) / (level + delta))
+    mean = ret_sum / np.maximum(n_ret, 1)
+    std = np.sqrt(np.maximum(ret_sq / np.maximum(n_ret, 1) - mean * mean, 0.0))
+    normalised = ret / np.maximum(std, RET_STD_FLOOR)
+    out = np.stack([surprise, normalised, counts.astype(np.float64)], axis=1)
+    out[:, :2] = np.clip(out[:, :2], -FEATURE_CLIP, FEATURE_CLIP)
+    out[~counts, :2] = 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class MarketSeries:
+    """Sums of the symbols' market contributions per bar open time (:func:`symbol_surprise`).
+
+    Built by adding symbols one at a time (:meth:`add`, in sorted name order for bit-identical sums on every
+    path); a symbol's market channels are then the leave-one-out average of the OTHER symbols (:meth:`channels`).
+
+    Attributes:
+        ns: ``(G,)`` sorted distinct bar open times [UTC ns].
+        volume_sum: ``(G,)`` sum of the counted symbols' volume surprises.
+        ret_sum: ``(G,)`` sum of the counted symbols' normalised returns.
+        count: ``(G,)`` number of counted symbols.
+        symbols: Names of the symbols added, in order.
+    """
+
+    ns: np.ndarray
+    volume_sum: np.ndarray
+    ret_sum: np.ndarray
+    count: np.ndarray
+    symbols: tuple[str, ...] = ()
+
+    @classmethod
+    def empty(cls) -> MarketSeries:
+        """A series of no symbol."""
+        return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), np.zeros(0, np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held [bytes]."""
+        return int(self.ns.nbytes + self.volume_sum.nbytes + self.ret_sum.nbytes + self.count.nbytes)
+
+    def add(self, symbol: str, ns: np.ndarray, contribution: np.ndarray) -> MarketSeries:
+        """The series with one more symbol.
+
+        Args:
+            symbol: Its name (each symbol once).
+            ns: ``(T,)`` its bar open times [UTC ns], strictly increasing.
+            contribution: ``(T, 3)`` its :func:`symbol_surprise`.
+
+        Raises:
+            ValueError: a symbol added twice, or shapes that do not match.
+        """
+        ns = np.asarray(ns, np.int64)
+        if symbol in self.symbols:
+            raise ValueError(f"MarketSeries: symbol '{symbol}' added twice")
+        if contribution.shape != (ns.shape[0], 3):
+            raise ValueError(f"MarketSeries: contribution must be ({ns.shape[0]}, 3), got {contribution.shape}")
+        grid = np.union1d(self.ns, ns)
+        old = np.searchsorted(grid, self.ns)
+        volume_sum, ret_sum, count = np.zeros(grid.size), np.zeros(grid.size), np.zeros(grid.size, np.int64)
+        volume_sum[old], ret_sum[old], count[old] = self.volume_sum, self.ret_sum, self.count
+        pos = np.searchsorted(grid, ns)
+        volume_sum[pos] += contribution[:, 0]
+        ret_sum[pos] += contribution[:, 1]
+        count[pos] += contribution[:, 2].astype(np.int64)
+        return MarketSeries(grid, volume_sum, ret_sum, count, (*self.symbols, str(symbol)))
+
+    def channels(self, symbol: str, ns: np.ndarray, contribution: np.ndarray) -> np.ndarray:
+        """Market channels of one symbol at its bars, ``(T, 2)``: the mean volume surprise and normalised return
+        of the OTHER counted symbols at the same bar open time (0 where none counts).
+
+        Args:
+            symbol: The symbol; when it was added to the series, its own contribution is taken out.
+            ns: ``(T,)`` its bar open times [UTC ns].
+            contribution: ``(T, 3)`` its :func:`symbol_surprise`.
+        """
+        ns = np.asarray(ns, np.int64)
+        volume_sum, ret_sum, count = np.zeros(ns.shape), np.zeros(ns.shape), np.zeros(ns.shape, np.int64)
+        if self.ns.size:
+            pos = np.minimum(np.searchsorted(self.ns, ns), self.ns.size - 1)
+            found = self.ns[pos] == ns
+            volume_sum = np.where(found, self.volume_sum[pos], 0.0)
+            ret_sum = np.where(found, self.ret_sum[pos], 0.0)
+            count = np.where(found, self.count[pos], 0)
+        if symbol in self.symbols:  # leave the symbol itself out
+            volume_sum = volume_sum - contribution[:, 0]
+            ret_sum = ret_sum - contribution[:, 1]
+            count = count - contribution[:, 2].astype(np.int64)
+        others = count
+        scale = np.where(others > 0, 1.0 / np.maximum(others, 1), 0.0)
+        return np.stack([volume_sum * scale, ret_sum * scale], axis=1)
+
+
+def market_series(observed_by_symbol, level_bars: int = MARKET_LEVEL_BARS) -> MarketSeries:
+    """The :class:`MarketSeries` of several symbols, added in sorted name order.
+
+    Args:
+        observed_by_symbol: Mapping symbol -> ``(ns (T,), observed (T, >= 5))`` (bar open times [UTC ns], raw
+            observed arrays of :func:`raw_observed`).
+        level_bars: Past bars of the causal level [bars].
+    """
+    series = MarketSeries.empty()
+    for symbol in sorted(observed_by_symbol):
+        ns, observed = observed_by_symbol[symbol]
+        series = series.add(symbol, ns, symbol_surprise(observed, level_bars))
+    return series
+
+
+def with_market(symbol: str, ns: np.ndarray, observed: np.ndarray, series: MarketSeries,
+                level_bars: int = MARKET_LEVEL_BARS) -> np.ndarray:
+    """Raw observed arrays of one symbol with its two market columns appended, ``(T, 7)``.
+
+    Args:
+        symbol: The symbol.
+        ns: ``(T,)`` its bar open times [UTC ns].
+        observed: ``(T, 5)`` its raw observed arrays (:func:`raw_observed`).
+        series: The market (:func:`market_series`), with or without the symbol.
+        level_bars: Past bars of the causal level [bars] (as the series was built with).
+    """
+    channels = series.channels(symbol, ns, symbol_surprise(observed, level_bars))
+    return np.concatenate([observed[:, :5], channels], axis=1)

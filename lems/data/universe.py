@@ -47,7 +47,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from lems.data.calendar import add_calendar, to_utc_ns
+from lems.data.calendar import add_calendar, timestamps_ns, to_utc_ns
+from lems.data.features import (
+    MARKET_LEVEL_BARS,
+    MarketSeries,
+    feature_names,
+    raw_observed,
+    symbol_surprise,
+)
 from lems.data.resample import resample_validated
 from lems.data.sources import SymbolSource, open_symbols, write_partitioned
 from lems.data.universe_batches import UniverseDataset, _ChunkBuilder, merge_states
@@ -57,7 +64,9 @@ from lems.data.universe_index import (
     default_cache_dir,
     index_path,
     load_index,
+    load_market,
     save_index,
+    save_market,
 )
 from lems.data.windows import SymbolState, WindowSet, _empty_set, valid_origin_indices
 
@@ -191,7 +200,13 @@ class SymbolUniverse:
             this cache (see :class:`UniverseDataset`).
         cache_dir: Folder of the per-symbol index cache (e.g. :func:`default_cache_dir`); None: no cache. Only
             sources read from files or folders per symbol are cached (about 1.2 MB per symbol of 72,000 bars);
-            files of changed sources are not removed (delete the folder to reclaim the space).
+            files of changed sources are not removed (delete the folder to reclaim the space). The market series
+            of ``cross_asset`` is cached there too (one file for all symbols).
+        cross_asset: Add the market channels (:data:`lems.data.features.MARKET_FEATURES`) to every symbol's
+            windows: the mean of the OTHER symbols of the universe (held-out ones included: same-time observed
+            values, never a later bar) at each bar time. Needs one pass over every symbol first
+            (:meth:`market`), then each symbol's state joins it by bar open time; memory holds the series (32
+            bytes per distinct bar time) and one symbol's bars, not the universe.
         **source_options: Passed to :func:`open_symbols` when ``source`` is not a :class:`SymbolSource`.
 
     Attributes:
@@ -202,7 +217,7 @@ class SymbolUniverse:
     def __init__(self, source: Any, lookback: int, n_ahead: int, *, tz: str = "UTC", stride: int = 1,
                  n_days_profile: int = 20, min_history: int | None = None, bar_minutes: float | None = None,
                  cache_symbols: int = 16, cache_dir: str | Path | None = None, resample_minutes: int | None = None,
-                 **source_options: Any) -> None:
+                 cross_asset: bool = False, **source_options: Any) -> None:
         if int(lookback) < 2 or int(n_ahead) < 1:
             raise ValueError(f"lookback must be >= 2 and n_ahead >= 1, got {lookback} and {n_ahead}")
         if int(cache_symbols) < 1 or int(n_days_profile) < 1:
@@ -217,8 +232,11 @@ class SymbolUniverse:
         self.resample_minutes = None if resample_minutes is None else int(resample_minutes)
         self.cache_symbols = int(cache_symbols)
         self.cache_dir = None if cache_dir is None else Path(cache_dir).expanduser()
+        self.cross_asset = bool(cross_asset)
         self.loads = 0
         self.index_reads = 0
+        self.market_reads = 0
+        self._market: MarketSeries | None = None
         self._cache: OrderedDict[str, SymbolState] = OrderedDict()
         self._lock = threading.RLock()
 
@@ -238,10 +256,53 @@ class SymbolUniverse:
         except ValueError as exc:
             raise ValueError(f"symbol '{symbol}': {exc}") from exc
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Channel names of the universe's windows."""
+        return feature_names(self.cross_asset)
+
+    def market(self, progress: SplitProgress | None = None) -> MarketSeries:
+        """The market series of every symbol (:class:`lems.data.features.MarketSeries`, symbols added in sorted
+        order): built on first use by one pass over the symbols (each read, reduced to its contribution and
+        dropped), or read from ``cache_dir`` when every symbol's source has a cache key.
+
+        Args:
+            progress: Called after each symbol of the pass (:data:`SplitProgress`); not called on a cache hit.
+        """
+        with self._lock:
+            if self._market is not None:
+                return self._market
+            path = self._market_path()
+            series = None if path is None else load_market(path)
+            if series is None or series.symbols != tuple(sorted(self.symbols)):
+                series = MarketSeries.empty()
+                start = time.perf_counter()
+                for j, symbol in enumerate(sorted(self.symbols)):
+                    bars = self.bars(symbol)
+                    series = series.add(symbol, timestamps_ns(bars["timestamp"]),
+                                        symbol_surprise(raw_observed(bars), MARKET_LEVEL_BARS))
+                    self.market_reads += 1
+                    if progress is not None:
+                        progress(j + 1, len(self.symbols), time.perf_counter() - start)
+                if path is not None:
+                    save_market(path, series)
+            self._market = series
+            return series
+
+    def _market_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        keys = [self.source.cache_key(symbol) for symbol in sorted(self.symbols)]
+        if any(key is None for key in keys):
+            return None
+        return index_path(self.cache_dir, "_market", [keys, {"resample_minutes": self.resample_minutes,
+                                                             "level_bars": MARKET_LEVEL_BARS}])
+
     def _build(self, symbol: str, compact: bool = True) -> SymbolState:
         bars = self.bars(symbol)
         cal = add_calendar(bars, tz=self.tz, bar_minutes=self.bar_minutes)
-        state = SymbolState.from_calendar(cal, self.lookback, self.n_ahead, self.n_days_profile)
+        market = self.market() if self.cross_asset else None
+        state = SymbolState.from_calendar(cal, self.lookback, self.n_ahead, self.n_days_profile, market)
         return state.compact() if compact else state
 
     def load(self, symbol: str, *, compact: bool = True) -> SymbolState:
@@ -583,7 +644,7 @@ class UniverseWindows:
         chosen = self._chosen(symbols)
         if not chosen:
             u = self.universe
-            return _empty_set({}, u.lookback, u.n_ahead)
+            return _empty_set({}, u.lookback, u.n_ahead, u.feature_names)
         ws = next(self.chunks(None, symbols=chosen))
         if len(chosen) == 1:
             return ws

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from lems.data.features import FEATURE_NAMES, build_slot_index
+from lems.data.features import build_slot_index
 from lems.data.nested import as_tuples
 from lems.data.windows import _CHUNK, SymbolState, WindowSet, build_batch, rate_arrays
 
@@ -34,7 +34,8 @@ class _ChunkBuilder:
     def __init__(self, size: int, like: SymbolState, bars: bool) -> None:
         lb, h = like.lookback, like.n_ahead
         self.lookback, self.n_ahead, self.size, self.filled, self.with_bars = lb, h, int(size), 0, bool(bars)
-        self.x = np.empty((size, lb + h - 1, len(FEATURE_NAMES)), np.float32)
+        self.feature_names = like.feature_names
+        self.x = np.empty((size, lb + h - 1, len(self.feature_names)), np.float32)
         self.y = np.empty((size, h, 2), np.float32)
         self.ref, self.prices, self.volumes = np.empty(size), np.empty((size, h)), np.empty((size, h))
         self.origin_ns, self.end_ns = np.empty(size, np.int64), np.empty(size, np.int64)
@@ -67,7 +68,7 @@ class _ChunkBuilder:
         return WindowSet(X=self.x, y=self.y, origin=_utc(self.origin_ns), asset=self.asset,
                          origin_index=self.origin_index, reference_price=self.ref, prices=self.prices,
                          volumes=self.volumes, horizon_end=_utc(self.end_ns), lookback=self.lookback,
-                         n_ahead=self.n_ahead, bars=self.bars)
+                         n_ahead=self.n_ahead, feature_names=self.feature_names, bars=self.bars)
 
 
 def _utc(ns: np.ndarray) -> pd.DatetimeIndex:

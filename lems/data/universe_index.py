@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from lems.data.calendar import timestamps_ns
+from lems.data.features import MarketSeries
 
-__all__ = ["default_cache_dir", "index_path", "load_index", "save_index"]
+__all__ = ["default_cache_dir", "index_path", "load_index", "load_market", "save_index", "save_market"]
 
 _DAY_NS = 86_400_000_000_000
 _CACHE_VERSION = 1  # bump when _SymbolIndex or its computation changes: old cache files are then ignored
@@ -118,4 +119,25 @@ def save_index(path: Path, index: _SymbolIndex) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
     np.savez(tmp, **index._asdict())
+    os.replace(tmp, path)
+
+
+def load_market(path: Path) -> MarketSeries | None:
+    """The market series stored at ``path``; None when the file is missing or unreadable (then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as stored:
+            return MarketSeries(stored["ns"], stored["volume_sum"], stored["ret_sum"], stored["count"],
+                                tuple(str(s) for s in stored["symbols"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def save_market(path: Path, series: MarketSeries) -> None:
+    """Write a market series to ``path`` atomically (a temporary file renamed), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npz")
+    np.savez(tmp, ns=series.ns, volume_sum=series.volume_sum, ret_sum=series.ret_sum, count=series.count,
+             symbols=np.array(series.symbols, dtype=str))
     os.replace(tmp, path)

@@ -25,13 +25,18 @@ from lems.data.features import (
     FEATURE_NAMES,
     N_KNOWN_AHEAD,
     N_OBSERVED,
+    MarketSeries,
     SlotIndex,
     build_slot_index,
+    feature_names,
     lookback_mean_volume,
+    market_series,
+    n_observed_channels,
     raw_known_ahead,
     raw_observed,
     seasonal_volume_profile,
     window_features,
+    with_market,
 )
 from lems.execution import rate_columns
 
@@ -63,7 +68,8 @@ class SymbolState:
         lookback: Lookback length [bars].
         n_ahead: Horizon ``H`` [bars].
         n_days_profile: Past occurrences per slot in the seasonal profile [sessions / days].
-        observed: ``(T, 5)`` raw observed arrays.
+        observed: ``(T, 5)`` raw observed arrays, ``(T, 7)`` with the market columns (cross-asset, see
+            :func:`lems.data.features.with_market`).
         known: ``(T, 7)`` raw known-ahead arrays (without ``seasonal_volume``).
         volume: ``(T,)`` volume. price: ``(T,)`` bar VWAP. ns: ``(T,)`` bar open [UTC ns].
         slots: :class:`SlotIndex` for the seasonal profile.
@@ -85,23 +91,36 @@ class SymbolState:
 
     @classmethod
     def from_calendar(
-        cls, cal: pd.DataFrame, lookback: int, n_ahead: int, n_days_profile: int = 20
+        cls, cal: pd.DataFrame, lookback: int, n_ahead: int, n_days_profile: int = 20,
+        market: MarketSeries | None = None,
     ) -> SymbolState:
-        """Build the state from the calendar-enriched bars of ONE symbol."""
+        """Build the state from the calendar-enriched bars of ONE symbol.
+
+        Args:
+            cal: Calendar-enriched bars of the symbol.
+            lookback, n_ahead, n_days_profile: See the attributes.
+            market: The universe's :class:`lems.data.features.MarketSeries`: adds the market (cross-asset)
+                channels; None: none (the default features).
+        """
         bar_minutes = float(cal.attrs.get("bar_minutes") or bar_minutes_of(cal))
         cal = cal.reset_index(drop=True)
         volume = cal["volume"].to_numpy(np.float64)
+        ns = timestamps_ns(cal["timestamp"])
+        observed = raw_observed(cal)
+        symbol = str(cal["symbol"].iloc[0])
+        if market is not None:
+            observed = with_market(symbol, ns, observed, market)
         return cls(
-            symbol=str(cal["symbol"].iloc[0]),
+            symbol=symbol,
             bars=cal,
             lookback=int(lookback),
             n_ahead=int(n_ahead),
             n_days_profile=int(n_days_profile),
-            observed=raw_observed(cal),
+            observed=observed,
             known=raw_known_ahead(cal, bar_minutes),
             volume=volume,
             price=cal["price"].to_numpy(np.float64),
-            ns=timestamps_ns(cal["timestamp"]),
+            ns=ns,
             slots=build_slot_index(cal["slot"].to_numpy(), volume),
             traded=np.r_[0, np.cumsum(volume > 0)],
         )
@@ -110,6 +129,11 @@ class SymbolState:
     def n_bars(self) -> int:
         """Number of bars ``T``."""
         return int(self.volume.shape[0])
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Channel names of the windows of this state (with the market channels when it has them)."""
+        return feature_names(self.observed.shape[1] > N_OBSERVED)
 
     @property
     def nbytes(self) -> int:
@@ -206,6 +230,7 @@ def make_states(
     tz: str = "UTC",
     n_days_profile: int = 20,
     bar_minutes: float | None = None,
+    cross_asset: bool = False,
 ) -> dict[str, SymbolState]:
     """Validate bars, add calendar columns and build one :class:`SymbolState` per symbol.
 
@@ -216,6 +241,8 @@ def make_states(
         tz: Local time zone of the calendar features.
         n_days_profile: Past occurrences per slot in the seasonal profile.
         bar_minutes: Nominal bar length [minutes]; inferred when ``None``.
+        cross_asset: Add the market channels (:data:`lems.data.features.MARKET_FEATURES`), from all the
+            symbols of ``bars``.
 
     Returns:
         Dict symbol -> state, in the order of the (sorted) symbols.
@@ -231,16 +258,17 @@ def make_states(
 
     canon = validate_bars(bars)
     cal = add_calendar(canon, tz=tz, bar_minutes=bar_minutes)
-    states: dict[str, SymbolState] = {}
     codes, names = pd.factorize(cal["symbol"], sort=True)
     bounds = np.r_[0, np.flatnonzero(np.diff(codes)) + 1, len(cal)]
+    parts = {}
     for lo, hi in zip(bounds[:-1], bounds[1:]):
         part = cal.iloc[lo:hi].reset_index(drop=True)
         part.attrs = dict(cal.attrs)
-        states[str(part["symbol"].iloc[0])] = SymbolState.from_calendar(
-            part, lookback, n_ahead, n_days_profile
-        )
-    return states
+        parts[str(part["symbol"].iloc[0])] = part
+    market = None
+    if cross_asset:
+        market = market_series({s: (timestamps_ns(p["timestamp"]), raw_observed(p)) for s, p in parts.items()})
+    return {s: SymbolState.from_calendar(p, lookback, n_ahead, n_days_profile, market) for s, p in parts.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -268,7 +296,8 @@ def assemble_windows(
 
     Args:
         observed, known, seasonal: ``(N, W, .)`` raw arrays gathered per window (see
-            :func:`lems.data.features.window_features`).
+            :func:`lems.data.features.window_features`; ``observed`` with the market columns for cross-asset
+            windows).
         lookback: Lookback length [bars].
         horizon_seasonal: ``(N, H)`` expected volumes of the horizon bars as of the origin.
         closed: ``(N,)`` horizon bars closed per window, for a partly known window (live: the decision for
@@ -283,7 +312,8 @@ def assemble_windows(
     if closed is not None:
         position = np.arange(x.shape[1])[None, :]
         decision = lookback + np.asarray(closed, dtype=np.int64).reshape(-1, 1)
-        x[..., :N_OBSERVED] = np.where((position < decision)[..., None], x[..., :N_OBSERVED], 0.0)
+        n_obs = n_observed_channels(x.shape[-1])  # own and market observed channels
+        x[..., :n_obs] = np.where((position < decision)[..., None], x[..., :n_obs], 0.0)
         x = np.where((position <= decision)[..., None], x, 0.0)
     return x.astype(np.float32)
 
@@ -380,7 +410,8 @@ class WindowSet:
         horizon_end: ``(N,)`` UTC open time of the last horizon bar ``t0 + H - 1``.
         lookback, n_ahead: Window sizes [bars].
         feature_names: Channel names of ``X``.
-        n_known: Number of known-ahead channels (the last ones).
+        n_known: Number of known-ahead channels (the last ones); every channel before them is observed (with the
+            market channels of :func:`lems.data.features.feature_names` for cross-asset windows).
         bars: Symbol -> calendar-enriched bars of that symbol (index = bar index).
     """
 
@@ -444,13 +475,14 @@ class WindowSet:
         return train, val, self.subset(o >= v_end)
 
 
-def _empty_set(states: dict[str, SymbolState], lookback: int, n_ahead: int) -> WindowSet:
-    w, f = lookback + n_ahead - 1, len(FEATURE_NAMES)
+def _empty_set(states: dict[str, SymbolState], lookback: int, n_ahead: int,
+               names: tuple[str, ...] = FEATURE_NAMES) -> WindowSet:
+    w, f = lookback + n_ahead - 1, len(names)
     empty_t = pd.DatetimeIndex([], tz="UTC").as_unit("ns")
     return WindowSet(
         np.zeros((0, w, f), np.float32), np.zeros((0, n_ahead, 2), np.float32), empty_t,
         np.zeros(0, object), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, n_ahead)),
-        np.zeros((0, n_ahead)), empty_t, lookback, n_ahead,
+        np.zeros((0, n_ahead)), empty_t, lookback, n_ahead, feature_names=names,
         bars={s: st.bars for s, st in states.items()},
     )  # fmt: skip
 
@@ -467,6 +499,7 @@ def make_windows(
     n_days_profile: int = 20,
     min_history: int | None = None,
     bar_minutes: float | None = None,
+    cross_asset: bool = False,
 ) -> WindowSet:
     """Build every valid window of one or many symbols.
 
@@ -485,18 +518,22 @@ def make_windows(
         n_days_profile: Past occurrences per slot in the seasonal volume profile.
         min_history: Minimum number of bars before an origin (default ``lookback``).
         bar_minutes: Nominal bar length [minutes]; inferred when ``None``.
+        cross_asset: Add the market channels (:data:`lems.data.features.MARKET_FEATURES`: the other symbols of
+            ``bars`` at each bar time) after the own observed channels.
 
     Returns:
         A :class:`WindowSet`.
     """
     states = make_states(
-        bars, lookback, n_ahead, tz=tz, n_days_profile=n_days_profile, bar_minutes=bar_minutes
+        bars, lookback, n_ahead, tz=tz, n_days_profile=n_days_profile, bar_minutes=bar_minutes,
+        cross_asset=cross_asset,
     )
+    names_of_x = feature_names(cross_asset)
     code, origin = _origin_table(states, stride, start, end, min_history)
     n = origin.shape[0]
     if n == 0:
-        return _empty_set(states, lookback, n_ahead)
-    w, f = lookback + n_ahead - 1, len(FEATURE_NAMES)
+        return _empty_set(states, lookback, n_ahead, names_of_x)
+    w, f = lookback + n_ahead - 1, len(names_of_x)
     x = np.empty((n, w, f), np.float32)
     y = np.empty((n, n_ahead, 2), np.float32)
     ref, prices, volumes = np.empty(n), np.empty((n, n_ahead)), np.empty((n, n_ahead))
@@ -512,7 +549,7 @@ def make_windows(
     return WindowSet(
         X=x, y=y, origin=_utc_index(t0), asset=names[code], origin_index=origin,
         reference_price=ref, prices=prices, volumes=volumes, horizon_end=_utc_index(t_last),
-        lookback=int(lookback), n_ahead=int(n_ahead),
+        lookback=int(lookback), n_ahead=int(n_ahead), feature_names=names_of_x,
         bars={s: st.bars for s, st in states.items()},
     )  # fmt: skip
 
@@ -560,7 +597,7 @@ class WindowDataset(keras.utils.PyDataset):
         seed: Seed of the shuffling ``Generator``.
         min_rate: Minimum fraction of the order per bar.
         max_rate: Maximum fraction of the order per bar (``H * max_rate >= 1``).
-        tz, stride, start, end, n_days_profile, min_history, bar_minutes: As in
+        tz, stride, start, end, n_days_profile, min_history, bar_minutes, cross_asset: As in
             :func:`make_windows`.
         **kwargs: Passed to ``keras.utils.PyDataset`` (``workers``, ``use_multiprocessing``,
             ``max_queue_size``).
@@ -584,6 +621,7 @@ class WindowDataset(keras.utils.PyDataset):
         n_days_profile: int = 20,
         min_history: int | None = None,
         bar_minutes: float | None = None,
+        cross_asset: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -591,7 +629,8 @@ class WindowDataset(keras.utils.PyDataset):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         rate_arrays(1, min_rate, max_rate, n_ahead)  # validate early
         self.states = make_states(
-            bars, lookback, n_ahead, tz=tz, n_days_profile=n_days_profile, bar_minutes=bar_minutes
+            bars, lookback, n_ahead, tz=tz, n_days_profile=n_days_profile, bar_minutes=bar_minutes,
+            cross_asset=cross_asset,
         )
         self._states = list(self.states.values())
         self.code, self.origin = _origin_table(self.states, stride, start, end, min_history)
@@ -620,7 +659,7 @@ class WindowDataset(keras.utils.PyDataset):
         code, origin = self.rows(index)
         n = origin.size
         lb, h = self._states[0].lookback, self.n_ahead
-        x = np.empty((n, lb + h - 1, len(FEATURE_NAMES)), np.float32)
+        x = np.empty((n, lb + h - 1, len(self._states[0].feature_names)), np.float32)
         y = np.empty((n, h, 2), np.float32)
         for k in np.unique(code):
             r = np.flatnonzero(code == k)

@@ -46,7 +46,7 @@ _LIVE_STEPS: "OrderedDict[int, tuple[Any, _LiveStep]]" = OrderedDict()
 _LIVE_CACHE_SIZE = 4
 
 
-def _live_step(model: Any) -> _LiveStep:
+def _live_step(model: Any, n_features: int | None = None) -> _LiveStep:
     """The compiled live step of ``model``: built on first use, cached for the last few models (sessions of the
     same model share one compiled function; nothing is attached to the model, so its saving is unaffected)."""
     hit = _LIVE_STEPS.get(id(model))
@@ -54,7 +54,7 @@ def _live_step(model: Any) -> _LiveStep:
         _LIVE_STEPS.move_to_end(id(model))
         return hit[1]
     if not model.built:
-        n_features = N_OBSERVED + int(model.n_known_features)
+        n_features = N_OBSERVED + int(model.n_known_features) if n_features is None else int(n_features)
         model.build([(None, model.window_length, n_features), (None, 1), (None, 1)])
     step = _LiveStep(model, name=f"{model.name}_live_step")
     _LIVE_STEPS[id(model)] = (model, step)
@@ -84,7 +84,7 @@ def model_shares(model: Any, x: np.ndarray, step: np.ndarray, fills: np.ndarray,
     xs = np.concatenate([x, np.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
     steps = np.r_[step, np.zeros(pad)].reshape(-1, 1).astype(np.float32)
     fl = np.concatenate([fills, np.zeros((pad, fills.shape[1]))]) if pad else fills
-    out = _live_step(model).predict_on_batch([xs.astype(np.float32), steps, fl.astype(np.float32)])
+    out = _live_step(model, x.shape[-1]).predict_on_batch([xs.astype(np.float32), steps, fl.astype(np.float32)])
     out = np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float64)[:n]
     if not np.all(np.isfinite(out)):
         raise ValueError("model produced a non-finite proposal (check the model's weights and the bars)")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from lems.data.calendar import add_calendar, timestamps_ns
-from lems.data.features import N_KNOWN_AHEAD
+from lems.data.features import MARKET_FEATURES, N_KNOWN_AHEAD, N_OBSERVED
 from lems.data.online import OnlineWindow
 from lems.data.validation import BAR_COLUMNS, validate_bars
 from lems.execution import (
@@ -90,6 +90,11 @@ class ExecutionSession:
             cap takes precedence over ``min_rate``; what is left at the end is reported (``status()['remaining']``).
         arrival: the arrival price of the implementation shortfall (:meth:`shortfall`): "close" (the close of the
             last bar of the history, the last price known at the first decision) or "reference" (its VWAP).
+        market: for a model trained with the market channels (``cross_asset``): canonical bars of the OTHER symbols
+            of its universe up to the history's last bar (at least ``lookback + MARKET_LEVEL_BARS + 2`` bars of
+            each, or all they have, for the values :func:`~lems.data.windows.make_windows` computes); each
+            :meth:`on_bar_close` then takes the other symbols' bars of the closed bar (``market=``). None: the
+            model reads its own symbol only (a model with market channels raises).
 
     Raises:
         ValueError: bad history, size, order, cap or model/order mismatch.
@@ -98,7 +103,7 @@ class ExecutionSession:
     def __init__(self, model: Any, order: OrderSpec, size: float, history: pd.DataFrame, *, tz: str = "UTC",
                  bar_minutes: float | None = None, n_days_profile: int = 20, lookback: int | None = None,
                  calendar: str = "auto", horizon_times=None, max_participation: float | None = None,
-                 arrival: str = "close") -> None:
+                 arrival: str = "close", market: pd.DataFrame | None = None) -> None:
         canon = validate_bars(history)
         if canon["symbol"].nunique() != 1:
             raise ValueError(f"history must hold ONE symbol, got {sorted(canon['symbol'].unique())[:5]}")
@@ -107,12 +112,12 @@ class ExecutionSession:
         cal = add_calendar(canon, tz=tz, bar_minutes=bar_minutes)
         self._setup(model, order, size, cal, tz=tz, n_days_profile=n_days_profile, lookback=lookback,
                     calendar=calendar, horizon_times=horizon_times, max_participation=max_participation,
-                    arrival=arrival)
+                    arrival=arrival, market=market)
 
     # ---------------------------------------------------------------- construction
     def _setup(self, model: Any, order: OrderSpec, size: float, cal: pd.DataFrame, *, tz: str, n_days_profile: int,
                lookback: int | None, calendar: str, horizon_times, max_participation: float | None = None,
-               arrival: str = "close") -> None:
+               arrival: str = "close", market: pd.DataFrame | None = None) -> None:
         driver, is_model = _unwrap(model)
         cap = check_participation_cap(max_participation)
         if arrival not in ARRIVAL_PRICES:
@@ -125,11 +130,12 @@ class ExecutionSession:
         if int(n_days_profile) < 1:
             raise ValueError(f"n_days_profile must be >= 1, got {n_days_profile}")
         lookback = self._check_driver(driver, is_model, order, lookback)
+        self._check_market(driver, is_model, market)
         if calendar not in ("auto", "24/7", "session"):
             raise ValueError(f"calendar must be 'auto', '24/7' or 'session', got {calendar!r}")
         self._driver, self._is_model, self.order, self.size = driver, is_model, order, size
         self.n_days_profile, self._tz = int(n_days_profile), str(tz)
-        self._window = OnlineWindow.from_calendar(cal, lookback, order.horizon, int(n_days_profile), tz)
+        self._window = OnlineWindow.from_calendar(cal, lookback, order.horizon, int(n_days_profile), tz, market)
         self._max_participation = cap
         self._arrival_price = self._window.last_close if arrival == "close" else self._window.last_price
         self._is_24_7 = bool((cal["dow"] >= 5).any()) if calendar == "auto" else calendar == "24/7"
@@ -160,6 +166,20 @@ class ExecutionSession:
             raise ValueError(f"the model reads {driver.n_known_features} known-ahead channels; the live window "
                              f"builds the pipeline's {N_KNOWN_AHEAD}")
         return int(driver.lookback)
+
+    @staticmethod
+    def _check_market(driver: Any, is_model: bool, market: pd.DataFrame | None) -> None:
+        """A model's input channels must match the window's: the market channels iff ``market`` is given."""
+        if not is_model:
+            if market is not None:
+                raise ValueError("market bars feed a model's market channels; a policy does not read them")
+            return
+        channels = getattr(driver, "input_channels", None)
+        expected = N_OBSERVED + (len(MARKET_FEATURES) if market is not None else 0) + int(driver.n_known_features)
+        if channels is not None and int(channels) != expected:
+            hint = ("pass market= (the other symbols' bars): the model was trained with cross_asset" if market is None
+                    else "the model was trained without the market channels: do not pass market=")
+            raise ValueError(f"the model reads {channels} channels, the live window builds {expected}: {hint}")
 
     @property
     def _dt(self) -> int:
@@ -322,7 +342,8 @@ class ExecutionSession:
 
     # ---------------------------------------------------------------- bars and fills
     def on_bar_close(self, bar: Mapping[str, Any] | pd.Series, filled: float | None = None, *,
-                     filled_units: float | None = None, fill_price: float | None = None) -> dict[str, Any]:
+                     filled_units: float | None = None, fill_price: float | None = None,
+                     market: pd.DataFrame | None = None) -> dict[str, Any]:
         """Record the closed bar and the actual fill of its child order; re-plans on what remains.
 
         Args:
@@ -334,6 +355,9 @@ class ExecutionSession:
                 filled exactly.
             fill_price: the average price of the fill as executed (costs included); default: the bar's VWAP
                 (docs/execution.md §1). It enters the achieved price, the outcome and the shortfall.
+            market: a session with market channels: the other symbols' bars that opened at the same time as
+                ``bar`` (``symbol``, ``timestamp``, ``open``, ``high``, ``low``, ``close``, ``volume``, optionally
+                ``notional``; a frame or a list of dicts; a symbol without a bar there is absent; None: none).
 
         Returns:
             :meth:`status` after the bar.
@@ -355,7 +379,10 @@ class ExecutionSession:
         parsed["fill_price"] = parsed["price"] if fill_price is None else _finite(fill_price, "fill_price")
         if parsed["fill_price"] <= 0:
             raise SessionError(f"fill_price must be > 0, got {fill_price!r}")
-        row = self._window.observed_row(parsed)
+        try:
+            row = self._window.observed_row(parsed, None if market is None else pd.DataFrame(market))
+        except ValueError as exc:
+            raise SessionError(str(exc)) from exc
         self._commit(parsed, fill, row, pending)
         return self.status()
 

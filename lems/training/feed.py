@@ -16,7 +16,7 @@ import pandas as pd
 
 from lems.batching import PaddedBatches
 from lems.data import windows as data_windows  # called through the module: tests spy on make_windows
-from lems.data.features import FEATURE_NAMES
+from lems.data.features import feature_names
 from lems.data.loaders import read_bars
 from lems.data.synthetic import synthetic_market
 from lems.data.targets import cost_targets
@@ -67,11 +67,17 @@ def build_windows(config: TrainConfig, bars=None):
     bars = load_bars(config) if bars is None else bars
     w = config.windows
     windows = data_windows.make_windows(bars, w.lookback, w.n_ahead, tz=config.data.tz, stride=w.stride,
-                                        bar_minutes=config.data.bar_minutes)
+                                        bar_minutes=config.data.bar_minutes, **_cross_asset_option(config))
     if len(windows) == 0:
         raise ValueError(f"no valid window: the data is shorter than lookback + n_ahead "
                          f"({w.lookback} + {w.n_ahead} bars) or has no volume")
     return windows
+
+
+def _cross_asset_option(config: TrainConfig) -> dict[str, bool]:
+    """``{"cross_asset": True}`` when the config switches the market channels on, else nothing (so that window
+    builders of older signatures, and spies in tests, keep working unchanged)."""
+    return {"cross_asset": True} if config.windows.cross_asset else {}
 
 
 class Splits(NamedTuple):
@@ -164,7 +170,7 @@ def _training_batches(config: TrainConfig, splits: Splits, costed: bool,
                                 weighting=t.symbol_weighting, **rates)
     val = (validation_part(config, splits.val).batches(t.batch_size, shuffle=False, **rates) if len(splits.val)
            else None)
-    return data, val, len(FEATURE_NAMES)
+    return data, val, len(feature_names(config.windows.cross_asset))
 
 
 def validation_part(config: TrainConfig, val):
@@ -259,6 +265,8 @@ def stream_parts(config: TrainConfig, progress: Callable[[int, int, float], None
                                dict(split.liquidity))
     if len(result.splits.train) == 0:
         raise ValueError(f"no training window before train_end={w.train_end} (is the data long enough?)")
+    if w.cross_asset:
+        universe.market(progress)  # the market channels' pass over every symbol (or its cache), reported here
     return result
 
 
@@ -295,7 +303,7 @@ def _universe(config: TrainConfig):
         options["resample_minutes"] = _whole_minutes(d.resample_minutes)
     cache = _cache_dir(d.cache_dir)
     return SymbolUniverse(source, w.lookback, w.n_ahead, tz=d.tz, stride=w.stride, bar_minutes=d.bar_minutes,
-                          cache_dir=cache, **options)
+                          cache_dir=cache, **options, **_cross_asset_option(config))
 
 
 def _cache_dir(value: str | None) -> Path | None:

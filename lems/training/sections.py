@@ -144,6 +144,10 @@ class WindowConfig(_Section):
         max_test_windows: Streamed universe: at most this many test windows per symbol group (seen, unseen) are
             scored by ``lems evaluate``, evenly thinned per symbol in time (:meth:`UniverseWindows.thin_to`), so
             that its memory stays bounded whatever the universe's size [windows]; ``None`` scores every window.
+        cross_asset: Add the market (cross-asset) observed channels: at each bar, the mean volume surprise and
+            normalised return of the OTHER symbols of the data at the same bar time
+            (:data:`lems.data.features.MARKET_FEATURES`); off: every symbol sees only its own bars. ``lems
+            evaluate`` reads it from the saved config (the model's input channels depend on it).
     """
 
     lookback: int = _f(48, "bars of history before the origin [bars]")
@@ -159,6 +163,8 @@ class WindowConfig(_Section):
     max_test_windows: int | None = _f(32768, "streamed universe: test windows lems evaluate scores per symbol "
                                              "group (seen, unseen), evenly thinned per symbol; unset = all "
                                              "[windows]")
+    cross_asset: bool = _f(False, "add the market channels: the other symbols' mean volume surprise and "
+                                  "normalised return at each bar (lems.data.features.MARKET_FEATURES)")
 
     def _check(self) -> None:
         self._at_least(2, "lookback", "n_ahead")
