@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from lems.execution._ops import array_namespace
 from lems.execution.costs import (
+    TRANSIENT_KERNELS,
     CompositeCost,
     CostedPrices,
     CostInputs,
@@ -42,6 +43,8 @@ from lems.execution.costs import (
     NoCost,
     SpreadCost,
     SquareRootImpact,
+    TransientImpact,
+    TransientParts,
     corwin_schultz_half_spread,
     cost_adjusted_prices,
 )
@@ -118,6 +121,7 @@ __all__ = [
     "SIDES",
     "SMOOTH_WINDOW_SCALE",
     "TARGETS",
+    "TRANSIENT_KERNELS",
     "WINDOW_TOL",
     "ZERO_VOLUME_FLOOR",
     "CompositeCost",
@@ -135,6 +139,8 @@ __all__ = [
     "Shortfall",
     "SpreadCost",
     "SquareRootImpact",
+    "TransientImpact",
+    "TransientParts",
     "achieved_price",
     "allocate_step",
     "array_namespace",
