@@ -44,6 +44,7 @@ from lems.execution import (
     NoCost,
     SpreadCost,
     SquareRootImpact,
+    TransientImpact,
     array_namespace,
     check_participation_cap,
     column_weights,
@@ -61,8 +62,8 @@ _N_COMPACT = 2
 #: [loss units]: leaving 1 % of the order costs 1.0, about what a 2 % (200 bps) worse price costs in the seed terms.
 UNFILLED_PENALTY = 100.0
 #: Cost models :class:`CostAwareLemLoss` can serialize, by class name.
-_COST_MODELS = {cls.__name__: cls for cls in (NoCost, SpreadCost, SquareRootImpact, LinearPermanentImpact,
-                                               CompositeCost)}
+_COST_MODELS = {cls.__name__: cls for cls in (NoCost, SpreadCost, SquareRootImpact, TransientImpact,
+                                               LinearPermanentImpact, CompositeCost)}
 
 
 def compact_targets(y):
@@ -237,7 +238,8 @@ def cost_model_to_config(cost_model: CostModel) -> dict[str, Any]:
     Raises:
         ValueError: a cost model that is not one of :class:`~lems.execution.NoCost`,
             :class:`~lems.execution.SpreadCost`, :class:`~lems.execution.SquareRootImpact`,
-            :class:`~lems.execution.LinearPermanentImpact`, :class:`~lems.execution.CompositeCost`.
+            :class:`~lems.execution.TransientImpact`, :class:`~lems.execution.LinearPermanentImpact`,
+            :class:`~lems.execution.CompositeCost`.
     """
     name = type(cost_model).__name__
     if _COST_MODELS.get(name) is not type(cost_model):

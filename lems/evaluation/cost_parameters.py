@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from lems.data.estimates import lookback_half_spread
-from lems.execution import CompositeCost, LinearPermanentImpact, SpreadCost, SquareRootImpact
+from lems.execution import CompositeCost, LinearPermanentImpact, SpreadCost, SquareRootImpact, TransientImpact
 
 __all__ = ["ALMGREN_CHRISS", "almgren_chriss_parameters", "window_half_spread"]
 
@@ -39,7 +39,9 @@ def almgren_chriss_parameters(cost_model, size: float, sigma: float, horizon: in
     A uniform schedule of an order of ``size`` of the expected horizon volume trades ``1/H`` of the order per bar
     at participation ``size`` (bars of average volume): :class:`~lems.execution.SquareRootImpact` then costs
     ``coef sigma size^delta`` per unit, which the linear temporary impact ``eta n`` (``n = 1/H``) matches with
-    ``eta = coef sigma size^delta H``; :class:`~lems.execution.LinearPermanentImpact` moves later prices by
+    ``eta = coef sigma size^delta H``; :class:`~lems.execution.TransientImpact` is matched the same way on the
+    mean cost of the uniform schedule (:meth:`~lems.execution.TransientImpact.uniform_cost`), ``eta = cost H``;
+    :class:`~lems.execution.LinearPermanentImpact` moves later prices by
     ``coef sigma size H`` per fraction of the order (``gamma``); a :class:`~lems.execution.SpreadCost` is the
     fixed cost per unit ``epsilon``.
 
@@ -62,6 +64,8 @@ def almgren_chriss_parameters(cost_model, size: float, sigma: float, horizon: in
     for part in _cost_parts(cost_model):
         if isinstance(part, SquareRootImpact):
             eta += part.coef * sigma * size ** part.delta * horizon
+        elif isinstance(part, TransientImpact):  # its mean cost of the uniform schedule, as a temporary impact
+            eta += part.uniform_cost(size, sigma, horizon) * horizon
         elif isinstance(part, LinearPermanentImpact):
             gamma += part.coef * sigma * size * horizon
         elif isinstance(part, SpreadCost):

@@ -38,7 +38,7 @@ from lems.evaluation.stats import (
     summary_table,
 )
 from lems.evaluation.tca import frontier_table, net_of_cost_table, tca_table
-from lems.execution import BENCHMARKS, LinearPermanentImpact, SpreadCost, SquareRootImpact
+from lems.execution import BENCHMARKS, LinearPermanentImpact, SpreadCost, SquareRootImpact, TransientImpact
 
 __all__ = ["spread_lines", "verdicts", "write_report"]
 
@@ -227,6 +227,11 @@ def _cost_words(cost_model, costed: pd.DataFrame) -> str:
                          f"median {_fmt(float(windows['half_spread'].median()) * 1e4)} bps)")
         elif isinstance(part, SquareRootImpact):
             words.append(f"temporary impact {_fmt(part.coef)} × σ × participation^{_fmt(part.delta)} per bar")
+        elif isinstance(part, TransientImpact):
+            kernel = (f"power-law decay (1 + t / {_fmt(part.resilience_minutes)} min)^-{_fmt(part.beta)}"
+                      if part.kernel == "power" else f"exponential decay over {_fmt(part.resilience_minutes)} min")
+            words.append(f"transient impact with memory ({kernel}, response participation^{_fmt(part.delta)}), "
+                         f"calibrated to {_fmt(part.coef)} × σ_T × participation^{_fmt(part.delta)} at the horizon of a uniform order")
         elif isinstance(part, LinearPermanentImpact):
             words.append(f"permanent impact {_fmt(part.coef)} × σ × participation, moving the later bars' prices")
     text = "; ".join(words) if words else "no cost (fills at the bars' VWAP)"

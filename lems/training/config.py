@@ -24,11 +24,13 @@ import yaml
 
 from lems.execution import (
     ARRIVAL_PRICES,
+    TRANSIENT_KERNELS,
     CompositeCost,
     LinearPermanentImpact,
     NoCost,
     SpreadCost,
     SquareRootImpact,
+    TransientImpact,
     check_rates,
     execution_conditions,
 )
@@ -39,6 +41,7 @@ from lems.training.sections import (
     ModelConfig,
     TrainingConfig,
     WindowConfig,
+    _SYNTHETIC_BAR_MINUTES,
     _f,
     _Section,
 )
@@ -53,8 +56,8 @@ __all__ = ["CONFIG_SECTIONS", "IMPACT_LAWS", "SPREAD_ESTIMATED", "ExecutionConfi
 
 #: Value of ``execution.half_spread_bps`` that estimates the spread from the lookback's highs and lows.
 SPREAD_ESTIMATED = "corwin-schultz"
-#: Choices of ``execution.impact``: the temporary impact law.
-IMPACT_LAWS = ("sqrt", "none")
+#: Choices of ``execution.impact``: the impact law (``"sqrt"``: per bar, no memory; ``"transient"``: with memory).
+IMPACT_LAWS = ("sqrt", "transient", "none")
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,24 @@ class ExecutionConfig(_Section):
         half_spread_bps: Half bid-ask spread paid on every unit [bps, >= 0]
             (:class:`lems.execution.SpreadCost`), or ``"corwin-schultz"`` to estimate it per window from the
             lookback's highs and lows (Corwin & Schultz 2012); unset = no spread cost.
-        impact: Temporary impact law: ``"sqrt"`` (:class:`lems.execution.SquareRootImpact`, ``impact_coef *
-            sigma * participation ** impact_delta`` per bar, sigma from the lookback) or ``"none"``.
-        impact_coef: Coefficient of the temporary impact [dimensionless, >= 0]; 0 = none.
-        impact_delta: Exponent of the participation in the temporary impact, in (0, 1] (0.5: square-root law).
+        impact: Impact law: ``"sqrt"`` (:class:`lems.execution.SquareRootImpact`, ``impact_coef * sigma *
+            participation ** impact_delta`` per bar, sigma from the lookback; no memory, so its cost depends on the
+            bar length), ``"transient"`` (:class:`lems.execution.TransientImpact`: a propagator whose impact decays
+            with the time since each child order, calibrated so that a uniform order moves the price by
+            ``impact_coef * sigma_T * participation ** impact_delta`` at its horizon, whatever the bar length) or
+            ``"none"``.
+        impact_coef: Coefficient of the impact [dimensionless, >= 0]; 0 = none.
+        impact_delta: Exponent of the participation in the impact, in (0, 1] (0.5: square-root law).
+        impact_kernel: Decay kernel of the transient impact: ``"power"`` (``(1 + t / resilience_minutes) **
+            -impact_beta``, Bouchaud et al.) or ``"exponential"`` (``exp(-t / resilience_minutes)``, Obizhaeva &
+            Wang).
+        resilience_minutes: Time scale of the transient impact's decay [minutes, > 0]: the power law's cutoff,
+            the exponential's resilience time.
+        impact_beta: Decay exponent of the power-law kernel, in (0, 1) (0.5: the square-root law at every
+            duration).
+        impact_bar_minutes: Bar length the transient impact integrates over [minutes, > 0]; unset = the data's
+            ``bar_minutes`` (``resample_minutes`` when set; 60 for the synthetic market). Required for
+            ``impact = "transient"`` when the data's bar length is inferred from files.
         permanent_coef: Linear permanent impact [dimensionless, >= 0] (:class:`lems.execution.LinearPermanentImpact`,
             Almgren & Chriss): a bar's trading moves the price of LATER bars by ``coef * sigma * participation``.
         max_participation: Cap on the order's fill in each bar [fraction of the bar's market volume, (0, 1]];
@@ -96,9 +113,15 @@ class ExecutionConfig(_Section):
     train_size: float | None = _f(None, "size the cost-aware loss trains for [fraction]; unset = the only size")
     half_spread_bps: float | str | None = _f(None, "half bid-ask spread paid per unit [bps, >= 0], or "
                                                    "'corwin-schultz' (estimated from the lookback); unset = none")
-    impact: str = _f("sqrt", "temporary impact law: 'sqrt' (coef * sigma * participation^delta) or 'none'")
-    impact_coef: float = _f(0.0, "temporary impact coefficient [dimensionless, >= 0]; 0 = none")
-    impact_delta: float = _f(0.5, "exponent of the participation in the temporary impact, in (0, 1]")
+    impact: str = _f("sqrt", "impact law: 'sqrt' (coef * sigma * participation^delta per bar, no memory), "
+                             "'transient' (decaying impact, square-root law at the horizon) or 'none'")
+    impact_coef: float = _f(0.0, "impact coefficient [dimensionless, >= 0]; 0 = none")
+    impact_delta: float = _f(0.5, "exponent of the participation in the impact, in (0, 1]")
+    impact_kernel: str = _f("power", "transient impact decay kernel: 'power' or 'exponential'")
+    resilience_minutes: float = _f(1.0, "transient impact decay time [minutes, > 0] (power: cutoff; "
+                                        "exponential: resilience time)")
+    impact_beta: float = _f(0.5, "transient impact power-law decay exponent, in (0, 1)")
+    impact_bar_minutes: float | None = _f(None, "bar length of the transient impact [minutes]; unset = the data's")
     permanent_coef: float = _f(0.0, "linear permanent impact coefficient [dimensionless, >= 0]; shifts later bars")
     max_participation: float | None = _f(None, "cap per bar [fraction of the bar's market volume, (0, 1]]; "
                                                "unset = no cap")
@@ -130,10 +153,19 @@ class ExecutionConfig(_Section):
                 raise ValueError(f"config: {name} must be in [0, inf), got {getattr(self, name)}")
         if not 0 < self.impact_delta <= 1:
             raise ValueError(f"config: impact_delta must be in (0, 1], got {self.impact_delta}")
+        if self.impact_kernel not in TRANSIENT_KERNELS:
+            raise ValueError(f"config: impact_kernel must be one of {TRANSIENT_KERNELS}, got {self.impact_kernel!r}")
+        if not (0 < self.resilience_minutes < float("inf")):
+            raise ValueError(f"config: resilience_minutes must be in (0, inf) minutes, got {self.resilience_minutes}")
+        if not 0 < self.impact_beta < 1:
+            raise ValueError(f"config: impact_beta must be in (0, 1), got {self.impact_beta}")
+        if self.impact_bar_minutes is not None and not (0 < self.impact_bar_minutes < float("inf")):
+            raise ValueError(f"config: impact_bar_minutes must be in (0, inf) minutes (or unset), got "
+                             f"{self.impact_bar_minutes}")
         if self.arrival not in ARRIVAL_PRICES:
             raise ValueError(f"config: arrival must be one of {ARRIVAL_PRICES}, got {self.arrival!r}")
         try:
-            self.conditions()  # the cap's range and, with require_completion, its feasibility for every size
+            conditions_from_settings(self, bar_minutes=60.0)  # the cap's range and, with require_completion, its feasibility for every size
             if not self.sizes:
                 from lems.execution import check_participation_cap
 
@@ -146,14 +178,41 @@ class ExecutionConfig(_Section):
         """True when sizes are given: results net of costs beside the frictionless ones."""
         return bool(self.sizes)
 
-    def cost_model(self):
-        """The :class:`lems.execution.CostModel` of these settings (:class:`~lems.execution.NoCost` when none)."""
+    @property
+    def transient(self) -> bool:
+        """True when the settings charge the transient impact (which needs the bar length)."""
+        return self.impact == "transient" and self.impact_coef > 0
+
+    def bar_length(self) -> float | None:
+        """The bar length the transient impact uses [minutes]: ``impact_bar_minutes``, else the data's (set by
+        :class:`TrainConfig`), else ``None``."""
+        if self.impact_bar_minutes is not None:
+            return float(self.impact_bar_minutes)
+        return getattr(self, "_data_bar_minutes", None)
+
+    def cost_model(self, bar_minutes: float | None = None):
+        """The :class:`lems.execution.CostModel` of these settings (:class:`~lems.execution.NoCost` when none).
+
+        Args:
+            bar_minutes: bar length for the transient impact [minutes] when the settings do not give one.
+
+        Raises:
+            ValueError: ``impact = "transient"`` with no bar length anywhere.
+        """
         parts = []
         if self.half_spread_bps is not None:
             fixed = self.half_spread_bps != SPREAD_ESTIMATED
             parts.append(SpreadCost(half_spread_bps=float(self.half_spread_bps) if fixed else None))
         if self.impact == "sqrt" and self.impact_coef > 0:
             parts.append(SquareRootImpact(coef=self.impact_coef, delta=self.impact_delta))
+        if self.transient:
+            minutes = self.bar_length() if self.bar_length() is not None else bar_minutes
+            if minutes is None:
+                raise ValueError("config: impact = 'transient' needs the bar length: set impact_bar_minutes (or "
+                                 "data.bar_minutes) [minutes]")
+            parts.append(TransientImpact(bar_minutes=float(minutes), coef=self.impact_coef, delta=self.impact_delta,
+                                         kernel=self.impact_kernel, resilience_minutes=self.resilience_minutes,
+                                         beta=self.impact_beta))
         if self.permanent_coef > 0:
             parts.append(LinearPermanentImpact(coef=self.permanent_coef))
         if not parts:
@@ -221,7 +280,7 @@ def cost_model_from_settings(settings: Mapping[str, Any] | ExecutionConfig):
 
 
 def conditions_from_settings(settings: Mapping[str, Any] | ExecutionConfig,
-                             sizes: Sequence[float] | None = None) -> list:
+                             sizes: Sequence[float] | None = None, bar_minutes: float | None = None) -> list:
     """The ONE builder of :class:`lems.execution.ExecutionConditions` from ``[execution]`` settings: one per size,
     each with the settings' cost model, participation cap, ``require_completion``, ``vwap_includes_order`` and
     arrival price. Every caller (the config, training, ``lems evaluate``, ``lems report``) goes through it.
@@ -232,13 +291,14 @@ def conditions_from_settings(settings: Mapping[str, Any] | ExecutionConfig,
             "arrival": "close"}``.
         sizes: order sizes [fraction of the expected horizon volume] to build (e.g. the training size, or the size
             of a costed frame); default: the settings' ``sizes``.
+        bar_minutes: bar length for a transient impact when the settings do not give one [minutes].
 
     Raises:
         ValueError: an unknown setting or a value outside its range (named, with the range); a cap that cannot
             complete a size when ``require_completion``.
     """
     execution = _execution_section(settings)
-    model = execution.cost_model()
+    model = execution.cost_model(bar_minutes)
     return execution_conditions(list(execution.sizes if sizes is None else sizes), cost_model=model,
                                 max_participation=execution.max_participation,
                                 require_completion=execution.require_completion,
@@ -250,7 +310,9 @@ def _execution_section(settings: Mapping[str, Any] | ExecutionConfig) -> Executi
         return settings
     if not isinstance(settings, Mapping):
         raise ValueError(f"execution settings must be a mapping, got {type(settings).__name__}")  # noqa: TRY004
-    return TrainConfig(execution=dict(settings)).execution
+    section = dataclasses.replace(TrainConfig(execution=dict(settings)).execution)
+    object.__setattr__(section, "_data_bar_minutes", None)  # no data here: a transient impact states its bars
+    return section
 
 
 #: The config's sections in file order: name -> dataclass.
@@ -335,6 +397,11 @@ class TrainConfig:
         for name, cls in CONFIG_SECTIONS.items():
             base = bases.get(name) or cls()
             object.__setattr__(self, name, dataclasses.replace(base, **grouped[name]) if grouped[name] else base)
+        data = self.data
+        minutes = data.resample_minutes or data.bar_minutes or (_SYNTHETIC_BAR_MINUTES if data.synthetic else None)
+        execution = dataclasses.replace(self.execution)  # a copy: the data's bar length is this config's
+        object.__setattr__(execution, "_data_bar_minutes", None if minutes is None else float(minutes))
+        object.__setattr__(self, "execution", execution)
         self.validate()
 
     def validate(self) -> None:
@@ -344,6 +411,9 @@ class TrainConfig:
             ValueError: an infeasible order for the horizon (``n_ahead * max_rate < 1``).
         """
         n_ahead, min_rate, max_rate = self.windows.n_ahead, self.limits.min_rate, self.limits.max_rate
+        if self.execution.transient and self.execution.bar_length() is None:
+            raise ValueError("config: impact = 'transient' needs the bar length: set impact_bar_minutes or "
+                             "bar_minutes [minutes] (the data's bar length is inferred only when the files are read)")
         try:
             check_rates(n_ahead, min_rate, max_rate)
         except ValueError as exc:
