@@ -40,6 +40,7 @@ from lems.execution import (
     SMOOTH_WINDOW_SCALE,
     CompositeCost,
     CostModel,
+    FeeCost,
     LinearPermanentImpact,
     NoCost,
     SpreadCost,
@@ -62,7 +63,7 @@ _N_COMPACT = 2
 #: [loss units]: leaving 1 % of the order costs 1.0, about what a 2 % (200 bps) worse price costs in the seed terms.
 UNFILLED_PENALTY = 100.0
 #: Cost models :class:`CostAwareLemLoss` can serialize, by class name.
-_COST_MODELS = {cls.__name__: cls for cls in (NoCost, SpreadCost, SquareRootImpact, TransientImpact,
+_COST_MODELS = {cls.__name__: cls for cls in (NoCost, SpreadCost, FeeCost, SquareRootImpact, TransientImpact,
                                                LinearPermanentImpact, CompositeCost)}
 
 

@@ -56,6 +56,7 @@ _NUMERIC_COLUMNS: tuple[str, ...] = FRAME_COLUMNS[9:]
 TCA_COLUMNS: tuple[str, ...] = (
     "order_quantity", "order_participation", "realised_participation", "peak_bar_participation", "filled",
     "unfilled", "arrival_price", "shortfall_bps", "delay_bps", "timing_bps", "impact_bps", "opportunity_bps",
+    "fee_bps",
 )  # fmt: skip
 #: Grouping of :func:`summary`, in order.
 GROUP_COLUMNS: tuple[str, ...] = ("policy", "side", "benchmark", "target", "min_duration", "objective")
@@ -151,7 +152,8 @@ def _costed_columns(allocations: np.ndarray, y: np.ndarray, reference: np.ndarra
                              ("arrival_price", per_order(inputs.arrival, rows)),
                              ("shortfall_bps", sf.total_bps.ravel()), ("delay_bps", sf.delay_bps.ravel()),
                              ("timing_bps", sf.timing_bps.ravel()), ("impact_bps", sf.impact_bps.ravel()),
-                             ("opportunity_bps", sf.opportunity_bps.ravel())):
+                             ("opportunity_bps", sf.opportunity_bps.ravel()),
+                             ("fee_bps", (sf.fee_bps + np.zeros_like(sf.total_bps)).ravel())):
             parts[name].append(np.asarray(values, dtype=np.float64))
     return {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in parts.items()}
 
@@ -219,7 +221,8 @@ def backtest(policies: Policy | Sequence[Policy] | Mapping[str, Policy], windows
         realised horizon volume], ``peak_bar_participation`` [largest fill / bar volume], ``filled`` and
         ``unfilled`` [fractions of the order, summing to 1], ``arrival_price`` [quote currency], and the
         implementation shortfall ``shortfall_bps`` = ``delay_bps`` + ``timing_bps`` + ``impact_bps`` +
-        ``opportunity_bps`` (positive = cost; :class:`lems.execution.Shortfall`).
+        ``opportunity_bps`` + ``fee_bps`` (positive = cost; :class:`lems.execution.Shortfall`; ``fee_bps``: the
+        exchange fees of :class:`lems.execution.FeeCost`, 0 without).
 
     Raises:
         ValueError: infeasible rates, policies with clashing names, allocations of the wrong shape, conditions

@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from lems.data.estimates import lookback_half_spread
-from lems.execution import CompositeCost, LinearPermanentImpact, SpreadCost, SquareRootImpact, TransientImpact
+from lems.execution import (
+    CompositeCost,
+    FeeCost,
+    LinearPermanentImpact,
+    SpreadCost,
+    SquareRootImpact,
+    TransientImpact,
+)
 
 __all__ = ["ALMGREN_CHRISS", "almgren_chriss_parameters", "window_half_spread"]
 
@@ -42,8 +49,8 @@ def almgren_chriss_parameters(cost_model, size: float, sigma: float, horizon: in
     ``eta = coef sigma size^delta H``; :class:`~lems.execution.TransientImpact` is matched the same way on the
     mean cost of the uniform schedule (:meth:`~lems.execution.TransientImpact.uniform_cost`), ``eta = cost H``;
     :class:`~lems.execution.LinearPermanentImpact` moves later prices by
-    ``coef sigma size H`` per fraction of the order (``gamma``); a :class:`~lems.execution.SpreadCost` is the
-    fixed cost per unit ``epsilon``.
+    ``coef sigma size H`` per fraction of the order (``gamma``); a :class:`~lems.execution.SpreadCost` and a
+    :class:`~lems.execution.FeeCost` are the fixed cost per unit ``epsilon``.
 
     Args:
         cost_model: the :class:`lems.execution.CostModel`.
@@ -70,6 +77,8 @@ def almgren_chriss_parameters(cost_model, size: float, sigma: float, horizon: in
             gamma += part.coef * sigma * size * horizon
         elif isinstance(part, SpreadCost):
             epsilon += half_spread if part.half_spread_bps is None else part.half_spread_bps * 1e-4
+        elif isinstance(part, FeeCost):  # a fixed cost per unit, like the half-spread
+            epsilon += part.fee_bps * 1e-4
     if not eta > 0.5 * gamma or not np.isfinite(eta):
         return None
     risk = sigma if risk_sigma is None else risk_sigma

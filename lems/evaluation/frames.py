@@ -118,6 +118,8 @@ def read_frames(paths: Sequence[str | Path]) -> pd.DataFrame:
 def _prepare_costed(costed: pd.DataFrame | Sequence[pd.DataFrame]) -> pd.DataFrame:
     """A validated costed frame (see :func:`_prepare`), with its TCA columns as float64."""
     out = _prepare(costed)
+    if "fee_bps" not in out.columns and "impact_bps" in out.columns:
+        out["fee_bps"] = 0.0  # a frame written before fees were a part of the shortfall: it charged none
     missing = [c for c in _COSTED_ONLY if c not in out.columns]
     if missing:
         raise ValueError(f"not a costed backtest frame (lems.evaluation.backtest.costed_backtest): missing column(s) {missing}")

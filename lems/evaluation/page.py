@@ -38,7 +38,14 @@ from lems.evaluation.stats import (
     summary_table,
 )
 from lems.evaluation.tca import frontier_table, net_of_cost_table, tca_table
-from lems.execution import BENCHMARKS, LinearPermanentImpact, SpreadCost, SquareRootImpact, TransientImpact
+from lems.execution import (
+    BENCHMARKS,
+    FeeCost,
+    LinearPermanentImpact,
+    SpreadCost,
+    SquareRootImpact,
+    TransientImpact,
+)
 
 __all__ = ["spread_lines", "verdicts", "write_report"]
 
@@ -227,6 +234,9 @@ def _cost_words(cost_model, costed: pd.DataFrame) -> str:
                          f"median {_fmt(float(windows['half_spread'].median()) * 1e4)} bps)")
         elif isinstance(part, SquareRootImpact):
             words.append(f"temporary impact {_fmt(part.coef)} × σ × participation^{_fmt(part.delta)} per bar")
+        elif isinstance(part, FeeCost):
+            words.append(f"exchange fees of {_fmt(part.fee_bps)} bps per unit traded (taker {_fmt(part.taker_bps)} "
+                         f"bps, maker {_fmt(part.maker_bps)} bps on {_fmt(part.maker_fraction * 100)} %)")
         elif isinstance(part, TransientImpact):
             kernel = (f"power-law decay (1 + t / {_fmt(part.resilience_minutes)} min)^-{_fmt(part.beta)}"
                       if part.kernel == "power" else f"exponential decay over {_fmt(part.resilience_minutes)} min")
@@ -267,7 +277,8 @@ def _tca_lines(table: pd.DataFrame, net: pd.DataFrame, model: str) -> list[str]:
 
 #: Column titles of the page's TCA tables.
 _TCA_TITLES = {"order_size": "size [%]", "policy": "policy", "is_bps": "IS vs arrival", "delay_bps": "delay",
-               "timing_bps": "timing", "impact_bps": "impact", "opportunity_bps": "opportunity",
+               "timing_bps": "timing", "impact_bps": "impact", "fee_bps": "fees",
+               "opportunity_bps": "opportunity",
                "is_std_bps": "IS std", "schedule_std_bps": "(IS − delay) std", "vs_vwap_bps": "vs VWAP",
                "vs_twap_bps": "vs TWAP", "unfilled_pct": "unfilled [%]",
                "peak_participation_pct": "peak bar participation [%]"}
@@ -277,7 +288,7 @@ _NET_TITLES = {"order_size": "size [%]", "policy": "policy", "te_free_bps": "VWA
                "flex_twap_net_bps": "flex vs TWAP net"}
 _TCA_INTRO = ("The same allocations as above, now filled with these costs: achieved prices include them. Slippage and "
               "implementation shortfall (IS) are costs in bps (positive = worse for the trader); IS = delay + timing "
-              "+ impact + opportunity (Perold). Means are over both sides, where the market's own moves cancel and "
+              "+ impact + fees + opportunity (Perold). Means are over both sides, where the market's own moves cancel and "
               "the costs remain; the standard deviations are the risk. The model sees no order size: it is scored "
               "at every size.")
 _FRONTIER_TEXT = ("Expected cost vs risk of the Almgren-Chriss schedules (linear impact matched to the cost model at "

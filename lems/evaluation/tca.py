@@ -31,7 +31,7 @@ def tca_table(costed: pd.DataFrame) -> pd.DataFrame:
     """Slippage of the fixed-duration orders by order size and policy [bps, positive = a cost to the trader].
 
     Implementation shortfall vs the arrival price with its Perold parts (``is_bps = delay + timing + impact +
-    opportunity``; :class:`lems.execution.Shortfall`), its standard deviation over orders (``is_std_bps``) and
+    fee + opportunity``; :class:`lems.execution.Shortfall`; ``fee_bps``: exchange fees), its standard deviation over orders (``is_std_bps``) and
     that of the schedule's part ``is - delay`` (``schedule_std_bps``: without the move from the arrival price to
     the first bar, which no schedule controls; the risk of the Almgren-Chriss frontier), of the VWAP-type orders
     (both sides and targets: the market's moves cancel in the means, the costs remain); slippage vs VWAP
@@ -39,13 +39,13 @@ def tca_table(costed: pd.DataFrame) -> pd.DataFrame:
     peak bar participation [%].
 
     Returns:
-        Columns ``order_size, policy, is_bps, delay_bps, timing_bps, impact_bps, opportunity_bps, is_std_bps,
+        Columns ``order_size, policy, is_bps, delay_bps, timing_bps, impact_bps, fee_bps, opportunity_bps, is_std_bps,
         schedule_std_bps, vs_vwap_bps, vs_twap_bps, unfilled_pct, peak_participation_pct, orders``.
     """
     costed = _prepare_costed(costed)
     vwap, twap = _fixed(costed, "vwap"), _fixed(costed, "twap")
     out = pd.DataFrame({"is_bps": _by_size(vwap, "shortfall_bps")})
-    for part in ("delay", "timing", "impact", "opportunity"):
+    for part in ("delay", "timing", "impact", "fee", "opportunity"):
         out[f"{part}_bps"] = _by_size(vwap, f"{part}_bps")
     out["is_std_bps"] = _by_size(vwap, "shortfall_bps", "std")
     out["schedule_std_bps"] = _by_size(vwap.assign(schedule_bps=vwap["shortfall_bps"] - vwap["delay_bps"]),

@@ -108,6 +108,12 @@ class CostModel:
         """
         return None
 
+    def fee(self, inputs: CostInputs):
+        """Exchange fee per unit traded in bar ``s`` (fraction of the fill's notional; ``None``: no fee). Charged on
+        the fills like a temporary cost but reported apart (:attr:`CostedPrices.before_fees`,
+        :attr:`lems.execution.Shortfall.fee_bps`); a maker rebate can make it negative."""
+        return None
+
     @property
     def is_free(self) -> bool:
         """True when the model costs nothing by construction (prices pass through unchanged)."""
@@ -157,6 +163,58 @@ class SpreadCost(CostModel):
         if self.half_spread_bps is not None:
             return ops.zeros_like(inputs.participation) + self.half_spread_bps * 1e-4
         return ops.zeros_like(inputs.participation) + _required(inputs, "half_spread", "SpreadCost()")
+
+
+@dataclass(frozen=True)
+class FeeCost(CostModel):
+    """Exchange fees per child order, in bps of its notional: taker by default, a maker share optional.
+
+    The fee per unit is ``(1 - maker_fraction) * taker_bps + maker_fraction * maker_bps`` (a negative ``maker_bps``
+    is a rebate). A buy pays ``p (1 + fee)``, a sell receives ``p (1 - fee)``: the same as a price adjustment, but
+    reported as its own part of the implementation shortfall (:attr:`lems.execution.Shortfall.fee_bps`). Crypto
+    venues charge takers about 2 to 10 bps.
+
+    Args:
+        taker_bps: fee of aggressive (taker) fills [bps, >= 0], default 0.
+        maker_bps: fee of passive (maker) fills [bps, finite; negative: a rebate], default 0.
+        maker_fraction: share of each child order filled passively, in [0, 1] (default 0: all taker).
+
+    Raises:
+        ValueError: a negative or non-finite ``taker_bps``, a non-finite ``maker_bps``, ``maker_fraction`` outside
+            ``[0, 1]``, or a net rebate (the fee per unit below zero).
+    """
+
+    taker_bps: float = 0.0
+    maker_bps: float = 0.0
+    maker_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "taker_bps", _non_negative_finite("taker_bps", self.taker_bps, "[0, inf) bps"))
+        maker = self.maker_bps
+        if isinstance(maker, bool) or not isinstance(maker, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(maker):
+            raise ValueError(f"maker_bps must be a finite number of bps, got {maker!r}")
+        object.__setattr__(self, "maker_bps", float(maker))
+        fraction = _non_negative_finite("maker_fraction", self.maker_fraction, "[0, 1]")
+        if fraction > 1:
+            raise ValueError(f"maker_fraction must be in [0, 1], got {self.maker_fraction!r}")
+        object.__setattr__(self, "maker_fraction", fraction)
+        if self.fee_bps < 0:
+            raise ValueError(f"the fee per unit is a net rebate ({self.fee_bps:g} bps): lems charges fees, it does "
+                             "not model rebate capture; lower maker_fraction or raise maker_bps")
+
+    @property
+    def fee_bps(self) -> float:
+        """The fee per unit traded [bps]."""
+        return (1.0 - self.maker_fraction) * self.taker_bps + self.maker_fraction * self.maker_bps
+
+    @property
+    def is_free(self) -> bool:
+        return self.fee_bps == 0
+
+    def fee(self, inputs: CostInputs):
+        ops = array_namespace(inputs.participation)
+        return ops.zeros_like(inputs.participation) + self.fee_bps * 1e-4
 
 
 @dataclass(frozen=True)
@@ -431,6 +489,10 @@ class CompositeCost(CostModel):
     def permanent(self, inputs: CostInputs):
         return _sum_parts([m.permanent(inputs) for m in self.models], inputs)
 
+    def fee(self, inputs: CostInputs):
+        parts = [f for f in (m.fee(inputs) for m in self.models) if f is not None]
+        return _sum_parts(parts, inputs) if parts else None
+
     def transient(self, inputs: CostInputs, axis: int = 1) -> TransientParts | None:
         parts = [p for p in (m.transient(inputs, axis) for m in self.models) if p is not None]
         if not parts:
@@ -490,10 +552,13 @@ class CostedPrices(NamedTuple):
     Attributes:
         fill: the order's execution price per bar: ``p_s (1 + side * (shift_s + c_s))``.
         market: the market's price per bar after the order's permanent impact: ``p_s (1 + side * shift_s)``.
+        before_fees: the execution price without the exchange fees ``f_s`` (:meth:`CostModel.fee`): ``fill`` is
+            ``p_s (1 + side * (shift_s + c_s + f_s))``; ``None`` when the model charges no fee (then ``fill``).
     """
 
     fill: Any
     market: Any
+    before_fees: Any = None
 
 
 def _exclusive_cumsum(ops, x, axis: int):
@@ -511,7 +576,8 @@ def cost_adjusted_prices(prices, participation, cost_model: CostModel | None = N
     The permanent moves ``g_s`` of bars ``< s`` shift bar ``s`` (``shift_s = sum_{u<s} g_u``, adverse: up for a
     buy, down for a sell), and so does the decayed impact of their child orders under a model with memory
     (:attr:`TransientParts.inherited`); the order's fills also pay the temporary cost ``c_s`` of their own bar (and
-    the instantaneous part :attr:`TransientParts.own`). A free model
+    the instantaneous part :attr:`TransientParts.own`) and the exchange fee (:meth:`CostModel.fee`, kept apart in
+    :attr:`CostedPrices.before_fees`). A free model
     (:class:`NoCost`) returns ``prices`` unchanged (the same object: every frictionless number is reproduced bit
     for bit).
 
@@ -548,8 +614,12 @@ def cost_adjusted_prices(prices, participation, cost_model: CostModel | None = N
     sign = _cast_like(ops, side, shift)
     market = prices * (1.0 + sign * shift)
     fill = prices * (1.0 + sign * (shift + temporary))
+    fee = cost_model.fee(inputs)
+    before_fees = None
+    if fee is not None:
+        before_fees, fill = fill, prices * (1.0 + sign * (shift + temporary + fee))
     if ops is np and not (np.all(fill > 0) and np.all(market > 0)):
         raise ValueError("execution costs exceed the price (a sell's costs above 100 %): check the cost model's "
                          "coefficients and the order size")
-    return CostedPrices(fill, market)
+    return CostedPrices(fill, market, before_fees)
 

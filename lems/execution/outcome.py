@@ -166,7 +166,7 @@ class Shortfall(NamedTuple):
     """Implementation shortfall against the arrival price and its Perold (1988) decomposition.
 
     All in bps of the order's value at the arrival price, POSITIVE = COST to the trader (both sides):
-    ``total = delay + timing + impact + opportunity``.
+    ``total = delay + timing + impact + fee + opportunity``.
 
     Attributes:
         total_bps: ``side * (phi (P - A) + u (p_end - A)) / A * 1e4``: the paper portfolio (everything at the
@@ -175,10 +175,12 @@ class Shortfall(NamedTuple):
         delay_bps: ``side (p_0 - A) / A``: from the decision price to the first bar's market price.
         timing_bps: ``side phi (P_0 - p_0) / A``: where the schedule traded, at the market's prices ``P_0``
             (achieved price without costs).
-        impact_bps: ``side phi (P - P_0) / A``: the costs (spread, temporary and permanent impact).
+        impact_bps: ``side phi (P_f - P_0) / A``: the costs before fees (spread, temporary, transient and permanent
+            impact), ``P_f`` the achieved price before fees.
         opportunity_bps: ``side u (p_end - p_0) / A``: the market move on what stayed unfilled.
         filled: ``phi``, the fraction of the order filled.
         arrival: the arrival price ``A``.
+        fee_bps: ``side phi (P - P_f) / A``: the exchange fees (:class:`lems.execution.FeeCost`; 0 without).
     """
 
     total_bps: Any
@@ -188,6 +190,7 @@ class Shortfall(NamedTuple):
     opportunity_bps: Any
     filled: Any
     arrival: Any
+    fee_bps: Any = 0.0
 
 
 
@@ -202,7 +205,7 @@ def _filled_price(fills, prices, notional, axis):
 
 
 def implementation_shortfall(fills, prices, fill_prices, market_prices, arrival_price, *, notional=0, side=1,
-                             axis: int = 1) -> Shortfall:
+                             axis: int = 1, fee_free_prices=None) -> Shortfall:
     """Implementation shortfall in bps and its Perold decomposition (see :class:`Shortfall`).
 
     The arrival price is the last price known at the decision for the first bar (the backtest uses the close of
@@ -218,14 +221,17 @@ def implementation_shortfall(fills, prices, fill_prices, market_prices, arrival_
         notional: 1 where the target is notional (harmonic average prices), 0 for quantity.
         side: +1 buy, -1 sell (or "buy"/"sell").
         axis: the step axis.
+        fee_free_prices: the order's execution prices before fees (:attr:`CostedPrices.before_fees`); ``None``:
+            no fee (``fee_bps`` 0).
 
     Returns:
         A :class:`Shortfall`, each field with the step axis reduced.
     """
     side = _side_sign(side)
-    ops = array_namespace(fills, prices, fill_prices, market_prices, arrival_price, notional, side)
+    ops = array_namespace(fills, prices, fill_prices, market_prices, arrival_price, notional, side, fee_free_prices)
     achieved, filled, any_fill = _filled_price(fills, fill_prices, notional, axis)
     frictionless, _, _ = _filled_price(fills, prices, notional, axis)
+    before_fees = achieved if fee_free_prices is None else _filled_price(fills, fee_free_prices, notional, axis)[0]
     horizon = fills.shape[axis]
     moved = ops.moveaxis(market_prices + ops.zeros_like(fills), axis, 0)
     first = ops.expand_dims(moved[0], axis)
@@ -234,14 +240,16 @@ def implementation_shortfall(fills, prices, fill_prices, market_prices, arrival_
     sign = _cast_like(ops, side, achieved) * 1e4 / arrival_price
     achieved = ops.where(any_fill, achieved, first)
     frictionless = ops.where(any_fill, frictionless, first)
+    before_fees = ops.where(any_fill, before_fees, first)
     parts = [
         sign * (filled * (achieved - arrival_price) + unfilled * (last - arrival_price)),
         sign * (first - arrival_price),
         sign * filled * (frictionless - first),
-        sign * filled * (achieved - frictionless),
+        sign * filled * (before_fees - frictionless),
         sign * unfilled * (last - first),
         filled,
         arrival_price,
+        sign * filled * (achieved - before_fees),
     ]
     common = ops.zeros_like(parts[0] + parts[1] + parts[2])
     return Shortfall(*[ops.squeeze(p + common, axis=axis) for p in parts])
@@ -399,7 +407,7 @@ def seed_execution(allocations, y, *, cost_model: CostModel | None = None, order
         outcome = _unfilled_outcome(ops, outcome, ops.squeeze(filled, axis=1) > 0)
     shortfall = implementation_shortfall(fills, prices, costed.fill, costed.market,
                                          _per_order(ops, arrival, allocations), notional=notional,
-                                         side=consts["side"], axis=1)
+                                         side=consts["side"], axis=1, fee_free_prices=costed.before_fees)
     return SeedExecution(outcome, shortfall, fills, unfilled, participation)
 
 

@@ -26,6 +26,7 @@ from lems.execution import (
     ARRIVAL_PRICES,
     TRANSIENT_KERNELS,
     CompositeCost,
+    FeeCost,
     LinearPermanentImpact,
     NoCost,
     SpreadCost,
@@ -93,6 +94,10 @@ class ExecutionConfig(_Section):
         impact_bar_minutes: Bar length the transient impact integrates over [minutes, > 0]; unset = the data's
             ``bar_minutes`` (``resample_minutes`` when set; 60 for the synthetic market). Required for
             ``impact = "transient"`` when the data's bar length is inferred from files.
+        fee_bps: Exchange fee of taker (aggressive) fills [bps of the notional, >= 0] (:class:`lems.execution.FeeCost`),
+            a part of its own in the shortfall (``fee_bps``); 0 = none (crypto venues: about 2 to 10 bps).
+        maker_fee_bps: Exchange fee of maker (passive) fills [bps, finite; negative: a rebate].
+        maker_fraction: Share of each child order filled as maker, in [0, 1]; 0 (default) = all taker.
         permanent_coef: Linear permanent impact [dimensionless, >= 0] (:class:`lems.execution.LinearPermanentImpact`,
             Almgren & Chriss): a bar's trading moves the price of LATER bars by ``coef * sigma * participation``.
         max_participation: Cap on the order's fill in each bar [fraction of the bar's market volume, (0, 1]];
@@ -122,6 +127,9 @@ class ExecutionConfig(_Section):
                                         "exponential: resilience time)")
     impact_beta: float = _f(0.5, "transient impact power-law decay exponent, in (0, 1)")
     impact_bar_minutes: float | None = _f(None, "bar length of the transient impact [minutes]; unset = the data's")
+    fee_bps: float = _f(0.0, "taker exchange fee per unit traded [bps of the notional, >= 0]; 0 = none")
+    maker_fee_bps: float = _f(0.0, "maker exchange fee [bps, negative: a rebate]")
+    maker_fraction: float = _f(0.0, "share of each child order filled as maker, in [0, 1]; 0 = all taker")
     permanent_coef: float = _f(0.0, "linear permanent impact coefficient [dimensionless, >= 0]; shifts later bars")
     max_participation: float | None = _f(None, "cap per bar [fraction of the bar's market volume, (0, 1]]; "
                                                "unset = no cap")
@@ -153,6 +161,14 @@ class ExecutionConfig(_Section):
                 raise ValueError(f"config: {name} must be in [0, inf), got {getattr(self, name)}")
         if not 0 < self.impact_delta <= 1:
             raise ValueError(f"config: impact_delta must be in (0, 1], got {self.impact_delta}")
+        if not (0 <= self.fee_bps < float("inf")):
+            raise ValueError(f"config: fee_bps must be in [0, inf) bps, got {self.fee_bps}")
+        if not abs(self.maker_fee_bps) < float("inf"):
+            raise ValueError(f"config: maker_fee_bps must be a finite number of bps, got {self.maker_fee_bps}")
+        if not 0 <= self.maker_fraction <= 1:
+            raise ValueError(f"config: maker_fraction must be in [0, 1], got {self.maker_fraction}")
+        if (1 - self.maker_fraction) * self.fee_bps + self.maker_fraction * self.maker_fee_bps < 0:
+            raise ValueError("config: the fee per unit is a net rebate: lower maker_fraction or raise maker_fee_bps")
         if self.impact_kernel not in TRANSIENT_KERNELS:
             raise ValueError(f"config: impact_kernel must be one of {TRANSIENT_KERNELS}, got {self.impact_kernel!r}")
         if not (0 < self.resilience_minutes < float("inf")):
@@ -215,6 +231,9 @@ class ExecutionConfig(_Section):
                                          beta=self.impact_beta))
         if self.permanent_coef > 0:
             parts.append(LinearPermanentImpact(coef=self.permanent_coef))
+        fees = FeeCost(taker_bps=self.fee_bps, maker_bps=self.maker_fee_bps, maker_fraction=self.maker_fraction)
+        if not fees.is_free:
+            parts.append(fees)
         if not parts:
             return NoCost()
         return parts[0] if len(parts) == 1 else CompositeCost(tuple(parts))
