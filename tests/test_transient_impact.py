@@ -32,8 +32,10 @@ from lems.training.config import TrainConfig
 INVARIANCE_RTOL = 1e-9
 SIGMA_HOUR = 0.006  # 60 bps over the hour
 RHO = 0.05  # 5 % of the hour's volume
-KERNELS = [dict(kernel="power", resilience_minutes=1.0), dict(kernel="power", resilience_minutes=10.0, beta=0.3),
-           dict(kernel="exponential", resilience_minutes=20.0), dict(kernel="exponential", resilience_minutes=2.0)]
+KERNELS = [{"kernel": "power", "resilience_minutes": 1.0},
+           {"kernel": "power", "resilience_minutes": 10.0, "beta": 0.3},
+           {"kernel": "exponential", "resilience_minutes": 20.0},
+           {"kernel": "exponential", "resilience_minutes": 2.0}]
 
 
 def _hour_cost(model_of, bars: int, rho: float = RHO) -> float:
