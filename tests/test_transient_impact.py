@@ -295,3 +295,33 @@ def test_gradients_flow_through_transient_impact(kernel):
                                   order_participation=0.2, sigma=0.01)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(tensor_value.shortfall.total_bps),
                                numpy_value.shortfall.total_bps, atol=0.05)
+
+
+def test_cost_aware_loss_trains_through_transient_impact():
+    """The cost-aware loss charges the transient impact: the larger the order, the larger the loss; all in one bar
+    costs more than a uniform schedule; the loss serializes with its cost model."""
+    from lems.loss import CostAwareLemLoss, make_lem_loss
+
+    horizon, batch = 6, 8
+    rng = np.random.default_rng(4)
+    y = np.stack([np.full((batch, horizon), 1.0 / horizon), 1.0 + 0.002 * rng.standard_normal((batch, horizon))],
+                 axis=-1)
+    extended = np.concatenate([y, np.broadcast_to([0.004, 2e-4, 1.0], (batch, horizon, 3))], axis=-1)
+    y_t = keras.ops.convert_to_tensor(extended.astype("float32"))
+    uniform = np.full((batch, horizon, horizon + 1, 4, 2), 1.0 / horizon, dtype="float32")
+    front = np.zeros_like(uniform)
+    front[:, 0] = 1.0
+    model = TransientImpact(bar_minutes=5.0)
+
+    def mean_loss(rho, allocations):
+        value = keras.ops.convert_to_numpy(make_lem_loss(model, order_participation=rho).call(
+            y_t, keras.ops.convert_to_tensor(allocations)))
+        assert np.all(np.isfinite(value))
+        return float(np.mean(value))
+
+    for allocations in (front, uniform):
+        losses = [mean_loss(rho, allocations) for rho in (0.0, 0.01, 0.05, 0.2)]
+        assert losses == sorted(losses) and losses[0] < losses[-1]  # the larger the order, the more it costs
+    assert mean_loss(0.2, front) > mean_loss(0.2, uniform)  # all in one bar pays more impact than spread evenly
+    loss = make_lem_loss(model + SpreadCost(1.0), order_participation=0.05)
+    assert CostAwareLemLoss.from_config(loss.get_config()).cost_model == loss.cost_model
