@@ -27,6 +27,7 @@ from lems.execution import (
 )
 from lems.loss import cost_model_from_config, cost_model_to_config
 from lems.training.config import TrainConfig
+from test_costs import _grad as backend_grad
 
 #: Relative tolerance of the 1 / 12 / 60-bar invariance (constant participation rate).
 INVARIANCE_RTOL = 1e-9
@@ -242,25 +243,7 @@ def test_costed_backtest_with_transient_impact():
 # ------------------------------------------------------------------------------------------------
 # Differentiable on every backend
 # ------------------------------------------------------------------------------------------------
-def _grad(fn, x: np.ndarray) -> np.ndarray:
-    backend = keras.backend.backend()
-    tensor = keras.ops.convert_to_tensor(x, "float32")
-    if backend == "jax":
-        import jax
-
-        return np.asarray(jax.grad(fn)(tensor))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        var = tf.Variable(tensor)
-        with tf.GradientTape() as tape:
-            out = fn(var)
-        return tape.gradient(out, var).numpy()
-    if backend == "torch":
-        leaf = tensor.detach().clone().requires_grad_(True)
-        fn(leaf).backward()
-        return leaf.grad.detach().cpu().numpy()
-    pytest.skip(f"no gradient helper for backend {backend}")
+_grad = backend_grad  # the cost tests' one gradient helper (tests/test_costs.py)
 
 
 @pytest.mark.backend
